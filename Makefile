@@ -1,0 +1,36 @@
+# The README's two commands: `make report` (the main job) and `make test` (CI).
+# Both create .venv when it is missing and reinstall only when pyproject.toml changed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fmlp-installed
+RESULTS ?= results
+QUICK ?=
+
+.PHONY: test report bench venv typecheck pytest clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[analyses,dev]'
+	touch $(STAMP)
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q
+
+test: typecheck pytest
+
+report: $(STAMP)
+	$(PY) -m fmlp.data fetch mnist
+	$(PY) -m analyses.main --out $(RESULTS) $(if $(QUICK),--quick,)
+
+bench: $(STAMP)
+	$(PY) -m analyses.benchmark --out $(RESULTS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache

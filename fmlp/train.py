@@ -1,0 +1,279 @@
+"""The training loop as a scan: a step maps ``(state, batch) -> (state, metrics)``, an
+epoch is a scan of steps over shuffled mini-batches, a fit is a scan of epochs.
+
+Randomness is derived, never global: epoch ``e`` of a fit seeded ``seed`` visits the
+samples in the order ``np.random.default_rng((seed, e)).permutation(n)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Generic, Iterable, Iterator, TypeAlias, TypeVar
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+from fmlp.losses import softmax_cross_entropy_grad
+from fmlp.model import _backprop, _hidden, check_inputs, check_labels
+from fmlp.optim import Optimizer, apply_updates, sgd
+from fmlp.params import MLP
+from fmlp.tree import static_field, tree_copy, tree_stack
+from fmlp.types import FloatArray, IntArray, is_int
+
+C = TypeVar("C")
+X = TypeVar("X")
+Y = TypeVar("Y")
+S = TypeVar("S")
+
+Batch: TypeAlias = tuple[FloatArray, IntArray]
+F64: TypeAlias = NDArray[np.float64]
+
+
+def scan(f: Callable[[C, X], tuple[C, Y]], carry: C, xs: Iterable[X]) -> tuple[C, Y]:
+    """Thread ``carry`` through ``f`` over ``xs`` and stack the per-step outputs.
+
+    Like ``jax.lax.scan``: returns the final carry and a tree whose leaves are the
+    outputs' leaves stacked along a new leading axis. ``xs`` must not be empty.
+    """
+    ys: list[Y] = []
+    for x in xs:
+        carry, y = f(carry, x)
+        ys.append(y)
+    if not ys:
+        raise ValueError("scan over an empty sequence: there is nothing to stack")
+    return carry, tree_stack(ys)
+
+
+def _f64(value: float) -> F64:
+    return np.asarray(value, dtype=np.float64)
+
+
+@attrs.frozen(eq=False)
+class TrainState(Generic[S]):
+    """What a training step carries: parameters, optimizer state and the step count."""
+
+    params: MLP
+    opt_state: S
+    step: int = static_field(default=0)
+    diverged: bool = static_field(default=False)
+
+
+@attrs.frozen(eq=False)
+class StepMetrics:
+    """One step's mini-batch loss, accuracy and size (0-d arrays; stacked by ``scan``)."""
+
+    loss: F64
+    accuracy: F64
+    count: F64
+
+
+@attrs.frozen(eq=False)
+class Evaluation:
+    """Mean cross-entropy and accuracy over a dataset."""
+
+    loss: float
+    accuracy: float
+
+
+@attrs.frozen(eq=False)
+class EpochMetrics:
+    """Per-epoch figures (0-d arrays in one epoch; (E,) arrays once stacked by ``fit``).
+
+    train_loss / train_accuracy: measured on the whole training set at the end of the
+    epoch (NaN when ``fit(..., eval_train=False)``). running_loss / running_accuracy:
+    sample-weighted means over the epoch's mini-batches. val_*: on the validation set
+    (NaN without one). diverged: a non-finite loss was met (the fit stops updating).
+    """
+
+    train_loss: F64
+    train_accuracy: F64
+    running_loss: F64
+    running_accuracy: F64
+    val_loss: F64
+    val_accuracy: F64
+    diverged: NDArray[np.bool_]
+    seconds: F64
+
+
+def init_state(params: MLP, optimizer: Optimizer[S]) -> TrainState[S]:
+    """The state before the first step."""
+    return TrainState(params=params, opt_state=optimizer.init(params), step=0)
+
+
+def make_step(
+    optimizer: Optimizer[S], *, donate: bool = False
+) -> Callable[[TrainState[S], Batch], tuple[TrainState[S], StepMetrics]]:
+    """A training step ``(state, (x, y)) -> (state, StepMetrics)`` for ``optimizer``.
+
+    The batch is not validated (validate the dataset once, as ``fit`` does). With
+    ``donate=True`` the step writes the new parameters into the old ones' buffers
+    (like JAX's buffer donation): only for loops that own a private copy, as ``fit``.
+    A non-finite loss leaves the parameters unchanged and marks the state diverged.
+    """
+
+    def step(state: TrainState[S], batch: Batch) -> tuple[TrainState[S], StepMetrics]:
+        x, y = batch
+        n = x.shape[0]
+        if state.diverged:
+            nan = _f64(math.nan)
+            return state, StepMetrics(loss=nan, accuracy=nan, count=_f64(n))
+        acts, z = _hidden(state.params, x)
+        correct = int(np.count_nonzero(z.argmax(axis=1) == y))
+        value, dz = softmax_cross_entropy_grad(z, y, donate=True)
+        metrics = StepMetrics(loss=_f64(value), accuracy=_f64(correct / n), count=_f64(n))
+        if not math.isfinite(value):
+            return attrs.evolve(state, diverged=True), metrics
+        grads = _backprop(state.params, acts, dz)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = apply_updates(state.params, updates, donate=donate)
+        return TrainState(params=params, opt_state=opt_state, step=state.step + 1), metrics
+
+    return step
+
+
+def sgd_step(state: TrainState[Any], batch: Batch, *, lr: float) -> tuple[TrainState[Any], StepMetrics]:
+    """One plain SGD step on a validated batch: params - lr * grad. Pure."""
+    return make_step(sgd(lr))(state, batch)
+
+
+def batches(
+    x: FloatArray, y: IntArray, batch_size: int, *, order: IntArray | None = None
+) -> Iterator[Batch]:
+    """Mini-batches of ``batch_size`` rows in ``order`` (default: as stored); the last
+    batch holds the remaining rows when ``batch_size`` does not divide N."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    n = x.shape[0]
+    for start in range(0, n, batch_size):
+        if order is None:
+            yield x[start : start + batch_size], y[start : start + batch_size]
+        else:
+            idx = order[start : start + batch_size]
+            yield x[idx], y[idx]
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> IntArray:
+    """The sample order of epoch ``epoch``: a permutation derived from ``(seed, epoch)``."""
+    return np.random.default_rng((seed, epoch)).permutation(n)
+
+
+def train_epoch(
+    state: TrainState[S],
+    x: FloatArray,
+    y: IntArray,
+    *,
+    optimizer: Optimizer[S],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool = True,
+    donate: bool = False,
+) -> tuple[TrainState[S], StepMetrics]:
+    """One pass over (x, y) in mini-batches: a scan of steps. Returns the new state and
+    the stacked per-step metrics. Inputs are validated once here."""
+    x = check_inputs(state.params, x)
+    y = check_labels(y, x.shape[0], state.params.sizes[-1])
+    order = epoch_order(x.shape[0], seed, epoch) if shuffle else None
+    if not donate:
+        state = attrs.evolve(state, params=tree_copy(state.params))
+    step = make_step(optimizer, donate=True)
+    return scan(step, state, batches(x, y, batch_size, order=order))
+
+
+def _evaluate_unchecked(params: MLP, x: FloatArray, y: IntArray, chunk: int) -> Evaluation:
+    total_loss = 0.0
+    correct = 0
+    for start in range(0, x.shape[0], chunk):
+        xb, yb = x[start : start + chunk], y[start : start + chunk]
+        _, z = _hidden(params, xb)
+        correct += int(np.count_nonzero(z.argmax(axis=1) == yb))
+        shifted = z - z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(shifted).sum(axis=1))
+        total_loss += float(np.sum(lse.astype(np.float64) - shifted[np.arange(len(yb)), yb]))
+    n = x.shape[0]
+    return Evaluation(loss=total_loss / n, accuracy=correct / n)
+
+
+def evaluate(params: MLP, x: FloatArray, y: IntArray, *, chunk: int = 2048) -> Evaluation:
+    """Mean cross-entropy and accuracy of ``params`` on (x, y), in chunks of ``chunk``
+    rows so memory stays bounded whatever N is."""
+    if chunk <= 0:
+        raise ValueError(f"chunk must be a positive integer, got {chunk}")
+    x = check_inputs(params, x)
+    y = check_labels(y, x.shape[0], params.sizes[-1])
+    return _evaluate_unchecked(params, x, y, chunk)
+
+
+EpochCallback: TypeAlias = Callable[[int, EpochMetrics], None]
+
+
+def fit(
+    params: MLP,
+    x: FloatArray,
+    y: IntArray,
+    *,
+    epochs: int,
+    batch_size: int,
+    optimizer: Optimizer[S] | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    validation: tuple[FloatArray, IntArray] | None = None,
+    eval_train: bool = True,
+    shuffle: bool = True,
+    callback: EpochCallback | None = None,
+) -> tuple[TrainState[Any], EpochMetrics]:
+    """Train ``params`` for ``epochs`` epochs of mini-batch steps: a scan of epochs.
+
+    Give either ``optimizer`` or ``lr`` (plain SGD). Returns the final TrainState and
+    the EpochMetrics stacked over epochs, fields of shape (epochs,). ``params`` is not
+    modified. A run whose loss becomes non-finite is not an error: its metrics say
+    ``diverged`` from that epoch on, with NaN losses, and its parameters stop changing.
+    ``callback(epoch, metrics)`` is called after each epoch (for progress bars).
+    """
+    if (optimizer is None) == (lr is None):
+        raise ValueError("fit needs exactly one of optimizer= or lr= (plain SGD)")
+    opt: Optimizer[Any] = sgd(lr) if optimizer is None else optimizer  # type: ignore[arg-type]  # lr is set when optimizer is None
+    if not is_int(epochs) or epochs <= 0:
+        raise ValueError(f"epochs must be a positive integer, got {epochs}")
+    if not is_int(batch_size) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    x = check_inputs(params, x)
+    y = check_labels(y, x.shape[0], params.sizes[-1])
+    if validation is not None:
+        xv = check_inputs(params, validation[0])
+        yv = check_labels(validation[1], xv.shape[0], params.sizes[-1])
+    nan = _f64(math.nan)
+
+    def run_epoch(state: TrainState[Any], epoch: int) -> tuple[TrainState[Any], EpochMetrics]:
+        start = time.perf_counter()
+        state, steps = train_epoch(
+            state, x, y, optimizer=opt, batch_size=batch_size, seed=seed, epoch=epoch,
+            shuffle=shuffle, donate=True,
+        )
+        weights = steps.count / steps.count.sum()
+        diverged = state.diverged
+        running_loss = _f64(float(np.sum(steps.loss * weights))) if not diverged else nan
+        running_acc = _f64(float(np.sum(steps.accuracy * weights))) if not diverged else nan
+        train_eval = val_eval = None
+        if not diverged and eval_train:
+            train_eval = _evaluate_unchecked(state.params, x, y, 2048)
+        if not diverged and validation is not None:
+            val_eval = _evaluate_unchecked(state.params, xv, yv, 2048)
+        metrics = EpochMetrics(
+            train_loss=_f64(train_eval.loss) if train_eval else nan,
+            train_accuracy=_f64(train_eval.accuracy) if train_eval else nan,
+            running_loss=running_loss,
+            running_accuracy=running_acc,
+            val_loss=_f64(val_eval.loss) if val_eval else nan,
+            val_accuracy=_f64(val_eval.accuracy) if val_eval else nan,
+            diverged=np.asarray(diverged),
+            seconds=_f64(time.perf_counter() - start),
+        )
+        if callback is not None:
+            callback(epoch, metrics)
+        return state, metrics
+
+    state0: TrainState[Any] = init_state(tree_copy(params), opt)
+    return scan(run_epoch, state0, range(epochs))
