@@ -42,10 +42,15 @@ def load(path: str | os.PathLike[str]) -> MLP:
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            n = sum(1 for k in z.files if k.startswith("w"))
-            layers = tuple(Dense(w=z[f"w{i}"], b=z[f"b{i}"]) for i in range(n))
-            activation = check_activation(str(z["activation"]))
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError) as exc:
+        # our own file handle: np.load leaks its handle when the content is not an archive
+        with open(path, "rb") as fh:
+            z = np.load(fh, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with z:
+                n = sum(1 for k in z.files if k.startswith("w"))
+                layers = tuple(Dense(w=z[f"w{i}"], b=z[f"b{i}"]) for i in range(n))
+                activation = check_activation(str(z["activation"]))
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError) as exc:
         raise ValueError(f"corrupt checkpoint {path}: {exc}; delete it and train again") from exc
     return MLP(layers=layers, activation=activation)
