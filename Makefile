@@ -7,7 +7,7 @@ STAMP := $(VENV)/.fmlp-installed
 RESULTS ?= results
 QUICK ?=
 
-.PHONY: test report bench venv typecheck pytest clean
+.PHONY: test report bench venv typecheck data pytest clean
 
 venv: $(STAMP)
 
@@ -20,10 +20,14 @@ $(STAMP): pyproject.toml
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
+# The tests that need the real MNIST skip themselves when it cannot be fetched.
+data: $(STAMP)
+	$(PY) -m fmlp.data fetch mnist --no-progress || echo "warning: MNIST could not be fetched; the tests that need it will be skipped" >&2
+
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-test: typecheck pytest
+test: typecheck data pytest
 
 report: $(STAMP)
 	$(PY) -m fmlp.data fetch mnist

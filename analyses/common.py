@@ -69,7 +69,7 @@ class StudyData:
 def load_study_data(name: str = "mnist", *, quick: bool = False, dtype: Any = np.float64) -> StudyData:
     """MNIST (or another dataset fmlp.data knows) as StudyData; ``quick`` keeps the first
     600 training and 200 validation/test samples."""
-    from fmlp import data as fdata
+    import fmlp.data as fdata
 
     ds = fdata.load(name, dtype=dtype)
     out = StudyData(
