@@ -94,19 +94,31 @@ def _hidden(params: MLP, x: FloatArray) -> tuple[list[FloatArray], FloatArray]:
     return acts, logits
 
 
-def _backprop(params: MLP, acts: list[FloatArray] | tuple[FloatArray, ...], dlogits: FloatArray) -> MLP:
+def _backprop(
+    params: MLP,
+    acts: list[FloatArray] | tuple[FloatArray, ...],
+    dlogits: FloatArray,
+    *,
+    trace: list[FloatArray] | None = None,
+) -> MLP:
     """Gradients of every layer from the cached activations and dL/dz_L.
 
-    ``dlogits`` (N, C) may be overwritten.
+    ``dlogits`` (N, C) may be overwritten. A ``trace`` list receives the per-row
+    gradients met on the way down: dz_L, da_{L-1}, dz_{L-1}, ..., da_1, dz_1 (the
+    template class reports them; the training loop passes no trace and pays nothing).
     """
     act = get_activation(params.activation)
     grads: list[Dense] = []
     g = dlogits
     for l in range(len(params.layers) - 1, -1, -1):
         a_prev = acts[l]
+        if trace is not None:
+            trace.append(g)
         grads.append(Dense(w=a_prev.T @ g, b=g.sum(axis=0)))
         if l:
             g = g @ params.layers[l].w.T
+            if trace is not None:
+                trace.append(g.copy())
             if params.activation == "relu":
                 np.multiply(g, a_prev > 0, out=g)
             else:
