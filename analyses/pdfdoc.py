@@ -58,7 +58,7 @@ class Document:
 
     # -- content ---------------------------------------------------------------
     def heading(self, s: str, level: int = 1) -> None:
-        size = {0: 20.0, 1: 15.0, 2: 12.0}.get(level, 11.0)
+        size = {0: 18.0, 1: 15.0, 2: 12.0}.get(level, 11.0)
         self._need(size * 2.6 * LINE + 0.6)  # keep a heading with what follows
         self._y += size * 0.6 * LINE
         self._text(s, size, weight="bold")
