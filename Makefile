@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fmlp-installed
-RESULTS ?= results
 QUICK ?=
+RESULTS ?= $(if $(QUICK),results-quick,results)
 
 .PHONY: test report bench venv typecheck data pytest clean
 
