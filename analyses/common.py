@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import json
 import math
 import os
@@ -277,11 +278,9 @@ def machine_info() -> dict[str, Any]:
         "blas": blas_info(),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
     }
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-    except ImportError:
+    try:  # the installed version, without paying for importing torch
+        info["torch"] = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
         info["torch"] = None
     return info
 
