@@ -8,6 +8,7 @@ rebuilds the report. Wall times of this invocation go to ``<out>/main/timings.js
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,12 +42,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quiet:
         common.append("--quiet")
     timings: dict[str, float] = {}
+    cores = os.cpu_count() or 1
     for name, study_main in STUDIES:
         if args.only and name not in args.only:
             continue
         print(f"== {name}", file=sys.stderr, flush=True)
+        extra: list[str] = []
+        if name == "hparam_search" and cores > 1 and not args.quick:
+            # one single-threaded run per core: the same bits as sequential, all cores busy
+            extra = ["--executor", "process", "--workers", str(cores)]
         start = time.perf_counter()
-        code = study_main(common)
+        code = study_main(common + extra)
         timings[name] = round(time.perf_counter() - start, 3)
         if code:
             print(f"{name} failed with exit code {code}", file=sys.stderr)
