@@ -12,7 +12,7 @@ import attrs
 import numpy as np
 
 from fmlp.params import MLP
-from fmlp.tree import static_field, tree_map, tree_zeros_like
+from fmlp.tree import static_field, tree_leaves, tree_map, tree_zeros_like
 
 S = TypeVar("S")
 
@@ -22,11 +22,18 @@ Schedule: TypeAlias = Callable[[int], float]
 
 @attrs.frozen
 class Optimizer(Generic[S]):
-    """A pair of pure functions: ``init(params) -> state``, ``update(grads, state, params)``."""
+    """A pair of pure functions: ``init(params) -> state``, ``update(grads, state, params)``.
+
+    ``update_into`` is an optional fast path for training loops whose gradients are
+    their own scratch: the same result as ``update``, bit for bit, but written into
+    the buffers of ``grads`` (which it returns) instead of new arrays. It never
+    modifies ``state`` or ``params``. Without it, loops call ``update``.
+    """
 
     init: Callable[[MLP], S]
     update: Callable[[MLP, S, MLP], tuple[MLP, S]]
     name: str = "optimizer"
+    update_into: Callable[[MLP, S, MLP], tuple[MLP, S]] | None = None
 
 
 @attrs.frozen(eq=False)
@@ -64,7 +71,13 @@ def sgd(lr: float | Schedule) -> Optimizer[SgdState]:
         rate = schedule(state.count)
         return tree_map(lambda g: g * g.dtype.type(-rate), grads), SgdState(count=state.count + 1)
 
-    return Optimizer(init=init, update=update, name=f"sgd(lr={lr})")
+    def update_into(grads: MLP, state: SgdState, params: MLP) -> tuple[MLP, SgdState]:
+        rate = schedule(state.count)
+        for g in tree_leaves(grads):
+            np.multiply(g, g.dtype.type(-rate), out=g)
+        return grads, SgdState(count=state.count + 1)
+
+    return Optimizer(init=init, update=update, name=f"sgd(lr={lr})", update_into=update_into)
 
 
 def momentum(lr: float | Schedule, beta: float = 0.9, *, nesterov: bool = False) -> Optimizer[MomentumState]:
@@ -86,15 +99,28 @@ def momentum(lr: float | Schedule, beta: float = 0.9, *, nesterov: bool = False)
             step = tree_map(lambda v: v * v.dtype.type(-rate), velocity)
         return step, MomentumState(velocity=velocity, count=state.count + 1)
 
+    def update_into(grads: MLP, state: MomentumState, params: MLP) -> tuple[MLP, MomentumState]:
+        rate = schedule(state.count)
+        velocity = tree_map(lambda v, g: v * v.dtype.type(beta) + g, state.velocity, grads)
+        for v, g in zip(tree_leaves(velocity), tree_leaves(grads), strict=True):
+            if nesterov:
+                g += v * v.dtype.type(beta)
+                g *= g.dtype.type(-rate)
+            else:
+                np.multiply(v, v.dtype.type(-rate), out=g)
+        return grads, MomentumState(velocity=velocity, count=state.count + 1)
+
     name = f"{'nesterov' if nesterov else 'momentum'}(lr={lr}, beta={beta})"
-    return Optimizer(init=init, update=update, name=name)
+    return Optimizer(init=init, update=update, name=name, update_into=update_into)
 
 
 def apply_updates(params: MLP, updates: MLP, *, donate: bool = False) -> MLP:
     """params + updates, leaf-wise. With ``donate=True`` the sum is written into the
     parameters' own buffers, so the caller must not use ``params`` afterwards."""
     if donate:
-        return tree_map(lambda p, u: np.add(p, u, out=p), params, updates)
+        for p, u in zip(tree_leaves(params), tree_leaves(updates), strict=True):
+            np.add(p, u, out=p)
+        return params
     return tree_map(np.add, params, updates)
 
 

@@ -126,7 +126,10 @@ def make_step(
         if not math.isfinite(value):
             return attrs.evolve(state, diverged=True), metrics
         grads = _backprop(state.params, acts, dz)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        # grads were made by this step and are seen by no one else: an optimizer that
+        # can write its updates into them (bit-identical to update) saves a new tree.
+        update = optimizer.update if optimizer.update_into is None else optimizer.update_into
+        updates, opt_state = update(grads, state.opt_state, state.params)
         params = apply_updates(state.params, updates, donate=donate)
         return TrainState(params=params, opt_state=opt_state, step=state.step + 1), metrics
 
@@ -175,11 +178,31 @@ def train_epoch(
     the stacked per-step metrics. Inputs are validated once here."""
     x = check_inputs(state.params, x)
     y = check_labels(y, x.shape[0], state.params.sizes[-1])
+    return _train_epoch_unchecked(
+        state, x, y, optimizer=optimizer, batch_size=batch_size, seed=seed, epoch=epoch,
+        shuffle=shuffle, donate=donate,
+    )
+
+
+def _train_epoch_unchecked(
+    state: TrainState[S],
+    x: FloatArray,
+    y: IntArray,
+    *,
+    optimizer: Optimizer[S],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+    donate: bool,
+) -> tuple[TrainState[S], StepMetrics]:
+    """``train_epoch`` without validation, for ``fit``, which validated (x, y) once."""
     order = epoch_order(x.shape[0], seed, epoch) if shuffle else None
     if not donate:
         state = attrs.evolve(state, params=tree_copy(state.params))
     step = make_step(optimizer, donate=True)
-    return scan(step, state, batches(x, y, batch_size, order=order))
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
+        return scan(step, state, batches(x, y, batch_size, order=order))
 
 
 def _evaluate_unchecked(params: MLP, x: FloatArray, y: IntArray, chunk: int) -> Evaluation:
@@ -223,6 +246,7 @@ def fit(
     eval_train: bool = True,
     shuffle: bool = True,
     callback: EpochCallback | None = None,
+    params_callback: Callable[[int, MLP], None] | None = None,
 ) -> tuple[TrainState[Any], EpochMetrics]:
     """Train ``params`` for ``epochs`` epochs of mini-batch steps: a scan of epochs.
 
@@ -230,7 +254,9 @@ def fit(
     the EpochMetrics stacked over epochs, fields of shape (epochs,). ``params`` is not
     modified. A run whose loss becomes non-finite is not an error: its metrics say
     ``diverged`` from that epoch on, with NaN losses, and its parameters stop changing.
-    ``callback(epoch, metrics)`` is called after each epoch (for progress bars).
+    ``callback(epoch, metrics)`` is called after each epoch (for progress bars);
+    ``params_callback(epoch, params)`` after it, with a copy of the epoch's final
+    parameters (for diagnostics that need the model itself).
     """
     if (optimizer is None) == (lr is None):
         raise ValueError("fit needs exactly one of optimizer= or lr= (plain SGD)")
@@ -248,7 +274,7 @@ def fit(
 
     def run_epoch(state: TrainState[Any], epoch: int) -> tuple[TrainState[Any], EpochMetrics]:
         start = time.perf_counter()
-        state, steps = train_epoch(
+        state, steps = _train_epoch_unchecked(
             state, x, y, optimizer=opt, batch_size=batch_size, seed=seed, epoch=epoch,
             shuffle=shuffle, donate=True,
         )
@@ -273,7 +299,10 @@ def fit(
         )
         if callback is not None:
             callback(epoch, metrics)
+        if params_callback is not None:
+            params_callback(epoch, tree_copy(state.params))
         return state, metrics
 
     state0: TrainState[Any] = init_state(tree_copy(params), opt)
-    return scan(run_epoch, state0, range(epochs))
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
+        return scan(run_epoch, state0, range(epochs))
