@@ -180,8 +180,20 @@ class ResultStore:
         result = record.get("result")
         return result if isinstance(result, dict) else None
 
-    def put(self, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
-        atomic_write_json(self.path(config), {"config": dict(config), "result": dict(result)})
+    def put(self, config: Mapping[str, Any], result: Mapping[str, Any], *, seconds: float | None = None) -> None:
+        record: dict[str, Any] = {"config": dict(config), "result": dict(result)}
+        if seconds is not None:
+            record["seconds"] = seconds
+        atomic_write_json(self.path(config), record)
+
+    def seconds(self, config: Mapping[str, Any]) -> float:
+        """How long ``config``'s stored run took to compute (0 when not recorded)."""
+        try:
+            record = read_json(self.path(config))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return 0.0
+        value = record.get("seconds") if isinstance(record, dict) else None
+        return float(value) if isinstance(value, (int, float)) else 0.0
 
     def run(
         self, config: Mapping[str, Any], compute: Callable[[], Mapping[str, Any]]
@@ -191,8 +203,9 @@ class ResultStore:
         cached = self.get(config)
         if cached is not None:
             return cached, False
+        start = time.perf_counter()
         result = dict(to_jsonable(dict(compute())))
-        self.put(config, result)
+        self.put(config, result, seconds=time.perf_counter() - start)
         return result, True
 
     def write_summary(self, summary: Mapping[str, Any]) -> Path:

@@ -641,19 +641,18 @@ def run(
             "dataset": data.name, "dataset_sizes": data.sizes, "data_digest": data_digest(data),
             "sample_index": sample_index, "layer": opts.layer, "p": p,
         }
-        third, _ = store.run({**base, "kind": "third_derivative", "h": opts.third_h},
-                             lambda: third_derivatives(params64, x64, y, opts))
+        run_configs: list[dict[str, Any]] = [{**base, "kind": "third_derivative", "h": opts.third_h}]
+        third, _ = store.run(run_configs[0], lambda: third_derivatives(params64, x64, y, opts))
         curves: dict[str, Any] = {}
         noises: dict[str, Any] = {}
         for dtype in opts.dtypes:
             dt = str(np.dtype(dtype))
-            curve, _ = store.run({**base, "kind": "fd", "dtype": dt, "ns": list(opts.ns)},
-                                 lambda: fd_curve(params64, x64, y, opts, dt, quiet=quiet))
-            noise, _ = store.run(
-                {**base, "kind": "loss_noise", "dtype": dt, "width": opts.noise_width,
-                 "width_max": opts.noise_width_max, "points": opts.noise_points},
-                lambda: loss_noise(params64, x64, y, opts, dt),
-            )
+            fd_config = {**base, "kind": "fd", "dtype": dt, "ns": list(opts.ns)}
+            curve, _ = store.run(fd_config, lambda: fd_curve(params64, x64, y, opts, dt, quiet=quiet))
+            noise_config = {**base, "kind": "loss_noise", "dtype": dt, "width": opts.noise_width,
+                            "width_max": opts.noise_width_max, "points": opts.noise_points}
+            noise, _ = store.run(noise_config, lambda: loss_noise(params64, x64, y, opts, dt))
+            run_configs += [fd_config, noise_config]
             curves[dt] = curve
             noises[dt] = noise
         head = "float64" if "float64" in curves else next(iter(curves))
@@ -705,6 +704,8 @@ def run(
         written = plot(summary, store.folder)
     summary["figures"] = [f.name for f in written]
     summary["wall_seconds"] = timer.seconds
+    # stable across resumed invocations: the stored runs' own compute times
+    summary["runs_wall_seconds"] = sum(store.seconds(c) for c in run_configs)
     summary["machine"] = machine_info()
     store.write_summary(summary)
     return summary

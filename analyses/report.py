@@ -498,8 +498,7 @@ def compute_seconds(ss: Mapping[str, Summary]) -> dict[str, float]:
     across resumed invocations, unlike an invocation's wall time)."""
     init = sum(float(r["wall_seconds"]) for r in ss["init_study"]["runs"].values())
     hp = float(ss["hparam_search"]["wall_seconds"]["runs_total"])
-    gc_wall = ss["gradcheck_study"]["wall_seconds"]
-    gc = float(gc_wall["total"] if isinstance(gc_wall, Mapping) else gc_wall)
+    gc = float(ss["gradcheck_study"].get("runs_wall_seconds", 0.0))
     cnn_t = ss["cnn_study"]["train_seconds_total"]
     cnn = float(cnn_t["cnn"]) + float(cnn_t["mlp"])
     return {"initialization": init, "hyper-parameter search": hp, "finite differences": gc, "CNN": cnn}
