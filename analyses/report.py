@@ -153,10 +153,20 @@ def init_comments(s: Summary) -> list[str]:
                 "confidently wrong.")
         if n["nonfinite"]["first_diverged_epoch"] is not None:
             text += f" The run diverged (non-finite loss) at epoch {n['nonfinite']['first_diverged_epoch']}."
-        elif "glorot" in runs and finals.get("normal") is not None and finals.get("glorot") is not None:
-            ratio = finals["normal"] / finals["glorot"]  # type: ignore[operator]  # both checked above
-            text += (f" It learns, but after {s['settings']['epochs']} epochs its training loss is "
-                     f"{num(ratio, 3)} times Glorot's.")
+        elif "glorot" in runs:
+            nt, gt = finals.get("normal"), finals.get("glorot")
+            nv = last_finite(n["curves"]["val_loss"])
+            gv = last_finite(runs["glorot"]["curves"]["val_loss"])
+            if nt is not None and gt is not None and nv is not None and gv is not None:
+                text += (f" After {s['settings']['epochs']} epochs its training loss is {num(nt)} against Glorot's "
+                         f"{num(gt)}, and its validation loss {num(nv)} against {num(gv)}")
+                if nt < gt and nv > gv:
+                    text += (": it fits the training set, yet its large weights keep the few mistakes on unseen "
+                             "data extremely confident, so it generalizes worse.")
+                elif nt > gt:
+                    text += ": it is still behind Glorot."
+                else:
+                    text += "."
         notes.append(text)
     if "glorot" in runs:
         g = runs["glorot"]
@@ -229,13 +239,16 @@ def gradcheck_comments(s: Summary) -> list[str]:
         f"to its minimum {sci(best_d)} at N = {best_n}."
     )
     crossing = model["by_dtype"][head].get("crossing_N")
-    small = [(n, d) for n, d in zip(ns, diffs) if crossing is None or n <= crossing]
-    slope = loglog_slope([n for n, _ in small[:6]], [d for _, d in small[:6]])
+    smooth = [(n, d) for n, d, k in zip(ns, diffs, curve["n_kinks"])
+              if not k and (crossing is None or n <= crossing)]
+    slope = loglog_slope([n for n, _ in smooth], [d for _, d in smooth])
     if slope is not None:
+        near = "close to" if abs(slope + 2) < 0.5 else "not close to"
         notes.append(
-            f"Over the small-N end the error falls with a log-log slope of {slope:.2f} against N: the central "
-            "difference's truncation error is proportional to eps^2 = 1/N^2 (a slope of -2), with the constant "
-            f"|L'''|/6 = {sci(model['truncation_coef'])} estimated independently by a five-point stencil."
+            f"Where no ReLU kink is crossed and N is below the crossing, the error falls with a log-log slope of "
+            f"{slope:.2f} against N ({len(smooth)} points), {near} the -2 of the central difference's truncation "
+            f"error, proportional to eps^2 = 1/N^2; the constant |L'''|/6 = {sci(model['truncation_coef'])} comes "
+            "from the third derivative, estimated independently."
         )
     if crossing is not None:
         if best_n == ns[-1]:
@@ -256,7 +269,14 @@ def gradcheck_comments(s: Summary) -> list[str]:
     for dt in other:
         c = s["curves"][dt]
         fin = [(d, n) for n, d in zip(c["N"], c["max_abs_diff"]) if d is not None and math.isfinite(d)]
-        if fin:
+        if all(v == 0 for row in c["fd"] for v in row):
+            notes.append(
+                f"In {dt} every central difference is exactly 0 at every N: L(theta + eps) and L(theta - eps) round "
+                f"to the same {dt} number (machine epsilon {sci(model['by_dtype'][dt]['machine_eps'])}), so the "
+                f"error equals the gradient itself, {sci(c['max_abs_diff'][0])}; the loss is too small for {dt} to "
+                "resolve its changes."
+            )
+        elif fin:
             d32, n32 = min(fin)
             notes.append(
                 f"In {dt} the minimum is {sci(d32)} at N = {n32} (machine epsilon "
