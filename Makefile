@@ -33,8 +33,10 @@ report: $(STAMP)
 	$(PY) -m fmlp.data fetch mnist
 	$(PY) -m analyses.main --out $(RESULTS) $(if $(QUICK),--quick,)
 
+# JAX is only needed here: the bench extra is installed on demand.
 bench: $(STAMP)
-	$(PY) -m analyses.benchmark --out $(RESULTS)
+	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster,bench]'
+	$(PY) -m analyses.benchmark --out $(RESULTS) --both
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache

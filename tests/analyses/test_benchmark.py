@@ -1,0 +1,357 @@
+"""The benchmark (analyses/benchmark.py): its FLOP count, its reference loops against
+fmlp, its OpenBLAS child settings, and a ``--quick`` smoke run of the whole command.
+
+Also the fast paths of fmlp's training hot path that the benchmark drove: an
+optimizer's ``update_into`` and ``apply_updates(donate=True)`` must give the same
+numbers, bit for bit, as the pure ``update`` and ``apply_updates``, and must never be
+visible to a caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+import fmlp
+from analyses import benchmark as bm
+from analyses.common import synthetic_data
+from fmlp.optim import Optimizer, apply_updates, momentum, sgd
+from fmlp.train import epoch_order, init_state, make_step, train_epoch
+from fmlp.tree import tree_copy, tree_leaves
+
+SMALL = (20, 16, 12, 10)
+
+
+def small_data(n: int, dtype: Any, seed: int = 0) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, SMALL[0])).astype(dtype)
+    y = rng.integers(0, SMALL[-1], n)
+    return x, y
+
+
+def leaves_equal(a: fmlp.MLP, b: fmlp.MLP) -> bool:
+    return all(np.array_equal(p, q) for p, q in zip(tree_leaves(a), tree_leaves(b), strict=True))
+
+
+# ------------------------------------------------------------------------ FLOPs
+
+
+def test_step_has_the_eight_products_of_a_three_layer_step() -> None:
+    gemms = bm.step_gemms(bm.SIZES, 128)
+    assert len(gemms) == 8
+    assert [g.name for g in gemms] == [
+        "a0@W1", "a1@W2", "a2@W3", "a0^T@dz1", "a1^T@dz2", "a2^T@dz3", "dz2@W2^T", "dz3@W3^T",
+    ]
+    per_layer = 784 * 512 + 512 * 512 + 512 * 10
+    assert bm.step_flops(bm.SIZES, 128) == 2 * 128 * (2 * per_layer + 512 * 512 + 512 * 10)
+
+
+def test_epoch_flops_count_the_last_partial_batch() -> None:
+    assert bm.batch_sizes_of_epoch(300, 128) == [128, 128, 44]
+    assert bm.epoch_flops(SMALL, 300, 128) == 2 * bm.step_flops(SMALL, 128) + bm.step_flops(SMALL, 44)
+    assert bm.epoch_flops(SMALL, 256, 128) == 2 * bm.step_flops(SMALL, 128)
+
+
+def test_describe_and_ratios() -> None:
+    d = bm.describe([1.0, 2.0, 4.0])
+    assert d["median"] == 2.0 and d["min"] == 1.0 and d["max"] == 4.0
+    assert d["spread"] == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="at least one"):
+        bm.describe([])
+    fw = {"fmlp": {"seconds": [1.0, 2.0], "median": 1.5, "min": 1.0, "cpu_median": 1.0},
+          "torch": {"seconds": [2.0, 2.0], "median": 2.0, "min": 2.0, "cpu_median": 4.0},
+          "jax": {"skipped": True}}
+    r = bm.ratios(fw)
+    assert r["fmlp/torch"] == {"of_medians": 0.75, "paired_median": 0.75, "of_mins": 0.5, "cpu_of_medians": 0.25}
+    assert r["fmlp/jax"] is None and r["fmlp/reference"] is None
+
+
+# -------------------------------------------------------- fast paths of fmlp's core
+
+
+OPTIMIZERS: dict[str, Callable[[], Optimizer[Any]]] = {
+    "sgd": lambda: sgd(0.05),
+    "momentum": lambda: momentum(0.05, 0.9),
+    "nesterov": lambda: momentum(0.05, 0.9, nesterov=True),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_update_into_is_bit_identical_to_update_and_leaves_state_alone(name: str, dtype: Any) -> None:
+    opt: Optimizer[Any] = OPTIMIZERS[name]()
+    assert opt.update_into is not None
+    params = fmlp.init(SMALL, seed=1, dtype=dtype)
+    x, y = small_data(50, dtype)
+    state = opt.init(params)
+    for _ in range(3):  # a non-zero velocity from the second step on
+        _, grads = fmlp.grad(params, x, y)
+        want, want_state = opt.update(grads, state, params)
+        scratch = tree_copy(grads)
+        state_before = tree_copy(state)
+        got, got_state = opt.update_into(scratch, state, params)
+        assert got is scratch  # written into the gradients' buffers
+        assert leaves_equal(got, want)
+        assert all(g.dtype == dtype for g in tree_leaves(got))
+        assert leaves_equal(got_state, want_state) and got_state.count == want_state.count
+        assert leaves_equal(state, state_before)  # the old state is not modified
+        params = apply_updates(params, want)
+        state = want_state
+
+
+def test_apply_updates_donate_writes_in_place_and_matches_the_pure_sum() -> None:
+    params = fmlp.init(SMALL, seed=2, dtype=np.float32)
+    _, grads = fmlp.grad(params, *small_data(30, np.float32))
+    want = apply_updates(params, grads)
+    own = tree_copy(params)
+    buffers = [p for p in tree_leaves(own)]
+    got = apply_updates(own, grads, donate=True)
+    assert leaves_equal(got, want)
+    assert all(a is b for a, b in zip(tree_leaves(got), buffers))
+    with pytest.raises(ValueError):
+        apply_updates(tree_copy(params), fmlp.MLP(layers=grads.layers[:2]), donate=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_training_step_equals_the_pure_composition_bit_for_bit(name: str, dtype: Any) -> None:
+    """make_step (which uses update_into and donation) against grad -> update ->
+    apply_updates, over an epoch whose last batch is partial (50 = 16 + 16 + 16 + 2)."""
+    opt: Optimizer[Any] = OPTIMIZERS[name]()
+    params = fmlp.init(SMALL, seed=3, dtype=dtype)
+    x, y = small_data(50, dtype)
+    order = epoch_order(50, 7, 0)
+    state, _ = train_epoch(init_state(params, opt), x, y, optimizer=opt, batch_size=16, seed=7, epoch=0)
+    p, s = params, opt.init(params)
+    for start in range(0, 50, 16):
+        idx = order[start : start + 16]
+        _, g = fmlp.grad(p, x[idx], y[idx])
+        u, s = opt.update(g, s, p)
+        p = apply_updates(p, u)
+    assert leaves_equal(state.params, p)
+    assert all(q.dtype == dtype for q in tree_leaves(state.params))
+
+
+def test_fit_and_train_epoch_do_not_mutate_the_callers_params_or_state() -> None:
+    opt = momentum(0.05)
+    params = fmlp.init(SMALL, seed=4, dtype=np.float32)
+    before = tree_copy(params)
+    x, y = small_data(40, np.float32)
+    state = init_state(params, opt)
+    velocity = tree_copy(state.opt_state.velocity)
+    new, _ = train_epoch(state, x, y, optimizer=opt, batch_size=16, seed=0, epoch=0)
+    fmlp.fit(params, x, y, epochs=2, batch_size=16, optimizer=opt)
+    assert leaves_equal(params, before)
+    assert leaves_equal(state.opt_state.velocity, velocity)
+    assert not leaves_equal(new.params, before)
+    step = make_step(sgd(0.1))  # donate=False: a pure step
+    after, _ = step(init_state(params, sgd(0.1)), (x[:16], y[:16]))
+    assert leaves_equal(params, before) and not leaves_equal(after.params, before)
+
+
+# ------------------------------------------------------------ reference loops
+
+
+@pytest.mark.parametrize(("dtype", "atol"), [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_reference_loop_matches_fmlp_fit(dtype: Any, atol: float) -> None:
+    """Two independent implementations, two epochs with a partial last batch."""
+    x, y = small_data(300, dtype)
+    p0 = fmlp.init(SMALL, seed=5, dtype=dtype)
+    state, _ = fmlp.fit(p0, x, y, epochs=2, batch_size=128, lr=bm.LR, seed=bm.SEED, eval_train=False)
+    ref = bm.ReferenceLoop(p0, 128)
+    for epoch in range(2):
+        ref.epoch(x, y, epoch_order(300, bm.SEED, epoch), bm.LR)
+    assert bm.max_abs_diff(ref.params(), state.params) < atol
+    assert bm.max_abs_diff(ref.params(), p0) > 100 * atol  # it did train
+    assert leaves_equal(p0, fmlp.init(SMALL, seed=5, dtype=dtype))  # and copied the weights
+
+
+def test_reference_loop_refuses_other_activations() -> None:
+    with pytest.raises(ValueError, match="ReLU"):
+        bm.ReferenceLoop(fmlp.init(SMALL, seed=0, activation="tanh"), 16)
+
+
+def test_torch_loop_matches_fmlp_in_float64() -> None:
+    torch = pytest.importorskip("torch")
+    x, y = small_data(300, np.float64)
+    p0 = fmlp.init(SMALL, seed=6, dtype=np.float64)
+    state, _ = fmlp.fit(p0, x, y, epochs=1, batch_size=128, lr=bm.LR, seed=bm.SEED, eval_train=False)
+    before = torch.get_num_threads()
+    try:
+        loop = bm.TorchLoop(p0, x, y, 128, threads=1)
+        loop.epoch(epoch_order(300, bm.SEED, 0))
+    finally:
+        torch.set_num_threads(before)
+    assert bm.max_abs_diff(loop.params(), state.params) < 1e-12
+
+
+def test_jax_loop_matches_fmlp_in_float64() -> None:
+    jax = bm.import_jax()
+    if jax is None:
+        pytest.skip("jax is not installed (the optional bench extra)")
+    x, y = small_data(300, np.float64)
+    p0 = fmlp.init(SMALL, seed=7, dtype=np.float64)
+    state, _ = fmlp.fit(p0, x, y, epochs=1, batch_size=128, lr=bm.LR, seed=bm.SEED, eval_train=False)
+    x64 = jax.config.read("jax_enable_x64")
+    try:
+        loop = bm.JaxLoop(jax, p0, x, y, 128)
+        assert loop.compile_seconds > 0
+        loop.epoch(epoch_order(300, bm.SEED, 0))
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+    assert bm.max_abs_diff(loop.params(), state.params) < 1e-12
+
+
+def test_train_cell_interleaves_and_agrees() -> None:
+    d = synthetic_data(200, 10, dtype=np.float64)
+    out = bm.train_cell(d.x_train, d.y_train, 64, frameworks=("fmlp", "reference"), epochs=2, warmup=1,
+                        threads=1, jax=None)
+    for name in ("fmlp", "reference"):
+        rec = out[name]
+        assert len(rec["seconds"]) == 2 and len(rec["warmup_seconds"]) == 1
+        assert 0 < rec["min"] <= rec["median"] <= rec["max"]
+        assert len(rec["cpu_seconds"]) == 2 and rec["cpu_median"] > 0
+        assert rec["gflops"] > 0
+    assert out["reference"]["param_max_abs_diff"] < 1e-12
+    assert out["fmlp"]["param_max_abs_diff"] == 0.0
+
+
+# ------------------------------------------------------------------- settings
+
+
+def test_limited_threads_restores_what_it_changed() -> None:
+    blas_before = bm.threads_of_blas()
+    xla_before = os.environ.get("XLA_FLAGS")
+    torch_before = bm.torch_threads()
+    with bm.limited_threads(1) as notes:
+        assert bm.threads_of_blas() == 1
+        assert isinstance(notes, list)
+        if torch_before is not None:
+            assert bm.torch_threads() == 1
+    assert bm.threads_of_blas() == blas_before
+    assert os.environ.get("XLA_FLAGS") == xla_before
+    assert bm.torch_threads() == torch_before
+    with bm.limited_threads(None) as notes:
+        assert notes == [] and bm.threads_of_blas() == blas_before
+
+
+def test_child_env_unsets_or_sets_only_the_openblas_variables() -> None:
+    env = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "1048576", "PATH": "/bin"}
+    before = dict(os.environ)
+    native = bm.child_env("native", env)
+    assert native == {"PATH": "/bin"}
+    assert bm.child_env("coretype-SkylakeX", env) == {"PATH": "/bin", "OPENBLAS_CORETYPE": "SkylakeX"}
+    assert env["OPENBLAS_CORETYPE"] == "Haswell" and dict(os.environ) == before
+    with pytest.raises(ValueError, match="kernel name"):
+        bm.child_env("coretype-", env)
+    with pytest.raises(ValueError, match="unknown child setting"):
+        bm.child_env("fast", env)
+
+
+def test_child_argv_drops_the_setting_options() -> None:
+    argv = ["--quick", "--both", "--coretype", "Haswell", "--out", "x", "--native-blas", "--coretype=Zen"]
+    assert bm.child_argv(argv, "native") == ["--quick", "--out", "x", "--as-setting", "native"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--batch-sizes", "0"], "--batch-sizes must be positive"),
+        (["--epochs", "0"], "--epochs must be a positive"),
+        (["--n-train", "-3"], "--n-train must be a positive"),
+        (["--native-blas", "--both"], "exclude each other"),
+        (["--threads", "0", "--no-rss"], "--threads must be a positive"),
+    ],
+)
+def test_bad_options_say_what_is_wrong(argv: list[str], message: str, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=message):
+        bm.main(["--quick", "--quiet", "--out", str(tmp_path), "--frameworks", "fmlp", *argv])
+
+
+def test_real_data_yes_without_a_cache_names_the_fetch_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FMLP_DATA", str(tmp_path / "empty"))
+    with pytest.raises(SystemExit, match="fmlp.data fetch mnist"):
+        bm.main(["--quick", "--out", str(tmp_path), "--real-data", "yes"])
+
+
+def test_rss_child_reports_its_own_peak(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bm.rss_child_main(["--rss-child", "reference", "--epochs", "1", "--n-train", "100", "--threads", "1"]) == 0
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rec["framework"] == "reference" and rec["n_train"] == 100
+    assert 0 < rec["baseline_rss_mb"] <= rec["peak_rss_mb"]
+
+
+# ------------------------------------------------------------------ smoke run
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("bench")
+    assert bm.main(["--quick", "--quiet", "--out", str(out), "--threads", "1"]) == 0
+    summary = json.loads((out / "benchmark" / "summary.json").read_text())
+    return out, summary
+
+
+def test_quick_run_writes_the_summary(quick_run: tuple[Path, dict[str, Any]]) -> None:
+    out, summary = quick_run
+    assert summary["schema"] == bm.SCHEMA
+    rec = summary["settings"]["default"]
+    assert (out / "benchmark" / "default.json").exists()
+    assert rec["config"]["quick"] and rec["threads"]["numpy_blas"] == 1
+    assert set(rec["gemm"]["peak"]) == {"float32", "float64"}
+    assert all(p["gflops_best"] > 0 for p in rec["gemm"]["peak"].values())
+    assert len(rec["gemm"]["shapes"]["float32"]["128"]["products"]) == 8
+    cells = {(t["dataset"], t["dtype"], t["batch"]) for t in rec["training"]}
+    assert cells == {("synthetic", dt, b) for dt in bm.DTYPES for b in bm.BATCH_SIZES}
+    jax_installed = bm.import_jax() is not None
+    for t in rec["training"]:
+        fw = t["frameworks"]
+        assert t["epoch_flops"] == bm.epoch_flops(bm.SIZES, t["n_train"], t["batch"])
+        for name in ("fmlp", "reference", "torch"):
+            assert not fw[name]["skipped"] and fw[name]["median"] > 0 and fw[name]["peak_fraction"] > 0
+        tol = 1e-9 if t["dtype"] == "float64" else 1e-3
+        assert fw["reference"]["param_max_abs_diff"] < tol
+        assert fw["torch"]["param_max_abs_diff"] < tol
+        assert fw["jax"]["skipped"] is (not jax_installed)
+        if jax_installed:
+            assert fw["jax"]["compile_seconds"] > 0 and fw["jax"]["param_max_abs_diff"] < tol
+            assert t["ratios"]["fmlp/jax"]["of_medians"] > 0
+        else:
+            assert "not installed" in fw["jax"]["note"]
+        assert t["ratios"]["fmlp/reference"]["of_medians"] > 0
+    assert set(rec["evaluation"]) >= {"float32", "float64"}
+    assert rec["evaluation"]["float32"]["samples_per_second"] > 0
+    child = rec["memory"]["children"]["fmlp"]
+    assert not child["skipped"] and child["peak_rss_mb"] >= child["baseline_rss_mb"] > 0
+    assert child["peak_rss_mb"] >= child["data_peak_rss_mb"]
+    assert child["training_peak_rss_mb"] is None or child["training_peak_rss_mb"] <= child["peak_rss_mb"]
+    names = [t["name"] for t in rec["targets"]]
+    assert len(names) == 6 and all(t["met"] in (True, False, None) for t in rec["targets"])
+    assert len(summary["table"]) == len(rec["training"])
+
+
+def test_quick_run_resumes_without_measuring_again(quick_run: tuple[Path, dict[str, Any]]) -> None:
+    out, first = quick_run
+    args = ["--quick", "--quiet", "--out", str(out), "--threads", "1", "--no-rss"]
+    assert bm.main(args) == 0
+    again = json.loads((out / "benchmark" / "summary.json").read_text())
+    rec = again["settings"]["default"]
+    assert not any(t["computed_now"] for t in rec["training"])
+    old = {(t["dtype"], t["batch"]): t["frameworks"]["fmlp"]["seconds"] for t in first["settings"]["default"]["training"]}
+    assert all(t["frameworks"]["fmlp"]["seconds"] == old[(t["dtype"], t["batch"])] for t in rec["training"])
+
+
+def test_native_blas_runs_in_a_child_without_the_openblas_variables(tmp_path: Path) -> None:
+    args = ["--quick", "--quiet", "--native-blas", "--out", str(tmp_path), "--frameworks", "fmlp", "reference",
+            "--batch-sizes", "64", "--dtypes", "float32", "--no-rss", "--threads", "1"]
+    assert bm.main(args) == 0
+    rec = json.loads((tmp_path / "benchmark" / "native.json").read_text())
+    assert rec["setting"] == "native" and rec["openblas_env"] == {k: None for k in bm.OPENBLAS_VARS}
+    assert not (tmp_path / "benchmark" / "default.json").exists()
+    summary = json.loads((tmp_path / "benchmark" / "summary.json").read_text())
+    assert list(summary["settings"]) == ["native"]
