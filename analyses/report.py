@@ -491,7 +491,7 @@ def cnn_section(doc: Document, s: Summary, folder: Path) -> None:
     ep = list(range(1, s["epochs"] + 1))
     doc.paragraph("Validation error per epoch (mean over seeds, sd in brackets):")
     rows = [["MLP"] + [pct(v) for v in s["mlp"]["curves"]["valid_error"]]]
-    for name, a in s["aggregate"].items():
+    for name, a in sorted(s["aggregate"].items(), key=lambda kv: kv[0] != "vanilla"):
         rows.append([f"CNN {name}"] + [f"{pct(m)} ({100 * sd:.2f})" for m, sd in
                                        zip(a["valid_error"]["mean"], a["valid_error"]["std"])])
     doc.table(["model"] + [str(e) for e in ep], rows, size=5.5)
@@ -532,7 +532,7 @@ def headline_rows(ss: Mapping[str, Summary]) -> list[list[str]]:
         rows.append(["best MLP, validation accuracy r(valid)", pct(best["final_val_accuracy"]),
                      f"{best['architecture']} {best['config']['activation']}"])
         rows.append(["best MLP, test accuracy (measured once)", pct(best["test_accuracy"]), ""])
-    for name, a in cnn["aggregate"].items():
+    for name, a in sorted(cnn["aggregate"].items(), key=lambda kv: kv[0] != "vanilla"):
         rows.append([f"CNN {name}, validation accuracy", pct(a["final_valid_accuracy_mean"]),
                      f"mean of {len(cnn['seeds'])} seeds, sd {pct(a['final_valid_error']['std'])}"])
     head = gc["settings"]["headline_dtype"]
