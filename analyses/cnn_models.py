@@ -2,14 +2,16 @@
 that record, its parameter count layer by layer (computed without building it), and the
 choice of the fully connected width that brings its count to a target (the MLP's).
 
-The network is ``conv -> ReLU -> maxpool`` blocks, then a flatten, one hidden fully
-connected layer with ReLU, and the 10-way output layer. Dropout, when asked for, sits
+The network is ``conv -> maxpool -> ReLU`` blocks (the same as ``conv -> ReLU ->
+maxpool``, cheaper), then a flatten, one hidden fully connected layer with ReLU, and the
+10-way output layer. Dropout, when asked for, sits
 before the hidden and before the output layer (``dropout``), and after each conv block
 (``conv_dropout``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -40,7 +42,7 @@ def _positive_int(name: str, value: object) -> int:
 
 @attrs.frozen
 class ConvBlock:
-    """One ``Conv2d(k x k, padding) -> ReLU -> MaxPool2d(pool)`` block (pool 1: none)."""
+    """One ``Conv2d(k x k, padding) -> MaxPool2d(pool) -> ReLU`` block (pool 1: none)."""
 
     channels: int
     kernel: int = 5
@@ -145,12 +147,12 @@ def layer_table(spec: CNNSpec) -> list[dict[str, Any]]:
             "in": c_in, "out": b.channels, "output_shape": [b.channels, conv, conv],
             "params": (c_in * b.kernel * b.kernel + 1) * b.channels,
         })
-        rows.append({"name": f"relu{i}", "kind": "ReLU", "output_shape": [b.channels, conv, conv], "params": 0})
         if b.pool > 1:
             rows.append({
                 "name": f"pool{i}", "kind": "MaxPool2d", "kernel": b.pool, "stride": b.pool,
                 "output_shape": [b.channels, pooled, pooled], "params": 0,
             })
+        rows.append({"name": f"relu{i}", "kind": "ReLU", "output_shape": [b.channels, pooled, pooled], "params": 0})
         if spec.conv_dropout > 0:
             rows.append({
                 "name": f"dropout_conv{i}", "kind": "Dropout", "p": spec.conv_dropout,
@@ -226,28 +228,60 @@ def describe(spec: CNNSpec) -> str:
 # ----------------------------------------------------------------------------- torch
 
 
+@functools.cache
+def _dropout_class() -> Any:
+    import torch
+    from torch import nn
+
+    class Dropout(nn.Module):
+        """Inverted dropout, as ``nn.Dropout``: in training, each element is kept with
+        probability 1 - p and scaled by 1 / (1 - p); the identity in eval mode. The mask
+        comes from ``torch.rand_like`` rather than ``bernoulli_``, whose CPU kernel took
+        about four times as long and a fifth of a training step's time here."""
+
+        def __init__(self, p: float) -> None:
+            super().__init__()
+            self.p = float(p)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if not self.training or self.p == 0.0:
+                return x
+            keep = torch.rand_like(x) >= self.p
+            return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+
+        def extra_repr(self) -> str:
+            return f"p={self.p}"
+
+    return Dropout
+
+
 def build_cnn(spec: CNNSpec) -> Any:
     """The torch ``nn.Sequential`` of ``spec``, initialized from torch's global generator
     (seed it, e.g. inside ``torch.random.fork_rng``). Typed Any to keep torch optional
     for importers of this module."""
     from torch import nn
 
+    Dropout = _dropout_class()
+
     layers: list[nn.Module] = []
     c_in = spec.in_channels
     for b in spec.blocks:
-        layers += [nn.Conv2d(c_in, b.channels, b.kernel, padding=b.padding), nn.ReLU()]
+        # max-pool before ReLU: the same function and gradient as ReLU then max-pool
+        # (both are monotone), with the ReLU on a pool^2 times smaller tensor.
+        layers.append(nn.Conv2d(c_in, b.channels, b.kernel, padding=b.padding))
         if b.pool > 1:
             layers.append(nn.MaxPool2d(b.pool))
+        layers.append(nn.ReLU(inplace=True))
         if spec.conv_dropout > 0:
-            layers.append(nn.Dropout(spec.conv_dropout))
+            layers.append(Dropout(spec.conv_dropout))
         c_in = b.channels
     c, h, w = feature_shape(spec)
     layers.append(nn.Flatten())
     if spec.dropout > 0:
-        layers.append(nn.Dropout(spec.dropout))
-    layers += [nn.Linear(c * h * w, spec.fc), nn.ReLU()]
+        layers.append(Dropout(spec.dropout))
+    layers += [nn.Linear(c * h * w, spec.fc), nn.ReLU(inplace=True)]
     if spec.dropout > 0:
-        layers.append(nn.Dropout(spec.dropout))
+        layers.append(Dropout(spec.dropout))
     layers.append(nn.Linear(spec.fc, spec.n_classes))
     return nn.Sequential(*layers)
 

@@ -26,15 +26,19 @@ Choices made by measurement on the 2-core CPU (``--time`` re-measures the candid
 ``timing_candidates`` and writes ``<out>/cnn_study/timing.json``, which the summary
 then carries): valid (unpadded) 5x5 convolutions with 16 and 32 channels, each followed
 by a 2x2 max-pool, so the convolutions work on small images and the parameters sit in
-the FC layer (32-32 or 'same' padding cost 1.6-2x the time per epoch); channels_last
-(faster in every measurement, about 2x for evaluation); 2 threads with passive OpenMP
-waits; batch 128 (batch 256 is faster per epoch, but with half the steps it ended 0.1 to
-0.15 points of validation error behind in 10 epochs); evaluation in chunks of 1000.
+the FC layer (32-32 channels or 'same' padding took clearly longer per epoch);
+channels_last (faster in every measurement, most of all for evaluation); 2 threads
+with passive OpenMP waits (faster than 1 on an idle machine; with active waits 2
+threads collapsed whenever other processes held the cores); batch 128 (batch 256 is
+faster per epoch but, with half the steps, ended behind in validation error after 10
+epochs). A profile of the training step then showed dropout's ``bernoulli_`` and the
+per-tensor Adam kernels each taking a sixth of the time, and evaluation spending half
+its time allocating and filling fresh buffers: hence a ``rand_like`` dropout mask, fused
+Adam, max-pool before an in-place ReLU, and evaluation in chunks of 500.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import math
@@ -63,6 +67,7 @@ from analyses.common import (
     ResultStore,
     StudyData,
     Timer,
+    atomic_write_bytes,
     load_study_data,
     machine_info,
     progress,
@@ -82,6 +87,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _TORCH_PRELOADED: Final = "torch" in sys.modules
 
 STUDY: Final = "cnn_study"
+IMPLEMENTATION: Final = 2
+"""Part of every run's configuration: bumped whenever a change to the code changes the
+numbers a run gives (here: fused Adam, the rand_like dropout mask, pool before ReLU), so
+results stored by older code are never mixed with new ones."""
 METRICS: Final = ("train_loss", "train_error", "valid_loss", "valid_error")
 TARGETS: Final = {"vanilla": 0.990, "regularized": 0.9920, "aim": 0.9940}
 
@@ -98,7 +107,7 @@ class TrainConfig:
     lr: float = 2e-3
     lr_decay: float = 0.75
     weight_decay: float = 0.0
-    eval_batch: int = 1000
+    eval_batch: int = 500
     channels_last: bool = True
 
     def __attrs_post_init__(self) -> None:
@@ -272,7 +281,8 @@ def train_cnn(
     with torch_session(seed, device=data.device, threads=threads):
         model = build_cnn(spec).to(data.device, memory_format=fmt)
         n_params = module_param_count(model)
-        opt = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        # fused: one kernel per step instead of a dozen per tensor (a seventh of a step's time).
+        opt = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay, fused=True)
         for epoch in progress(range(epochs), total=epochs, desc=f"seed {seed} epochs", quiet=quiet):
             lr = train.lr * train.lr_decay**epoch
             for group in opt.param_groups:
@@ -484,7 +494,7 @@ def make_figures(summary: Mapping[str, Any], folder: Path) -> list[str]:
     mlp = summary["mlp"]["curves"]
     paths: list[Path] = []
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, split in zip(axes, ("train", "valid")):
         key = f"{split}_error"
         for name, agg in summary["aggregate"].items():
@@ -498,12 +508,13 @@ def make_figures(summary: Mapping[str, Any], folder: Path) -> list[str]:
                     ax.plot(es, mean[es - 1], "v", ms=9, mfc="none", color=colors.get(name))
         e = np.arange(1, len(mlp[key]) + 1)
         ax.plot(e, 100 * np.array(mlp[key]), "s--", ms=3, color=colors["mlp"], label="MLP")
-        ax.set_yscale("log")
+        # Training errors span decades; validation errors differ by tenths of a point.
+        ax.set_yscale("log" if split == "train" else "linear")
+        ax.set_ylabel("error rate (%)" + (", log scale" if split == "train" else ""))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(f"{split} error" + (" (v: best valid loss, early stop)" if split == "valid" else ""))
+        ax.set_title(f"{split} error" + (" (v: lowest valid loss = early stop)" if split == "valid" else ""))
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("error rate (%)")
     axes[0].legend(fontsize=8)
     paths += save_figure(fig, folder, "cnn_errors")
     plt.close(fig)
@@ -528,6 +539,22 @@ def make_figures(summary: Mapping[str, Any], folder: Path) -> list[str]:
     paths += save_figure(fig, folder, "cnn_vs_mlp_loss")
     plt.close(fig)
     return [p.name for p in paths]
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The final-epoch table: parameters and train / valid / test error (%) per model,
+    CNN errors as the mean over seeds (valid: +- standard deviation)."""
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.3f}"
+
+    lines = ["| model | params | seeds | train error % | valid error % | test error % |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        std = r["final_valid_error_std"]
+        valid = pct(r["final_valid_error"]) + ("" if std is None else f" +- {100 * std:.3f}")
+        lines.append(f"| {r['model']} | {r['params']:,} | {r['seeds']} | {pct(r['final_train_error'])} | {valid} "
+                     f"| {pct(r['final_test_error'])} |")
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------- study
@@ -568,7 +595,8 @@ def run_study(
         jobs = list(itertools.product(specs.items(), seeds))
         for (name, spec), seed in progress(jobs, total=len(jobs), desc="CNN runs", quiet=quiet):
             config = {
-                "kind": "cnn", "variant": name, "spec": spec.as_dict(), "seed": int(seed),
+                "kind": "cnn", "implementation": IMPLEMENTATION, "variant": name, "spec": spec.as_dict(),
+                "seed": int(seed),
                 "epochs": epochs, "train": attrs.asdict(train), "data": data_id, "device": dev,
                 # The CPU kernels' reductions depend on the thread count: same bits need the same threads.
                 "threads": threads if dev == "cpu" else None,
@@ -620,6 +648,8 @@ def run_study(
             "final_test_error": float(np.mean(a["final_test_error"])),
         })
     cnn_params = count_params(specs["vanilla"])
+    cnn_seconds = float(sum(r["seconds"] for rs in runs.values() for r in rs))
+    mlp_seconds = float(sum(mlp_curves.get("epoch_seconds", [])))
     summary: dict[str, Any] = {
         "study": STUDY,
         "dataset": data.name,
@@ -655,13 +685,17 @@ def run_study(
             "aim_met": agg["dropout"]["final_valid_accuracy_mean"] >= TARGETS["aim"],
         },
         "computed": computed,
-        "wall_seconds": wall.seconds,
-        "train_seconds_total": {
-            "cnn": float(sum(r["seconds"] for rs in runs.values() for r in rs)),
-            "mlp": float(sum(mlp_curves.get("epoch_seconds", []))),
+        "wall_seconds": {
+            # A resumed invocation reads finished runs back: its own wall time is small.
+            "this_invocation": wall.seconds,
+            "cnn_runs": cnn_seconds,
+            "mlp_run": mlp_seconds,
+            "runs_total": cnn_seconds + mlp_seconds,
         },
         "machine": machine_info(),
     }
+    atomic_write_bytes(store.folder / "table.md", markdown_table(table).encode())
+    summary["files"] = {"table_md": "table.md"}
     timing = store.folder / "timing.json"
     if timing.exists():
         summary["timing_measurements"] = read_json(timing)
@@ -676,7 +710,7 @@ def run_study(
 
 def time_candidates(
     candidates: Mapping[str, tuple[CNNSpec, int, int, bool]], *, steps: int = 40, rounds: int = 2,
-    eval_batch: int = 2000,
+    eval_batch: int = TrainConfig().eval_batch,
 ) -> dict[str, dict[str, Any]]:
     """Seconds per 50,000-sample training epoch and per 60,000-sample evaluation of each
     candidate (spec, batch size, threads, channels_last) on random inputs, measured in
@@ -689,7 +723,7 @@ def time_candidates(
             fmt = torch.channels_last if cl else torch.contiguous_format
             with torch_session(0, device="cpu", threads=threads):
                 model = build_cnn(spec).to(memory_format=fmt)
-                opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+                opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
                 x = torch.rand(bs, 1, 28, 28).contiguous(memory_format=fmt)
                 y = torch.randint(0, 10, (bs,))
                 model.train()
@@ -757,9 +791,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.time:
         from analyses.common import atomic_write_json
 
-        res = time_candidates(timing_candidates(), steps=10 if args.quick else 40)
+        target = mlp_reference(args.out, epochs=epochs).params
+        load_before = os.getloadavg()
+        res = time_candidates(timing_candidates(target), steps=10 if args.quick else 40)
         path = args.out / STUDY / "timing.json"
-        atomic_write_json(path, {"candidates": res, "machine": machine_info(), "load_avg": os.getloadavg()})
+        atomic_write_json(path, {
+            "candidates": res, "target_params": target, "steps": 10 if args.quick else 40,
+            "eval_batch": TrainConfig().eval_batch,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "omp_wait_policy_effective": not _TORCH_PRELOADED,
+            "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "machine": machine_info(),
+            "note": "seconds per 50,000-sample training epoch (forward, backward, Adam step on one fixed "
+                    "batch) and per 60,000-sample evaluation, extrapolated from the steps timed; "
+                    "interleaved rounds, so compare candidates within a round",
+        })
         for key, r in res.items():
             print(f"{key:32s} train epoch s: {' '.join(f'{s:6.1f}' for s in r['train_epoch_s'])}   "
                   f"eval 60k s: {' '.join(f'{s:5.1f}' for s in r['eval_60k_s'])}")
@@ -778,7 +822,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     mlp = summary["mlp"]
     print(f"MLP ({mlp['params']:,} params) valid error per epoch: "
           + " ".join(f"{100 * e:.2f}" for e in mlp["curves"]["valid_error"]))
-    print(f"wall time {summary['wall_seconds']:.1f} s on {summary['device']}; "
+    wall = summary["wall_seconds"]
+    print(f"wall time {wall['this_invocation']:.1f} s now, {wall['runs_total']:.1f} s of training and evaluation "
+          f"in all runs, on {summary['device']}; "
           f"summary: {args.out / STUDY / 'summary.json'}", file=sys.stderr)
     return 0
 

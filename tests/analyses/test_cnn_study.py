@@ -81,6 +81,66 @@ def test_torch_forward_shape() -> None:
     assert tuple(z.shape) == (3, 10)
 
 
+def test_pool_before_relu_is_relu_before_pool() -> None:
+    """build_cnn puts the max-pool before the ReLU: the same outputs and gradients as the
+    textbook order, checked against a copy with the layers swapped back."""
+    import torch
+    from torch import nn
+
+    spec = CNNSpec((ConvBlock(4), ConvBlock(6, kernel=3)), fc=12)
+    ours = build_cnn(spec).double()
+    layers: list[Any] = []
+    for layer in ours:
+        if isinstance(layer, nn.ReLU) and isinstance(layers[-1], nn.MaxPool2d):
+            layers.insert(len(layers) - 1, nn.ReLU())
+        else:
+            layers.append(nn.ReLU() if isinstance(layer, nn.ReLU) else layer)
+    textbook = nn.Sequential(*layers)
+    kinds = [type(m).__name__ for m in textbook]
+    assert kinds[:3] == ["Conv2d", "ReLU", "MaxPool2d"] and kinds[3:6] == ["Conv2d", "ReLU", "MaxPool2d"]
+    assert [type(m).__name__ for m in ours][:3] == ["Conv2d", "MaxPool2d", "ReLU"]
+    x = torch.randn(5, 1, 28, 28, dtype=torch.float64)
+    y = torch.arange(5) % 10
+    out = []
+    for model in (ours, textbook):
+        model.zero_grad()
+        z = model(x)
+        torch.autograd.backward(cnn_study.mean_cross_entropy(z, y))
+        out.append((z.detach().clone(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    assert torch.equal(out[0][0], out[1][0])
+    for a, b in zip(out[0][1], out[1][1]):
+        assert torch.equal(a, b)
+
+
+def test_dropout_layer() -> None:
+    import torch
+
+    spec = CNNSpec((ConvBlock(2),), fc=8, dropout=0.25)
+    drop = next(m for m in build_cnn(spec) if type(m).__name__ == "Dropout")
+    x = torch.ones(400, 50)
+    drop.train()
+    y = drop(x)
+    kept = y != 0
+    assert torch.all(y[kept] == 1 / 0.75)
+    assert 0.70 < kept.double().mean().item() < 0.80
+    drop.eval()
+    assert torch.equal(drop(x), x)
+
+
+def test_mean_cross_entropy_matches_torch() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    z = torch.randn(33, 10, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 10, (33,))
+    ours = cnn_study.mean_cross_entropy(z, y)
+    (g1,) = torch.autograd.grad(ours, z)
+    ref = F.cross_entropy(z, y)
+    (g2,) = torch.autograd.grad(ref, z)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(g1, g2)
+
+
 @pytest.mark.parametrize("target", [20_000, MLP_PARAMS, 1_000_000, 534_010])
 def test_fc_width_is_the_nearest(target: int) -> None:
     blocks = (ConvBlock(16), ConvBlock(32))
@@ -143,6 +203,8 @@ def test_quick_study_smoke(tmp_path: Path, tiny: StudyData) -> None:
     for name in ("cnn_errors", "cnn_vs_mlp_loss"):
         for ext in ("png", "pdf"):
             assert (folder / f"{name}.{ext}").stat().st_size > 1000
+    table_md = (folder / "table.md").read_text()
+    assert table_md.count("\n") == 2 + 3 and "| CNN dropout | " in table_md
     on_disk = json.loads((folder / "summary.json").read_text())
     assert on_disk["cnn_params"] == summary["cnn_params"]
     assert on_disk["mlp"]["params"] == MLP_PARAMS and on_disk["mlp"]["sizes"] == [784, 512, 512, 10]
