@@ -478,7 +478,7 @@ def cnn_section(doc: Document, s: Summary, folder: Path) -> None:
         f"device {s['device']}, {s['threads']} threads. Loss and error are measured on the full training and "
         f"validation sets after each epoch. The MLP compared with is {mlp_name(s)} ({mlp_source(s)})."
     )
-    for name, a in arch.items():
+    for name, a in sorted(arch.items(), key=lambda kv: kv[0] != "vanilla"):
         doc.paragraph(f"CNN {name}: {a['description']} ({thousands(a['params'])} parameters)")
     layers = arch["vanilla"]["layers"]
     doc.table(["layer", "kind", "kernel", "in", "out", "output shape", "params"],
@@ -514,13 +514,38 @@ def mlp_source(s: Summary) -> str:
 
 
 def compute_seconds(ss: Mapping[str, Summary]) -> dict[str, float]:
-    """Training/measuring time of each study's results, summed over its runs (stable
-    across resumed invocations, unlike an invocation's wall time)."""
+    """Wall time each study spent computing its results, stable across resumed
+    invocations (an invocation that reuses finished runs adds nothing): the sum of the
+    study's run times, except for the search, whose runs ran side by side on the
+    executor's workers; there, the wall time of the sweeps that computed runs (each
+    such invocation is logged), or, for results without that log, the runs' total
+    divided by the number of workers."""
     init = sum(float(r["wall_seconds"]) for r in ss["init_study"]["runs"].values())
-    hp = float(ss["hparam_search"]["wall_seconds"]["runs_total"])
+    hp_summary = ss["hparam_search"]
+    sweeps = [float(i["sweep_seconds"]) for i in hp_summary.get("invocations", []) if i.get("computed")]
+    if sweeps:
+        hp = sum(sweeps)
+    else:
+        workers = int(hp_summary.get("executor", {}).get("workers") or 1)
+        hp = float(hp_summary["wall_seconds"]["runs_total"]) / workers
     gc = float(ss["gradcheck_study"].get("runs_wall_seconds", 0.0))
     cnn = float(ss["cnn_study"]["wall_seconds"]["runs_total"])
     return {"initialization": init, "hyper-parameter search": hp, "finite differences": gc, "CNN": cnn}
+
+
+def duration(seconds: float) -> str:
+    """'4 s' below a minute, else '10.2 min'."""
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+def search_parallelism(hp: Summary) -> str:
+    """' (the search ran N configurations at a time)' from the logged invocations that
+    computed runs; empty when it ran one at a time or the log does not say."""
+    logged = {int(i.get("executor", {}).get("workers") or 1) for i in hp.get("invocations", []) if i.get("computed")}
+    if not logged or logged == {1}:
+        return ""
+    n = " or ".join(str(w) for w in sorted(logged))
+    return f" (the search ran {n} configurations at a time)"
 
 
 def headline_rows(ss: Mapping[str, Summary]) -> list[list[str]]:
@@ -561,8 +586,8 @@ def title_page(doc: Document, ss: Mapping[str, Summary], date: str) -> None:
         f"fmlp {m['fmlp']} (commit {m['fmlp_commit']}), Python {m['python']}, numpy {m['numpy']}, torch {m.get('torch')}",
         f"BLAS: {kernel}; OPENBLAS_CORETYPE {m.get('openblas_coretype') or 'unset'}",
         f"machine: {m['cores']} cores, {m['platform']}",
-        "compute time of these results: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in secs.items())
-        + f"; total {sum(secs.values()) / 60:.1f} min",
+        "wall time spent computing these results: " + ", ".join(f"{k} {duration(v)}" for k, v in secs.items())
+        + f"; total {sum(secs.values()) / 60:.1f} min{search_parallelism(ss['hparam_search'])}",
     ])
     doc.heading("Summary", 1)
     doc.table(["figure", "value", "note"], headline_rows(ss), size=8.5)

@@ -84,3 +84,31 @@ def test_missing_results_name_the_study_and_its_command(tmp_path: Path, capsys: 
         report.build(tmp_path)
     assert report.main(["--out", str(tmp_path)]) == 2
     assert "init_study" in capsys.readouterr().err
+
+
+def _summaries(invocations: list[dict[str, object]], runs_total: float = 100.0) -> dict[str, dict[str, object]]:
+    return {
+        "init_study": {"runs": {"zero": {"wall_seconds": 10.0}, "glorot": {"wall_seconds": 20.0}}},
+        "hparam_search": {"wall_seconds": {"runs_total": runs_total}, "executor": {"workers": 4},
+                          "invocations": invocations},
+        "gradcheck_study": {"runs_wall_seconds": 3.0},
+        "cnn_study": {"wall_seconds": {"runs_total": 500.0, "this_invocation": 1.0}},
+    }
+
+
+def test_compute_seconds_counts_the_search_sweeps_that_computed_runs() -> None:
+    ss = _summaries([
+        {"computed": 20, "sweep_seconds": 40.0, "executor": {"workers": 2}},
+        {"computed": 0, "sweep_seconds": 999.0, "executor": {"workers": 1}},  # a reuse: adds nothing
+        {"computed": 8, "sweep_seconds": 15.0, "executor": {"workers": 2}},
+    ])
+    secs = report.compute_seconds(ss)
+    assert secs == {"initialization": 30.0, "hyper-parameter search": 55.0, "finite differences": 3.0, "CNN": 500.0}
+    assert report.search_parallelism(ss["hparam_search"]) == " (the search ran 2 configurations at a time)"
+
+
+def test_compute_seconds_without_a_sweep_log_divides_the_runs_by_the_workers() -> None:
+    ss = _summaries([], runs_total=100.0)
+    assert report.compute_seconds(ss)["hyper-parameter search"] == 25.0
+    assert report.search_parallelism(ss["hparam_search"]) == ""
+    assert report.duration(4.0) == "4 s" and report.duration(612.0) == "10.2 min"
