@@ -138,14 +138,12 @@ def data_digest(data: StudyData) -> str:
     return h.hexdigest()[:16]
 
 
-def run_config(data: StudyData, opts: InitOptions, scheme: SchemeName) -> dict[str, Any]:
-    """The configuration that names one setup's run (everything its result depends on)."""
+def shared_settings(data: StudyData, opts: InitOptions) -> dict[str, Any]:
+    """The settings every setup shares: part of each run's configuration and of the
+    summary's ``settings``."""
     return {
-        "study": STUDY,
-        "version": 1,
         "sizes": list(opts.sizes),
         "activation": opts.activation,
-        "scheme": scheme,
         "biases": "zero",
         "optimizer": "sgd",
         "lr": opts.lr,
@@ -155,8 +153,18 @@ def run_config(data: StudyData, opts: InitOptions, scheme: SchemeName) -> dict[s
         "dtype": str(np.dtype(opts.dtype)),
         "dataset": data.name,
         "dataset_sizes": data.sizes,
-        "data_digest": data_digest(data),
         "n_diag": min(opts.n_diag, len(data.y_train)),
+    }
+
+
+def run_config(data: StudyData, opts: InitOptions, scheme: SchemeName) -> dict[str, Any]:
+    """The configuration that names one setup's run (everything its result depends on)."""
+    return {
+        "study": STUDY,
+        "version": 1,
+        **shared_settings(data, opts),
+        "scheme": scheme,
+        "data_digest": data_digest(data),
     }
 
 
@@ -463,20 +471,9 @@ def run(
     summary: dict[str, Any] = {
         "study": STUDY,
         "settings": {
-            "sizes": list(opts.sizes),
+            **shared_settings(data, opts),
             "n_params": fmlp.count_params(opts.sizes),
-            "activation": opts.activation,
             "schemes": list(opts.schemes),
-            "biases": "zero",
-            "optimizer": "sgd",
-            "lr": opts.lr,
-            "batch_size": opts.batch_size,
-            "epochs": opts.epochs,
-            "seed": opts.seed,
-            "dtype": str(np.dtype(opts.dtype)),
-            "dataset": data.name,
-            "dataset_sizes": data.sizes,
-            "n_diag": min(opts.n_diag, len(data.y_train)),
             "data_order": (
                 f"weights drawn from seed {opts.seed}; epoch e visits the training set in the "
                 f"order np.random.default_rng(({opts.seed}, e)).permutation(n), the same for every setup"
