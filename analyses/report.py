@@ -14,7 +14,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any, Callable, Final, Mapping, Sequence
+from typing import Any, Callable, Final, Iterable, Mapping, Sequence, TypeVar
 
 from analyses.common import DEFAULT_OUT, atomic_write_bytes, read_json
 from analyses.pdfdoc import Document
@@ -77,6 +77,19 @@ def thousands(n: int) -> str:
 
 def widths(sizes: Sequence[int]) -> str:
     return "-".join(str(s) for s in sizes)
+
+
+def split_sizes(s: Summary) -> str:
+    """'train 50,000, valid 10,000, test 10,000' from a summary's ``data_sizes``."""
+    return ", ".join(f"{k} {thousands(v)}" for k, v in s["data_sizes"].items())
+
+
+V = TypeVar("V")
+
+
+def vanilla_first(items: Iterable[tuple[str, V]]) -> list[tuple[str, V]]:
+    """CNN variants in report order: vanilla, then the regularized ones as stored."""
+    return sorted(items, key=lambda kv: kv[0] != "vanilla")
 
 
 def first_finite(values: Sequence[float | None]) -> float | None:
@@ -383,7 +396,7 @@ def hparam_section(doc: Document, s: Summary, folder: Path) -> None:
         f"Glorot initialization throughout; {g['n_configs']} configurations ({g['n_headline']} headline: plain SGD at "
         f"a constant learning rate, a model within {thousands(g['param_range'][0])}-{thousands(g['param_range'][1])} "
         f"parameters), each trained {base['epochs']} epochs on {s['dataset']} "
-        f"({', '.join(f'{k} {thousands(v)}' for k, v in s['data_sizes'].items())}), seed {base['seed']}, "
+        f"({split_sizes(s)}), seed {base['seed']}, "
         f"{base['dtype']}. Around the base configuration ({widths([784, *base['hidden'], 10])}, {base['activation']}, lr "
         f"{base['lr']}, batch {base['batch_size']}) the search varies one group of settings at a time: "
         + "; ".join(f"{b['name']} ({', '.join(b['varies'])})" for b in g["blocks"]) + ". " + s["selection"]
@@ -473,12 +486,12 @@ def cnn_section(doc: Document, s: Summary, folder: Path) -> None:
     doc.heading("4. A convolutional network")
     doc.paragraph(
         f"PyTorch, on the same {s['dataset']} split as the MLP "
-        f"({', '.join(f'{k} {thousands(v)}' for k, v in s['data_sizes'].items())}); {s['epochs']} epochs; "
+        f"({split_sizes(s)}); {s['epochs']} epochs; "
         f"optimizer {s['optimizer']}, mini-batch {train.get('batch_size')}; seeds {', '.join(map(str, s['seeds']))}; "
         f"device {s['device']}, {s['threads']} threads. Loss and error are measured on the full training and "
         f"validation sets after each epoch. The MLP compared with is {mlp_name(s)} ({mlp_source(s)})."
     )
-    for name, a in sorted(arch.items(), key=lambda kv: kv[0] != "vanilla"):
+    for name, a in vanilla_first(arch.items()):
         doc.paragraph(f"CNN {name}: {a['description']} ({thousands(a['params'])} parameters)")
     layers = arch["vanilla"]["layers"]
     doc.table(["layer", "kind", "kernel", "in", "out", "output shape", "params"],
@@ -491,7 +504,7 @@ def cnn_section(doc: Document, s: Summary, folder: Path) -> None:
     ep = list(range(1, s["epochs"] + 1))
     doc.paragraph("Validation error per epoch (mean over seeds, sd in brackets):")
     rows = [["MLP"] + [pct(v) for v in s["mlp"]["curves"]["valid_error"]]]
-    for name, a in sorted(s["aggregate"].items(), key=lambda kv: kv[0] != "vanilla"):
+    for name, a in vanilla_first(s["aggregate"].items()):
         rows.append([f"CNN {name}"] + [f"{pct(m)} ({100 * sd:.2f})" for m, sd in
                                        zip(a["valid_error"]["mean"], a["valid_error"]["std"])])
     doc.table(["model"] + [str(e) for e in ep], rows, size=5.5)
@@ -556,7 +569,7 @@ def headline_rows(ss: Mapping[str, Summary]) -> list[list[str]]:
         rows.append(["best MLP, validation accuracy r(valid)", pct(best["final_val_accuracy"]),
                      f"{best['architecture']} {best['config']['activation']}"])
         rows.append(["best MLP, test accuracy (measured once)", pct(best["test_accuracy"]), ""])
-    for name, a in sorted(cnn["aggregate"].items(), key=lambda kv: kv[0] != "vanilla"):
+    for name, a in vanilla_first(cnn["aggregate"].items()):
         rows.append([f"CNN {name}, validation accuracy", pct(a["final_valid_accuracy_mean"]),
                      f"mean of {len(cnn['seeds'])} seeds, sd {pct(a['final_valid_error']['std'])}"])
     head = gc["settings"]["headline_dtype"]
