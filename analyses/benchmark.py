@@ -178,7 +178,9 @@ def step_gemms(sizes: Sequence[int], batch: int) -> list[GemmShape]:
     the input gradient dz_l @ W_l^T. 8 products for 3 layers."""
     dims = layer_dims(sizes)
     fwd = [GemmShape(f"a{l}@W{l + 1}", batch, i, o) for l, (i, o) in enumerate(dims)]
-    dw = [GemmShape(f"a{l}^T@dz{l + 1}", i, batch, o, trans_a=True) for l, (i, o) in enumerate(dims)]
+    dw = [
+        GemmShape(f"a{l}^T@dz{l + 1}", i, batch, o, trans_a=True) for l, (i, o) in enumerate(dims)
+    ]
     dx = [
         GemmShape(f"dz{l + 1}@W{l + 1}^T", batch, o, i, trans_b=True)
         for l, (i, o) in enumerate(dims)
@@ -233,7 +235,9 @@ def load_avg() -> list[float]:
 # --------------------------------------------------------------------------- GEMM
 
 
-def _operands(g: GemmShape, dtype: np.dtype[Any], rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
+def _operands(
+    g: GemmShape, dtype: np.dtype[Any], rng: np.random.Generator
+) -> tuple[FloatArray, FloatArray]:
     a = rng.random((g.k, g.m) if g.trans_a else (g.m, g.k)).astype(dtype)
     b = rng.random((g.n, g.k) if g.trans_b else (g.k, g.n)).astype(dtype)
     return (a.T if g.trans_a else a), (b.T if g.trans_b else b)
@@ -256,8 +260,14 @@ def time_gemm(g: GemmShape, dtype: Any, *, reps: int, min_seconds: float = 0.0) 
 
 
 def measure_gemm(
-    dtypes: Sequence[str], batches: Sequence[int], *, size: int, reps: int, shape_reps: int,
-    min_seconds: float, shape_min_seconds: float,
+    dtypes: Sequence[str],
+    batches: Sequence[int],
+    *,
+    size: int,
+    reps: int,
+    shape_reps: int,
+    min_seconds: float,
+    shape_min_seconds: float,
 ) -> dict[str, Any]:
     """The GEMM peak (size^3) per dtype and each training product per dtype and batch.
     Each is repeated ``reps`` times and for at least ``min_seconds``; the best time
@@ -279,9 +289,18 @@ def measure_gemm(
             for s in step_gemms(SIZES, batch):
                 secs = time_gemm(s, dtype, reps=shape_reps, min_seconds=shape_min_seconds)
                 best = min(secs)
-                rows.append({"name": s.name, "m": s.m, "k": s.k, "n": s.n, "flops": s.flops,
-                             "seconds_best": best, "seconds_median": float(np.median(secs)),
-                             "gflops": s.flops / best / 1e9})
+                rows.append(
+                    {
+                        "name": s.name,
+                        "m": s.m,
+                        "k": s.k,
+                        "n": s.n,
+                        "flops": s.flops,
+                        "seconds_best": best,
+                        "seconds_median": float(np.median(secs)),
+                        "gflops": s.flops / best / 1e9,
+                    }
+                )
             step_s = sum(r["seconds_best"] for r in rows)
             shapes[dtype][str(batch)] = {
                 "products": rows,
@@ -410,10 +429,15 @@ class TorchLoop:
 
     def params(self) -> MLP:
         lins = [m for m in self.model if isinstance(m, self.torch.nn.Linear)]
-        return MLP(layers=tuple(
-            Dense(w=np.ascontiguousarray(lin.weight.detach().numpy().T), b=lin.bias.detach().numpy().copy())
-            for lin in lins
-        ))
+        return MLP(
+            layers=tuple(
+                Dense(
+                    w=np.ascontiguousarray(lin.weight.detach().numpy().T),
+                    b=lin.bias.detach().numpy().copy(),
+                )
+                for lin in lins
+            )
+        )
 
 
 # -------------------------------------------------------------------------- jax
@@ -442,7 +466,9 @@ class JaxLoop:
         self.full, self.rest = divmod(self.n, batch)
         self.x = jax.device_put(x)
         self.y = jax.device_put(y.astype(np.int32))  # int32 indices work with and without x64
-        self.p = tuple((jax.device_put(layer.w), jax.device_put(layer.b)) for layer in params.layers)
+        self.p = tuple(
+            (jax.device_put(layer.w), jax.device_put(layer.b)) for layer in params.layers
+        )
 
         def loss_fn(p: Any, xb: Any, yb: Any) -> Any:
             a = xb
@@ -467,7 +493,9 @@ class JaxLoop:
 
         order = np.arange(self.n)
         t0 = time.perf_counter()
-        lowered = jax.jit(epoch, donate_argnums=0).lower(self.p, *self._split(order), self.x, self.y)
+        lowered = jax.jit(epoch, donate_argnums=0).lower(
+            self.p, *self._split(order), self.x, self.y
+        )
         self.compiled = lowered.compile()
         self.compile_seconds = time.perf_counter() - t0
 
@@ -488,30 +516,62 @@ class JaxLoop:
 
 
 def max_abs_diff(a: MLP, b: MLP) -> float:
-    return max(float(np.max(np.abs(p.astype(np.float64) - q.astype(np.float64))))
-               for p, q in zip(tree_leaves(a), tree_leaves(b), strict=True))
+    return max(
+        float(np.max(np.abs(p.astype(np.float64) - q.astype(np.float64))))
+        for p, q in zip(tree_leaves(a), tree_leaves(b), strict=True)
+    )
 
 
 def train_cell(
-    x: FloatArray, y: IntArray, batch: int, *, frameworks: Sequence[str], epochs: int, warmup: int,
-    threads: int, jax: Any | None,
+    x: FloatArray,
+    y: IntArray,
+    batch: int,
+    *,
+    frameworks: Sequence[str],
+    epochs: int,
+    warmup: int,
+    threads: int,
+    jax: Any | None,
 ) -> dict[str, Any]:
     """Seconds per epoch of every framework on (x, y), interleaved epoch by epoch: fmlp's
     ``fit`` runs the epochs and the others run theirs in its epoch callback."""
     if jax is None:
-        return _train_cell(x, y, batch, frameworks=frameworks, epochs=epochs, warmup=warmup,
-                           threads=threads, jax=None)
+        return _train_cell(
+            x,
+            y,
+            batch,
+            frameworks=frameworks,
+            epochs=epochs,
+            warmup=warmup,
+            threads=threads,
+            jax=None,
+        )
     x64 = jax.config.read("jax_enable_x64")  # a float64 cell turns it on; put it back after
     try:
-        return _train_cell(x, y, batch, frameworks=frameworks, epochs=epochs, warmup=warmup,
-                           threads=threads, jax=jax)
+        return _train_cell(
+            x,
+            y,
+            batch,
+            frameworks=frameworks,
+            epochs=epochs,
+            warmup=warmup,
+            threads=threads,
+            jax=jax,
+        )
     finally:
         jax.config.update("jax_enable_x64", x64)
 
 
 def _train_cell(
-    x: FloatArray, y: IntArray, batch: int, *, frameworks: Sequence[str], epochs: int, warmup: int,
-    threads: int, jax: Any | None,
+    x: FloatArray,
+    y: IntArray,
+    batch: int,
+    *,
+    frameworks: Sequence[str],
+    epochs: int,
+    warmup: int,
+    threads: int,
+    jax: Any | None,
 ) -> dict[str, Any]:
     n = x.shape[0]
     p0 = fmlp.init(SIZES, seed=SEED, dtype=x.dtype)
@@ -555,7 +615,14 @@ def _train_cell(
     if "fmlp" in frameworks:
         fmlp_cpu_start[0] = time.process_time()
         state, metrics = fmlp.fit(
-            p0, x, y, epochs=total, batch_size=batch, lr=LR, seed=SEED, eval_train=False,
+            p0,
+            x,
+            y,
+            epochs=total,
+            batch_size=batch,
+            lr=LR,
+            seed=SEED,
+            eval_train=False,
             callback=lambda epoch, m: run_others(epoch),
         )
         times["fmlp"] = [float(s) for s in metrics.seconds]
@@ -572,13 +639,19 @@ def _train_cell(
             out[name] = {"skipped": True, "note": notes[name]}
             continue
         secs = times[name]
-        rec: dict[str, Any] = {"seconds": secs[warmup:], "warmup_seconds": secs[:warmup], "skipped": False}
+        rec: dict[str, Any] = {
+            "seconds": secs[warmup:],
+            "warmup_seconds": secs[:warmup],
+            "skipped": False,
+        }
         rec.update(describe(secs[warmup:]))
         rec["cpu_seconds"] = cpu[name][warmup:]
         rec["cpu_median"] = float(np.median(cpu[name][warmup:]))
         rec["gflops"] = flops / rec["median"] / 1e9
         rec["compile_seconds"] = compile_s.get(name)
-        rec["param_max_abs_diff"] = max_abs_diff(final[name], final["fmlp"]) if "fmlp" in final else None
+        rec["param_max_abs_diff"] = (
+            max_abs_diff(final[name], final["fmlp"]) if "fmlp" in final else None
+        )
         out[name] = rec
     return out
 
@@ -595,15 +668,21 @@ def ratios(fw: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = None
             continue
         paired = np.asarray(f["seconds"]) / np.asarray(o["seconds"])
-        out[key] = {"of_medians": f["median"] / o["median"], "paired_median": float(np.median(paired)),
-                    "of_mins": f["min"] / o["min"], "cpu_of_medians": f["cpu_median"] / o["cpu_median"]}
+        out[key] = {
+            "of_medians": f["median"] / o["median"],
+            "paired_median": float(np.median(paired)),
+            "of_mins": f["min"] / o["min"],
+            "cpu_of_medians": f["cpu_median"] / o["cpu_median"],
+        }
     return out
 
 
 # ----------------------------------------------------------------- evaluation, data
 
 
-def measure_evaluation(data: StudyData, dtypes: Sequence[str], samples: int, reps: int) -> dict[str, Any]:
+def measure_evaluation(
+    data: StudyData, dtypes: Sequence[str], samples: int, reps: int
+) -> dict[str, Any]:
     """Seconds of ``fmlp.evaluate`` on ``samples`` rows of the validation+test images."""
     out: dict[str, Any] = {}
     x_all = np.concatenate([data.x_valid, data.x_test])[:samples]
@@ -618,8 +697,12 @@ def measure_evaluation(data: StudyData, dtypes: Sequence[str], samples: int, rep
             fmlp.evaluate(params, x, y_all)
             secs.append(time.perf_counter() - t0)
         med = float(np.median(secs))
-        out[dtype] = {"samples": int(x.shape[0]), "seconds": secs, "seconds_median": med,
-                      "samples_per_second": x.shape[0] / med}
+        out[dtype] = {
+            "samples": int(x.shape[0]),
+            "seconds": secs,
+            "seconds_median": med,
+            "samples_per_second": x.shape[0] / med,
+        }
     return out
 
 
@@ -636,8 +719,11 @@ def dataset_cached(name: str) -> bool:
 def measure_loading(name: str, dtypes: Sequence[str], reps: int) -> dict[str, Any]:
     """Seconds to load ``name`` from the cache into arrays of each dtype."""
     if not dataset_cached(name):
-        return {"available": False, "dataset": name,
-                "note": f"{name} is not in the cache (python -m fmlp.data fetch {name})"}
+        return {
+            "available": False,
+            "dataset": name,
+            "note": f"{name} is not in the cache (python -m fmlp.data fetch {name})",
+        }
     out: dict[str, Any] = {"available": True, "dataset": name}
     for dtype in dtypes:
         secs = []
@@ -719,8 +805,16 @@ def _rss_child(args: argparse.Namespace) -> int:
     p0 = fmlp.init(SIZES, seed=SEED, dtype=args.dtype)
     t0 = time.perf_counter()
     if name == "fmlp":
-        fmlp.fit(p0, x, y, epochs=args.epochs, batch_size=args.batch, lr=LR, seed=SEED,
-                 validation=(data.x_valid, data.y_valid))
+        fmlp.fit(
+            p0,
+            x,
+            y,
+            epochs=args.epochs,
+            batch_size=args.batch,
+            lr=LR,
+            seed=SEED,
+            validation=(data.x_valid, data.y_valid),
+        )
     else:
         loop: Any
         if name == "reference":
@@ -735,28 +829,65 @@ def _rss_child(args: argparse.Namespace) -> int:
                 loop.epoch(x, y, order, LR)
             else:
                 loop.epoch(order)
-    print(json.dumps({
-        "skipped": False, "framework": name, "dtype": args.dtype, "batch": args.batch,
-        "epochs": args.epochs, "dataset": args.dataset, "n_train": int(x.shape[0]),
-        "baseline_rss_mb": baseline, "data_peak_rss_mb": data_peak,
-        "training_peak_rss_mb": peak_rss_mb() if reset else None,
-        "peak_rss_mb": max(data_peak, peak_rss_mb()),
-        "seconds": time.perf_counter() - t0,
-        "what": "fmlp.fit with train and validation evaluation each epoch" if name == "fmlp" else "training epochs",
-    }))
+    print(
+        json.dumps(
+            {
+                "skipped": False,
+                "framework": name,
+                "dtype": args.dtype,
+                "batch": args.batch,
+                "epochs": args.epochs,
+                "dataset": args.dataset,
+                "n_train": int(x.shape[0]),
+                "baseline_rss_mb": baseline,
+                "data_peak_rss_mb": data_peak,
+                "training_peak_rss_mb": peak_rss_mb() if reset else None,
+                "peak_rss_mb": max(data_peak, peak_rss_mb()),
+                "seconds": time.perf_counter() - t0,
+                "what": "fmlp.fit with train and validation evaluation each epoch"
+                if name == "fmlp"
+                else "training epochs",
+            }
+        )
+    )
     return 0
 
 
 def measure_rss(
-    framework: str, *, dtype: str, batch: int, epochs: int, n_train: int, dataset: str, threads: int | None
+    framework: str,
+    *,
+    dtype: str,
+    batch: int,
+    epochs: int,
+    n_train: int,
+    dataset: str,
+    threads: int | None,
 ) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "analyses.benchmark", "--rss-child", framework, "--dtype", dtype,
-           "--batch", str(batch), "--epochs", str(epochs), "--n-train", str(n_train), "--dataset", dataset]
+    cmd = [
+        sys.executable,
+        "-m",
+        "analyses.benchmark",
+        "--rss-child",
+        framework,
+        "--dtype",
+        dtype,
+        "--batch",
+        str(batch),
+        "--epochs",
+        str(epochs),
+        "--n-train",
+        str(n_train),
+        "--dataset",
+        dataset,
+    ]
     if threads is not None:
         cmd += ["--threads", str(threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        return {"skipped": True, "note": f"child failed ({proc.returncode}): {proc.stderr.strip()[-500:]}"}
+        return {
+            "skipped": True,
+            "note": f"child failed ({proc.returncode}): {proc.stderr.strip()[-500:]}",
+        }
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if not lines:
         return {"skipped": True, "note": f"child printed no result: {proc.stdout.strip()[-300:]}"}
@@ -817,7 +948,9 @@ def limited_threads(threads: int | None, *, import_torch: bool = True) -> Iterat
     elif "jax" in sys.modules:
         notes.append("jax was imported before the thread limit: it keeps its CPU threads")
     else:
-        notes.append(f"jax keeps XLA's default CPU threads (XLA has a flag for 1 thread, not {threads})")
+        notes.append(
+            f"jax keeps XLA's default CPU threads (XLA has a flag for 1 thread, not {threads})"
+        )
     try:
         yield notes
     finally:
@@ -947,14 +1080,22 @@ def make_config(args: argparse.Namespace) -> BenchConfig:
 # ------------------------------------------------------------------------ running
 
 
-def run_setting(cfg: BenchConfig, setting: str, store: ResultStore, *, fresh: bool, quiet: bool) -> dict[str, Any]:
+def run_setting(
+    cfg: BenchConfig, setting: str, store: ResultStore, *, fresh: bool, quiet: bool
+) -> dict[str, Any]:
     """Measure everything under the current process's environment, as ``setting``."""
     with limited_threads(cfg.threads) as notes:
         return _run_setting(cfg, setting, store, fresh=fresh, quiet=quiet, notes=list(notes))
 
 
 def _run_setting(
-    cfg: BenchConfig, setting: str, store: ResultStore, *, fresh: bool, quiet: bool, notes: list[str]
+    cfg: BenchConfig,
+    setting: str,
+    store: ResultStore,
+    *,
+    fresh: bool,
+    quiet: bool,
+    notes: list[str],
 ) -> dict[str, Any]:
     t_start = time.perf_counter()
     load_start = load_avg()
@@ -964,21 +1105,38 @@ def _run_setting(
         notes.append("jax is not installed: its column is skipped (pip install -e '.[bench]')")
     env = openblas_env()
     if setting == "default" and not any(env.values()):
-        notes.append("the inherited environment sets neither OPENBLAS_CORETYPE nor OPENBLAS_L2_SIZE: "
-                     "this setting is OpenBLAS's native kernel choice")
+        notes.append(
+            "the inherited environment sets neither OPENBLAS_CORETYPE nor OPENBLAS_L2_SIZE: "
+            "this setting is OpenBLAS's native kernel choice"
+        )
 
     def log(msg: str) -> None:
         if not quiet:
             print(f"[benchmark:{setting}] {msg}", file=sys.stderr)
 
     log(f"GEMM peak and training shapes (load {load_avg()})")
-    gemm = measure_gemm(cfg.dtypes, cfg.batch_sizes, size=cfg.gemm_size, reps=cfg.gemm_reps,
-                        shape_reps=cfg.gemm_shape_reps, min_seconds=0.1 if cfg.quick else 3.0,
-                        shape_min_seconds=0.01 if cfg.quick else 0.3)
-    base_cfg = {"setting": setting, "openblas_env": env, "source": source_hash(), "n_train": cfg.n_train,
-                "xla_flags": os.environ.get("XLA_FLAGS"),
-                "epochs": cfg.epochs, "warmup": cfg.warmup, "frameworks": list(cfg.frameworks),
-                "threads": threads, "jax": jax is not None, "quick": cfg.quick}
+    gemm = measure_gemm(
+        cfg.dtypes,
+        cfg.batch_sizes,
+        size=cfg.gemm_size,
+        reps=cfg.gemm_reps,
+        shape_reps=cfg.gemm_shape_reps,
+        min_seconds=0.1 if cfg.quick else 3.0,
+        shape_min_seconds=0.01 if cfg.quick else 0.3,
+    )
+    base_cfg = {
+        "setting": setting,
+        "openblas_env": env,
+        "source": source_hash(),
+        "n_train": cfg.n_train,
+        "xla_flags": os.environ.get("XLA_FLAGS"),
+        "epochs": cfg.epochs,
+        "warmup": cfg.warmup,
+        "frameworks": list(cfg.frameworks),
+        "threads": threads,
+        "jax": jax is not None,
+        "quick": cfg.quick,
+    }
     training: list[dict[str, Any]] = []
     data_cache: dict[tuple[str, str], StudyData] = {}
     for dataset in cfg.datasets:
@@ -996,9 +1154,21 @@ def _run_setting(
                     d = data_cache[key]
                     log(f"{dataset} {dtype} batch {batch} (load {load_avg()})")
                     la = load_avg()
-                    fw = train_cell(d.x_train, d.y_train, batch, frameworks=cfg.frameworks,
-                                    epochs=cfg.epochs, warmup=cfg.warmup, threads=threads, jax=jax)
-                    return {"frameworks": fw, "load_avg": [la, load_avg()], "n_train": int(d.x_train.shape[0])}
+                    fw = train_cell(
+                        d.x_train,
+                        d.y_train,
+                        batch,
+                        frameworks=cfg.frameworks,
+                        epochs=cfg.epochs,
+                        warmup=cfg.warmup,
+                        threads=threads,
+                        jax=jax,
+                    )
+                    return {
+                        "frameworks": fw,
+                        "load_avg": [la, load_avg()],
+                        "n_train": int(d.x_train.shape[0]),
+                    }
 
                 result, now = store.run(cell_cfg, compute)
                 n = int(result["n_train"])
@@ -1009,12 +1179,21 @@ def _run_setting(
                     if not rec.get("skipped"):
                         rec["peak_fraction"] = rec["gflops"] / peak
                 step_gflops = gemm["shapes"][dtype][str(batch)]["step_gflops"]
-                training.append({
-                    "dataset": dataset, "dtype": dtype, "batch": batch, "n_train": n,
-                    "steps_per_epoch": len(batch_sizes_of_epoch(n, batch)), "epoch_flops": flops,
-                    "gemm_bound_seconds": flops / step_gflops / 1e9, "load_avg": result["load_avg"],
-                    "frameworks": fw, "ratios": ratios(fw), "computed_now": now,
-                })
+                training.append(
+                    {
+                        "dataset": dataset,
+                        "dtype": dtype,
+                        "batch": batch,
+                        "n_train": n,
+                        "steps_per_epoch": len(batch_sizes_of_epoch(n, batch)),
+                        "epoch_flops": flops,
+                        "gemm_bound_seconds": flops / step_gflops / 1e9,
+                        "load_avg": result["load_avg"],
+                        "frameworks": fw,
+                        "ratios": ratios(fw),
+                        "computed_now": now,
+                    }
+                )
     data_cache.clear()
 
     log("evaluation throughput and data loading")
@@ -1029,8 +1208,13 @@ def _run_setting(
             epochs = cfg.rss_epochs if name == "fmlp" else 1
             log(f"peak memory of {name} ({epochs} epochs) in a child process")
             memory["children"][name] = measure_rss(
-                name, dtype="float32", batch=cfg.rss_batch, epochs=epochs,
-                n_train=cfg.n_train, dataset=cfg.rss_dataset, threads=cfg.threads,
+                name,
+                dtype="float32",
+                batch=cfg.rss_batch,
+                epochs=epochs,
+                n_train=cfg.n_train,
+                dataset=cfg.rss_dataset,
+                threads=cfg.threads,
             )
     memory["parent_peak_rss_mb"] = peak_rss_mb()
 
@@ -1040,9 +1224,14 @@ def _run_setting(
         "same_as_native": not any(env.values()),
         "machine": machine_info(),
         "blas": blas_info(),
-        "threads": {"numpy_blas": threads, "torch": torch_threads(), "cpu_count": os.cpu_count(),
-                    "requested": cfg.threads, "xla_flags": os.environ.get("XLA_FLAGS"),
-                    "jax_devices": [str(d) for d in jax.devices()] if jax is not None else None},
+        "threads": {
+            "numpy_blas": threads,
+            "torch": torch_threads(),
+            "cpu_count": os.cpu_count(),
+            "requested": cfg.threads,
+            "xla_flags": os.environ.get("XLA_FLAGS"),
+            "jax_devices": [str(d) for d in jax.devices()] if jax is not None else None,
+        },
         "config": cfg.as_dict(),
         "gemm": gemm,
         "training": training,
@@ -1081,8 +1270,14 @@ def _cell(record: Mapping[str, Any], dtype: str, batch: int) -> Mapping[str, Any
     return None
 
 
-def _target(name: str, value: float | None, threshold: float, *, below: bool, note: str) -> dict[str, Any]:
-    met = None if value is None or not math.isfinite(value) else (value <= threshold if below else value >= threshold)
+def _target(
+    name: str, value: float | None, threshold: float, *, below: bool, note: str
+) -> dict[str, Any]:
+    met = (
+        None
+        if value is None or not math.isfinite(value)
+        else (value <= threshold if below else value >= threshold)
+    )
     return {"name": name, "value": value, "threshold": threshold, "met": met, "note": note}
 
 
@@ -1093,26 +1288,75 @@ def evaluate_targets(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     r = c128["ratios"] if c128 else {}
     torch_r = r.get("fmlp/torch")
     jax_r = r.get("fmlp/jax")
-    out.append(_target("fmlp/torch epoch time, float32, batch 128", torch_r["of_medians"] if torch_r else None,
-                       0.75, below=True, note="the issue asks it under the default environment"))
-    out.append(_target("fmlp/jax epoch time, float32, batch 128", jax_r["of_medians"] if jax_r else None,
-                       1.0, below=True, note="the issue asks it on the native kernel"))
+    out.append(
+        _target(
+            "fmlp/torch epoch time, float32, batch 128",
+            torch_r["of_medians"] if torch_r else None,
+            0.75,
+            below=True,
+            note="the issue asks it under the default environment",
+        )
+    )
+    out.append(
+        _target(
+            "fmlp/jax epoch time, float32, batch 128",
+            jax_r["of_medians"] if jax_r else None,
+            1.0,
+            below=True,
+            note="the issue asks it on the native kernel",
+        )
+    )
     c256 = _cell(record, "float32", 256)
     frac = c256["frameworks"].get("fmlp", {}).get("peak_fraction") if c256 else None
-    out.append(_target("fmlp fraction of the sgemm peak, float32, batch 256", frac, 0.75, below=False,
-                       note="the issue asks it on the native kernel"))
-    refs = [t["ratios"]["fmlp/reference"]["of_medians"] for t in record["training"]
-            if t["ratios"].get("fmlp/reference")]
-    out.append(_target("fmlp/reference epoch time, worst cell", max(refs) if refs else None, 1.15, below=True,
-                       note="over every dataset, dtype and batch measured"))
-    d = [v["fmlp"] for k, v in record["float64_over_float32"].items() if k.startswith("synthetic/") and "fmlp" in v]
-    out.append(_target("fmlp float64/float32 epoch time, worst batch", max(d) if d else None, 2.2, below=True,
-                       note="the reference loop's ratio, in float64_over_float32, shows what BLAS allows"))
+    out.append(
+        _target(
+            "fmlp fraction of the sgemm peak, float32, batch 256",
+            frac,
+            0.75,
+            below=False,
+            note="the issue asks it on the native kernel",
+        )
+    )
+    refs = [
+        t["ratios"]["fmlp/reference"]["of_medians"]
+        for t in record["training"]
+        if t["ratios"].get("fmlp/reference")
+    ]
+    out.append(
+        _target(
+            "fmlp/reference epoch time, worst cell",
+            max(refs) if refs else None,
+            1.15,
+            below=True,
+            note="over every dataset, dtype and batch measured",
+        )
+    )
+    d = [
+        v["fmlp"]
+        for k, v in record["float64_over_float32"].items()
+        if k.startswith("synthetic/") and "fmlp" in v
+    ]
+    out.append(
+        _target(
+            "fmlp float64/float32 epoch time, worst batch",
+            max(d) if d else None,
+            2.2,
+            below=True,
+            note="the reference loop's ratio, in float64_over_float32, shows what BLAS allows",
+        )
+    )
     child = record["memory"]["children"].get("fmlp", {})
     rss = None if child.get("skipped", True) else child["peak_rss_mb"]
-    out.append(_target(f"peak RSS (MB) of a {child.get('epochs', '?')}-epoch fmlp.fit, float32, on "
-                       f"{child.get('dataset', '?')}", rss, RSS_LIMIT_MB, below=True,
-                       note="the issue asks 10 epochs on MNIST"))
+    out.append(
+        _target(
+            f"peak RSS (MB) of a {child.get('epochs', '?')}-epoch fmlp.fit, float32, on "
+            f"{child.get('dataset', '?')}",
+            rss,
+            RSS_LIMIT_MB,
+            below=True,
+            note="the issue asks 10 epochs on MNIST",
+        )
+    )
     return out
 
 
@@ -1138,14 +1382,23 @@ def table_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     for t in record["training"]:
         fw = t["frameworks"]
         f = fw.get("fmlp", {})
-        rows.append({
-            "setting": record["setting"], "dataset": t["dataset"], "dtype": t["dtype"], "batch": t["batch"],
-            **{f"{name}_seconds": (None if rec.get("skipped") else rec["median"]) for name, rec in fw.items()},
-            "jax_compile_seconds": fw.get("jax", {}).get("compile_seconds"),
-            "fmlp_gflops": f.get("gflops"), "fmlp_peak_fraction": f.get("peak_fraction"),
-            "gemm_bound_seconds": t["gemm_bound_seconds"],
-            **{k: (None if v is None else v["of_medians"]) for k, v in t["ratios"].items()},
-        })
+        rows.append(
+            {
+                "setting": record["setting"],
+                "dataset": t["dataset"],
+                "dtype": t["dtype"],
+                "batch": t["batch"],
+                **{
+                    f"{name}_seconds": (None if rec.get("skipped") else rec["median"])
+                    for name, rec in fw.items()
+                },
+                "jax_compile_seconds": fw.get("jax", {}).get("compile_seconds"),
+                "fmlp_gflops": f.get("gflops"),
+                "fmlp_peak_fraction": f.get("peak_fraction"),
+                "gemm_bound_seconds": t["gemm_bound_seconds"],
+                **{k: (None if v is None else v["of_medians"]) for k, v in t["ratios"].items()},
+            }
+        )
     return rows
 
 
@@ -1158,46 +1411,89 @@ def format_table(record: Mapping[str, Any]) -> str:
         f"OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']}; BLAS {blas.get('internal_api')} {blas.get('version')} "
         f"kernel {blas.get('architecture')}, {record['threads']['numpy_blas']} threads (torch "
         f"{record['threads']['torch']}); load {record['load_avg']['start']} -> {record['load_avg']['end']}",
-        "GEMM peak: " + ", ".join(f"{dt} {p['size']}^3 {p['gflops_best']:.1f} GFLOP/s (median {p['gflops_median']:.1f})"
-                                  for dt, p in record["gemm"]["peak"].items()),
+        "GEMM peak: "
+        + ", ".join(
+            f"{dt} {p['size']}^3 {p['gflops_best']:.1f} GFLOP/s (median {p['gflops_median']:.1f})"
+            for dt, p in record["gemm"]["peak"].items()
+        ),
         "seconds per epoch, median±IQR over measured epochs; GFLOP/s and %peak are fmlp's; GEMM-only is the "
         "8 products timed alone; ratios of median wall times, 'cpu' of median CPU times",
     ]
-    head = ["data", "dtype", "batch", *fws, "jax compile", "GEMM-only", "GFLOP/s", "%peak",
-            "fmlp/torch", "fmlp/jax", "fmlp/ref", "fmlp/ref cpu"]
+    head = [
+        "data",
+        "dtype",
+        "batch",
+        *fws,
+        "jax compile",
+        "GEMM-only",
+        "GFLOP/s",
+        "%peak",
+        "fmlp/torch",
+        "fmlp/jax",
+        "fmlp/ref",
+        "fmlp/ref cpu",
+    ]
     body = []
     for t in record["training"]:
         fw = t["frameworks"]
         f = fw.get("fmlp", {})
         jc = fw.get("jax", {}).get("compile_seconds")
-        body.append([
-            t["dataset"], t["dtype"], str(t["batch"]), *[_fmt_s(fw.get(n)) for n in fws],
-            "—" if jc is None else f"{jc:.2f}s", f"{t['gemm_bound_seconds']:.3f}",
-            "—" if f.get("skipped", True) else f"{f['gflops']:.1f}",
-            "—" if f.get("skipped", True) else f"{100 * f['peak_fraction']:.0f}%",
-            _fmt_r(t["ratios"]["fmlp/torch"]), _fmt_r(t["ratios"]["fmlp/jax"]), _fmt_r(t["ratios"]["fmlp/reference"]),
-            _fmt_r(t["ratios"]["fmlp/reference"], "cpu_of_medians"),
-        ])
+        body.append(
+            [
+                t["dataset"],
+                t["dtype"],
+                str(t["batch"]),
+                *[_fmt_s(fw.get(n)) for n in fws],
+                "—" if jc is None else f"{jc:.2f}s",
+                f"{t['gemm_bound_seconds']:.3f}",
+                "—" if f.get("skipped", True) else f"{f['gflops']:.1f}",
+                "—" if f.get("skipped", True) else f"{100 * f['peak_fraction']:.0f}%",
+                _fmt_r(t["ratios"]["fmlp/torch"]),
+                _fmt_r(t["ratios"]["fmlp/jax"]),
+                _fmt_r(t["ratios"]["fmlp/reference"]),
+                _fmt_r(t["ratios"]["fmlp/reference"], "cpu_of_medians"),
+            ]
+        )
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body)
     ev = record["evaluation"]
-    lines.append("evaluation (fmlp.evaluate): " + ", ".join(
-        f"{dt} {ev[dt]['samples']} samples in {ev[dt]['seconds_median']:.3f}s ({ev[dt]['samples_per_second']:.0f}/s)"
-        for dt in record["config"]["dtypes"]))
+    lines.append(
+        "evaluation (fmlp.evaluate): "
+        + ", ".join(
+            f"{dt} {ev[dt]['samples']} samples in {ev[dt]['seconds_median']:.3f}s ({ev[dt]['samples_per_second']:.0f}/s)"
+            for dt in record["config"]["dtypes"]
+        )
+    )
     ld = record["data_loading"]
-    lines.append("data loading: " + (", ".join(f"{dt} {ld[dt]['seconds_median']:.3f}s" for dt in record["config"]["dtypes"])
-                                     if ld["available"] else ld["note"]))
+    lines.append(
+        "data loading: "
+        + (
+            ", ".join(f"{dt} {ld[dt]['seconds_median']:.3f}s" for dt in record["config"]["dtypes"])
+            if ld["available"]
+            else ld["note"]
+        )
+    )
     mem = record["memory"]
-    lines.append(f"peak RSS: this process {mem['parent_peak_rss_mb']:.0f} MB; children (MB, {record['config']['rss_dataset']}, "
-                 "peak / after data / training alone): " + ", ".join(
-        f"{n} {c['peak_rss_mb']:.0f} / {c['baseline_rss_mb']:.0f} / {_fmt_mb(c['training_peak_rss_mb'])} "
-        f"({c['epochs']} ep)" if not c.get("skipped") else f"{n}: {c.get('note')}"
-        for n, c in mem["children"].items()))
+    lines.append(
+        f"peak RSS: this process {mem['parent_peak_rss_mb']:.0f} MB; children (MB, {record['config']['rss_dataset']}, "
+        "peak / after data / training alone): "
+        + ", ".join(
+            f"{n} {c['peak_rss_mb']:.0f} / {c['baseline_rss_mb']:.0f} / {_fmt_mb(c['training_peak_rss_mb'])} "
+            f"({c['epochs']} ep)"
+            if not c.get("skipped")
+            else f"{n}: {c.get('note')}"
+            for n, c in mem["children"].items()
+        )
+    )
     d = record["float64_over_float32"]
     if d:
-        lines.append("float64/float32: " + "; ".join(
-            f"{k} " + " ".join(f"{n} {v:.2f}" for n, v in r.items()) for k, r in d.items()))
+        lines.append(
+            "float64/float32: "
+            + "; ".join(
+                f"{k} " + " ".join(f"{n} {v:.2f}" for n, v in r.items()) for k, r in d.items()
+            )
+        )
     lines.append("targets:")
     for tg in record["targets"]:
         val = "—" if tg["value"] is None else f"{tg['value']:.3f}"
@@ -1214,19 +1510,34 @@ def format_side_by_side(settings: Mapping[str, Mapping[str, Any]]) -> str:
     for rec in settings.values():
         for t in rec["training"]:
             keys[(t["dataset"], t["dtype"], t["batch"])] = None
-    fws = [n for n in FRAMEWORKS if any(n in rec["config"]["frameworks"] for rec in settings.values())]
+    fws = [
+        n for n in FRAMEWORKS if any(n in rec["config"]["frameworks"] for rec in settings.values())
+    ]
     head = ["data", "dtype", "batch"] + [f"{fw} [{s}]" for fw in fws for s in names]
     body = []
     for key in keys:
         row = [key[0], key[1], str(key[2])]
         for fw in fws:
             for s in names:
-                cell = next((t for t in settings[s]["training"] if (t["dataset"], t["dtype"], t["batch"]) == key), None)
+                cell = next(
+                    (
+                        t
+                        for t in settings[s]["training"]
+                        if (t["dataset"], t["dtype"], t["batch"]) == key
+                    ),
+                    None,
+                )
                 row.append(_fmt_s(cell["frameworks"].get(fw)) if cell else "—")
         body.append(row)
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-    lines = ["seconds per epoch under each OpenBLAS setting (" + "; ".join(
-        f"{s}: kernel {settings[s]['blas'][0].get('architecture') if settings[s]['blas'] else '?'}" for s in names) + ")"]
+    lines = [
+        "seconds per epoch under each OpenBLAS setting ("
+        + "; ".join(
+            f"{s}: kernel {settings[s]['blas'][0].get('architecture') if settings[s]['blas'] else '?'}"
+            for s in names
+        )
+        + ")"
+    ]
     lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body)
     return "\n".join(lines)
@@ -1236,24 +1547,63 @@ def format_side_by_side(settings: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = study_parser("fmlp's training speed against PyTorch, JAX, an in-place numpy loop and the GEMM peak.")
-    parser.add_argument("--native-blas", action="store_true",
-                        help="run in a child process without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
-    parser.add_argument("--both", action="store_true", help="the inherited environment and --native-blas, side by side")
-    parser.add_argument("--coretype", default=None, help="also run a child with OPENBLAS_CORETYPE=NAME (e.g. Haswell)")
-    parser.add_argument("--epochs", type=int, default=None, help="measured epochs after warm-up (default 5; quick 1)")
-    parser.add_argument("--warmup", type=int, default=None, help="warm-up epochs, not counted (default 1)")
-    parser.add_argument("--n-train", type=int, default=None, help="training samples (default 50000; quick 600)")
+    parser = study_parser(
+        "fmlp's training speed against PyTorch, JAX, an in-place numpy loop and the GEMM peak."
+    )
+    parser.add_argument(
+        "--native-blas",
+        action="store_true",
+        help="run in a child process without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE",
+    )
+    parser.add_argument(
+        "--both",
+        action="store_true",
+        help="the inherited environment and --native-blas, side by side",
+    )
+    parser.add_argument(
+        "--coretype",
+        default=None,
+        help="also run a child with OPENBLAS_CORETYPE=NAME (e.g. Haswell)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="measured epochs after warm-up (default 5; quick 1)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="warm-up epochs, not counted (default 1)"
+    )
+    parser.add_argument(
+        "--n-train", type=int, default=None, help="training samples (default 50000; quick 600)"
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
     parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
     parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
-    parser.add_argument("--real-data", choices=("auto", "yes", "no"), default="auto",
-                        help="also measure on the cached dataset (auto: when cached)")
-    parser.add_argument("--rss-epochs", type=int, default=None, help="epochs of the memory child's fmlp.fit (default 10)")
-    parser.add_argument("--no-rss", action="store_true", help="skip the peak-memory child processes")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for every framework (default: each library's own default)")
-    parser.add_argument("--fresh", action="store_true", help="measure again even the cells already stored")
+    parser.add_argument(
+        "--real-data",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="also measure on the cached dataset (auto: when cached)",
+    )
+    parser.add_argument(
+        "--rss-epochs",
+        type=int,
+        default=None,
+        help="epochs of the memory child's fmlp.fit (default 10)",
+    )
+    parser.add_argument(
+        "--no-rss", action="store_true", help="skip the peak-memory child processes"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for every framework (default: each library's own default)",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="measure again even the cells already stored"
+    )
     parser.add_argument("--as-setting", default=None, help=argparse.SUPPRESS)
     return parser
 
@@ -1282,7 +1632,10 @@ def run_child_setting(argv: Sequence[str], setting: str, folder: Path) -> dict[s
     proc = subprocess.run(cmd, env=child_env(setting), check=False)
     path = folder / f"{setting}.json"
     if proc.returncode != 0 or not path.exists():
-        print(f"[benchmark] the {setting} child failed with exit code {proc.returncode}", file=sys.stderr)
+        print(
+            f"[benchmark] the {setting} child failed with exit code {proc.returncode}",
+            file=sys.stderr,
+        )
         return None
     rec: dict[str, Any] = read_json(path)
     return rec
@@ -1297,8 +1650,11 @@ def write_summary(store: ResultStore) -> dict[str, Any]:
         rec = read_json(path)
         if isinstance(rec, dict) and "setting" in rec:
             settings[rec["setting"]] = rec
-    summary = {"schema": SCHEMA, "settings": settings,
-               "table": [row for rec in settings.values() for row in table_rows(rec)]}
+    summary = {
+        "schema": SCHEMA,
+        "settings": settings,
+        "table": [row for rec in settings.values() for row in table_rows(rec)],
+    }
     store.write_summary(summary)
     return summary
 
@@ -1311,7 +1667,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = make_config(args)
     store = ResultStore(args.out, STUDY)
     if args.native_blas and args.both:
-        raise SystemExit("--native-blas and --both exclude each other: --both already includes the native run")
+        raise SystemExit(
+            "--native-blas and --both exclude each other: --both already includes the native run"
+        )
     results: dict[str, dict[str, Any]] = {}
     own = args.as_setting
     if own is not None:  # a child: measure as told, write, no table
@@ -1328,8 +1686,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     children = []
     if args.native_blas or args.both:
         if args.both and not any(openblas_env().values()):
-            print("note: the inherited environment sets neither OpenBLAS variable, so the native run "
-                  "would measure the same thing again; skipped", file=sys.stderr)
+            print(
+                "note: the inherited environment sets neither OpenBLAS variable, so the native run "
+                "would measure the same thing again; skipped",
+                file=sys.stderr,
+            )
         else:
             children.append("native")
     if args.coretype:

@@ -104,8 +104,12 @@ class CNNSpec:
     def from_dict(cls, d: dict[str, Any]) -> CNNSpec:
         return cls(
             blocks=tuple(ConvBlock(**b) for b in d["blocks"]),
-            fc=d["fc"], dropout=d["dropout"], conv_dropout=d["conv_dropout"],
-            in_channels=d["in_channels"], image_size=d["image_size"], n_classes=d["n_classes"],
+            fc=d["fc"],
+            dropout=d["dropout"],
+            conv_dropout=d["conv_dropout"],
+            in_channels=d["in_channels"],
+            image_size=d["image_size"],
+            n_classes=d["n_classes"],
         )
 
 
@@ -142,35 +146,93 @@ def layer_table(spec: CNNSpec) -> list[dict[str, Any]]:
     c_in = spec.in_channels
     sizes = _block_sizes(spec)
     for i, (b, (conv, pooled)) in enumerate(zip(spec.blocks, sizes), start=1):
-        rows.append({
-            "name": f"conv{i}", "kind": "Conv2d", "kernel": b.kernel, "padding": b.padding, "stride": 1,
-            "in": c_in, "out": b.channels, "output_shape": [b.channels, conv, conv],
-            "params": (c_in * b.kernel * b.kernel + 1) * b.channels,
-        })
+        rows.append(
+            {
+                "name": f"conv{i}",
+                "kind": "Conv2d",
+                "kernel": b.kernel,
+                "padding": b.padding,
+                "stride": 1,
+                "in": c_in,
+                "out": b.channels,
+                "output_shape": [b.channels, conv, conv],
+                "params": (c_in * b.kernel * b.kernel + 1) * b.channels,
+            }
+        )
         if b.pool > 1:
-            rows.append({
-                "name": f"pool{i}", "kind": "MaxPool2d", "kernel": b.pool, "stride": b.pool,
-                "output_shape": [b.channels, pooled, pooled], "params": 0,
-            })
-        rows.append({"name": f"relu{i}", "kind": "ReLU", "output_shape": [b.channels, pooled, pooled], "params": 0})
+            rows.append(
+                {
+                    "name": f"pool{i}",
+                    "kind": "MaxPool2d",
+                    "kernel": b.pool,
+                    "stride": b.pool,
+                    "output_shape": [b.channels, pooled, pooled],
+                    "params": 0,
+                }
+            )
+        rows.append(
+            {
+                "name": f"relu{i}",
+                "kind": "ReLU",
+                "output_shape": [b.channels, pooled, pooled],
+                "params": 0,
+            }
+        )
         if spec.conv_dropout > 0:
-            rows.append({
-                "name": f"dropout_conv{i}", "kind": "Dropout", "p": spec.conv_dropout,
-                "output_shape": [b.channels, pooled, pooled], "params": 0,
-            })
+            rows.append(
+                {
+                    "name": f"dropout_conv{i}",
+                    "kind": "Dropout",
+                    "p": spec.conv_dropout,
+                    "output_shape": [b.channels, pooled, pooled],
+                    "params": 0,
+                }
+            )
         c_in = b.channels
     c, h, w = feature_shape(spec)
     flat = c * h * w
     rows.append({"name": "flatten", "kind": "Flatten", "output_shape": [flat], "params": 0})
     if spec.dropout > 0:
-        rows.append({"name": "dropout_fc1", "kind": "Dropout", "p": spec.dropout, "output_shape": [flat], "params": 0})
-    rows.append({"name": "fc1", "kind": "Linear", "in": flat, "out": spec.fc, "output_shape": [spec.fc],
-                 "params": (flat + 1) * spec.fc})
+        rows.append(
+            {
+                "name": "dropout_fc1",
+                "kind": "Dropout",
+                "p": spec.dropout,
+                "output_shape": [flat],
+                "params": 0,
+            }
+        )
+    rows.append(
+        {
+            "name": "fc1",
+            "kind": "Linear",
+            "in": flat,
+            "out": spec.fc,
+            "output_shape": [spec.fc],
+            "params": (flat + 1) * spec.fc,
+        }
+    )
     rows.append({"name": "relu_fc1", "kind": "ReLU", "output_shape": [spec.fc], "params": 0})
     if spec.dropout > 0:
-        rows.append({"name": "dropout_fc2", "kind": "Dropout", "p": spec.dropout, "output_shape": [spec.fc], "params": 0})
-    rows.append({"name": "fc2", "kind": "Linear", "in": spec.fc, "out": spec.n_classes,
-                 "output_shape": [spec.n_classes], "params": (spec.fc + 1) * spec.n_classes})
+        rows.append(
+            {
+                "name": "dropout_fc2",
+                "kind": "Dropout",
+                "p": spec.dropout,
+                "output_shape": [spec.fc],
+                "params": 0,
+            }
+        )
+    rows.append(
+        {
+            "name": "fc2",
+            "kind": "Linear",
+            "in": spec.fc,
+            "out": spec.n_classes,
+            "output_shape": [spec.n_classes],
+            "params": (spec.fc + 1) * spec.n_classes,
+        }
+    )
     return rows
 
 

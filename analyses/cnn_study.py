@@ -148,7 +148,9 @@ def pick_device(requested: str = "auto") -> str:
     if requested not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {requested!r}")
     if requested == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+        raise ValueError(
+            "--device cuda was asked for but torch sees no CUDA device; use --device cpu"
+        )
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
@@ -213,9 +215,12 @@ def to_tensors(data: StudyData, device: str = "cpu") -> TensorData:
         return torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)).to(device)
 
     return TensorData(
-        x_train=images(data.x_train, "train"), y_train=labels(data.y_train),
-        x_valid=images(data.x_valid, "valid"), y_valid=labels(data.y_valid),
-        x_test=images(data.x_test, "test"), y_test=labels(data.y_test),
+        x_train=images(data.x_train, "train"),
+        y_train=labels(data.y_train),
+        x_valid=images(data.x_valid, "valid"),
+        y_valid=labels(data.y_valid),
+        x_test=images(data.x_test, "test"),
+        y_test=labels(data.y_test),
         device=device,
     )
 
@@ -282,12 +287,16 @@ def train_cnn(
         model = build_cnn(spec).to(data.device, memory_format=fmt)
         n_params = module_param_count(model)
         # fused: one kernel per step instead of a dozen per tensor (a seventh of a step's time).
-        opt = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay, fused=True)
+        opt = torch.optim.Adam(
+            model.parameters(), lr=train.lr, weight_decay=train.weight_decay, fused=True
+        )
         for epoch in progress(range(epochs), total=epochs, desc=f"seed {seed} epochs", quiet=quiet):
             lr = train.lr * train.lr_decay**epoch
             for group in opt.param_groups:
                 group["lr"] = lr
-            order = torch.from_numpy(np.random.default_rng((seed, epoch)).permutation(n)).to(data.device)
+            order = torch.from_numpy(np.random.default_rng((seed, epoch)).permutation(n)).to(
+                data.device
+            )
             with Timer() as t_train:
                 model.train()
                 for start in range(0, n, train.batch_size):
@@ -300,19 +309,41 @@ def train_cnn(
                 if data.device == "cuda":
                     torch.cuda.synchronize()
             with Timer() as t_eval:
-                tl, te = evaluate(model, data.x_train, data.y_train, batch=train.eval_batch,
-                                  channels_last=train.channels_last)
-                vl, ve = evaluate(model, data.x_valid, data.y_valid, batch=train.eval_batch,
-                                  channels_last=train.channels_last)
-            row = {"train_loss": tl, "train_error": te, "valid_loss": vl, "valid_error": ve, "lr": lr,
-                   "train_seconds": t_train.seconds, "eval_seconds": t_eval.seconds,
-                   "epoch_seconds": t_train.seconds + t_eval.seconds}
+                tl, te = evaluate(
+                    model,
+                    data.x_train,
+                    data.y_train,
+                    batch=train.eval_batch,
+                    channels_last=train.channels_last,
+                )
+                vl, ve = evaluate(
+                    model,
+                    data.x_valid,
+                    data.y_valid,
+                    batch=train.eval_batch,
+                    channels_last=train.channels_last,
+                )
+            row = {
+                "train_loss": tl,
+                "train_error": te,
+                "valid_loss": vl,
+                "valid_error": ve,
+                "lr": lr,
+                "train_seconds": t_train.seconds,
+                "eval_seconds": t_eval.seconds,
+                "epoch_seconds": t_train.seconds + t_eval.seconds,
+            }
             for k, v in row.items():
                 curves[k].append(v)
             if on_epoch is not None:
                 on_epoch(epoch, row)
-        _, test_error = evaluate(model, data.x_test, data.y_test, batch=train.eval_batch,
-                                 channels_last=train.channels_last)
+        _, test_error = evaluate(
+            model,
+            data.x_test,
+            data.y_test,
+            batch=train.eval_batch,
+            channels_last=train.channels_last,
+        )
     best = int(np.argmin(curves["valid_loss"]))
     return {
         "curves": curves,
@@ -351,8 +382,10 @@ def _mlp_curves(best: Mapping[str, Any], epochs: int) -> dict[str, list[float]] 
     def get(*keys: str) -> list[float] | None:
         for key in keys:
             v = best.get(key)
-            if isinstance(v, list) and len(v) == epochs and all(
-                isinstance(a, (int, float)) and math.isfinite(a) for a in v
+            if (
+                isinstance(v, list)
+                and len(v) == epochs
+                and all(isinstance(a, (int, float)) and math.isfinite(a) for a in v)
             ):
                 return [float(a) for a in v]
         return None
@@ -385,7 +418,8 @@ def mlp_reference(out: Path, *, epochs: int) -> MlpReference:
     if not (isinstance(best, Mapping) and isinstance(best.get("config"), Mapping)):
         why = "has no best configuration" if summary_path.exists() else "does not exist"
         return MlpReference(
-            config=fallback.to_dict(), params=fallback.n_params,
+            config=fallback.to_dict(),
+            params=fallback.n_params,
             source=f"fallback (the search's base configuration): {summary_path} {why}",
         )
     try:
@@ -403,16 +437,21 @@ def mlp_reference(out: Path, *, epochs: int) -> MlpReference:
 
         saved = checkpoint.load(npz)
         if saved.sizes != config.sizes:
-            raise ValueError(f"{npz} holds a {saved.sizes} model but the search's best is {config.sizes}; "
-                             "rerun the search")
+            raise ValueError(
+                f"{npz} holds a {saved.sizes} model but the search's best is {config.sizes}; "
+                "rerun the search"
+            )
         n = n_params(saved)
     val_acc = best.get("val_accuracy")
     return MlpReference(
-        config=attrs.evolve(config, epochs=epochs).to_dict(), params=n,
+        config=attrs.evolve(config, epochs=epochs).to_dict(),
+        params=n,
         source=f"hparam_search best configuration ({summary_path})",
         curves=_mlp_curves(best, epochs),
         search_val_accuracy=[float(a) for a in val_acc] if isinstance(val_acc, list) else None,
-        test_error=1.0 - float(best["test_accuracy"]) if isinstance(best.get("test_accuracy"), float) else None,
+        test_error=1.0 - float(best["test_accuracy"])
+        if isinstance(best.get("test_accuracy"), float)
+        else None,
     )
 
 
@@ -425,8 +464,13 @@ def train_mlp(ref: MlpReference, data: StudyData, *, quiet: bool) -> dict[str, A
 
     cfg = HParamConfig(**ref.config)
     d = data.astype(DTYPES[cfg.dtype])
-    params = fmlp.init(cfg.sizes, scheme=cfg.init, activation=cfg.activation, seed=cfg.seed,
-                       dtype=DTYPES[cfg.dtype])
+    params = fmlp.init(
+        cfg.sizes,
+        scheme=cfg.init,
+        activation=cfg.activation,
+        seed=cfg.seed,
+        dtype=DTYPES[cfg.dtype],
+    )
     bar = iter(progress(range(cfg.epochs), total=cfg.epochs, desc="MLP epochs", quiet=quiet))
 
     def on_epoch(epoch: int, m: EpochMetrics) -> None:
@@ -434,21 +478,35 @@ def train_mlp(ref: MlpReference, data: StudyData, *, quiet: bool) -> dict[str, A
 
     with threadpool_limits(limits=RUN_BLAS_THREADS):
         state, hist = fmlp.fit(
-            params, d.x_train, d.y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
-            optimizer=make_optimizer(cfg, len(d.y_train)), seed=cfg.seed,
-            validation=(d.x_valid, d.y_valid), eval_train=True, callback=on_epoch,
+            params,
+            d.x_train,
+            d.y_train,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            optimizer=make_optimizer(cfg, len(d.y_train)),
+            seed=cfg.seed,
+            validation=(d.x_valid, d.y_valid),
+            eval_train=True,
+            callback=on_epoch,
         )
     next(bar, None)
     with threadpool_limits(limits=RUN_BLAS_THREADS):
         test = fmlp.evaluate(state.params, d.x_test, d.y_test)
     curves = {
-        "train_loss": hist.train_loss.tolist(), "train_error": (1 - hist.train_accuracy).tolist(),
-        "valid_loss": hist.val_loss.tolist(), "valid_error": (1 - hist.val_accuracy).tolist(),
+        "train_loss": hist.train_loss.tolist(),
+        "train_error": (1 - hist.train_accuracy).tolist(),
+        "valid_loss": hist.val_loss.tolist(),
+        "valid_error": (1 - hist.val_accuracy).tolist(),
         "epoch_seconds": hist.seconds.tolist(),
     }
-    return {"curves": curves, "val_accuracy": hist.val_accuracy.tolist(), "params": ref.params,
-            "final_test_error": 1.0 - test.accuracy,
-            "seconds": float(hist.seconds.sum()), "blas_threads": RUN_BLAS_THREADS}
+    return {
+        "curves": curves,
+        "val_accuracy": hist.val_accuracy.tolist(),
+        "params": ref.params,
+        "final_test_error": 1.0 - test.accuracy,
+        "seconds": float(hist.seconds.sum()),
+        "blas_threads": RUN_BLAS_THREADS,
+    }
 
 
 # ----------------------------------------------------------------------------- summary
@@ -470,7 +528,8 @@ def aggregate(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["final_valid_error"] = {
         "mean": float(final_valid.mean()),
         "std": float(final_valid.std(ddof=1)) if len(runs) > 1 else 0.0,
-        "min": float(final_valid.min()), "max": float(final_valid.max()),
+        "min": float(final_valid.min()),
+        "max": float(final_valid.max()),
     }
     out["final_valid_accuracy_mean"] = 1.0 - float(final_valid.mean())
     out["final_test_error"] = [r["final_test_error"] for r in runs]
@@ -478,7 +537,9 @@ def aggregate(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["early_stop_valid_errors"] = [r["early_stop_valid_error"] for r in runs]
     mean_curve = np.array(out["valid_loss"]["mean"])
     out["early_stop_epoch_of_mean"] = int(np.argmin(mean_curve)) + 1
-    out["seconds_per_epoch_mean"] = float(np.mean([np.mean(r["curves"]["epoch_seconds"]) for r in runs]))
+    out["seconds_per_epoch_mean"] = float(
+        np.mean([np.mean(r["curves"]["epoch_seconds"]) for r in runs])
+    )
     return out
 
 
@@ -500,9 +561,22 @@ def make_figures(summary: Mapping[str, Any], folder: Path) -> list[str]:
         for name, agg in summary["aggregate"].items():
             e = np.arange(1, len(agg[key]["mean"]) + 1)
             mean = 100 * np.array(agg[key]["mean"])
-            ax.plot(e, mean, "o-", ms=3, color=colors.get(name), label=f"CNN {name} (mean of {len(summary['seeds'])})")
-            ax.fill_between(e, 100 * np.array(agg[key]["min"]), 100 * np.array(agg[key]["max"]),
-                            color=colors.get(name), alpha=0.2, lw=0)
+            ax.plot(
+                e,
+                mean,
+                "o-",
+                ms=3,
+                color=colors.get(name),
+                label=f"CNN {name} (mean of {len(summary['seeds'])})",
+            )
+            ax.fill_between(
+                e,
+                100 * np.array(agg[key]["min"]),
+                100 * np.array(agg[key]["max"]),
+                color=colors.get(name),
+                alpha=0.2,
+                lw=0,
+            )
             if split == "valid":
                 for es in agg["early_stop_epochs"]:
                     ax.plot(es, mean[es - 1], "v", ms=9, mfc="none", color=colors.get(name))
@@ -513,7 +587,9 @@ def make_figures(summary: Mapping[str, Any], folder: Path) -> list[str]:
         ax.set_ylabel("error rate (%)" + (", log scale" if split == "train" else ""))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(f"{split} error" + (" (v: lowest valid loss = early stop)" if split == "valid" else ""))
+        ax.set_title(
+            f"{split} error" + (" (v: lowest valid loss = early stop)" if split == "valid" else "")
+        )
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
     paths += save_figure(fig, folder, "cnn_errors")
@@ -522,10 +598,31 @@ def make_figures(summary: Mapping[str, Any], folder: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for name, agg in summary["aggregate"].items():
         e = np.arange(1, len(agg["train_loss"]["mean"]) + 1)
-        ax.plot(e, agg["train_loss"]["mean"], "o-", ms=3, color=colors.get(name), label=f"CNN {name} train")
-        ax.plot(e, agg["valid_loss"]["mean"], "o--", ms=3, color=colors.get(name), label=f"CNN {name} valid")
+        ax.plot(
+            e,
+            agg["train_loss"]["mean"],
+            "o-",
+            ms=3,
+            color=colors.get(name),
+            label=f"CNN {name} train",
+        )
+        ax.plot(
+            e,
+            agg["valid_loss"]["mean"],
+            "o--",
+            ms=3,
+            color=colors.get(name),
+            label=f"CNN {name} valid",
+        )
         best = agg["early_stop_epoch_of_mean"]
-        ax.plot(best, agg["valid_loss"]["mean"][best - 1], "v", ms=10, mfc="none", color=colors.get(name))
+        ax.plot(
+            best,
+            agg["valid_loss"]["mean"][best - 1],
+            "v",
+            ms=10,
+            mfc="none",
+            color=colors.get(name),
+        )
     e = np.arange(1, len(mlp["train_loss"]) + 1)
     ax.plot(e, mlp["train_loss"], "s-", ms=3, color=colors["mlp"], label="MLP train")
     ax.plot(e, mlp["valid_loss"], "s--", ms=3, color=colors["mlp"], label="MLP valid")
@@ -533,7 +630,10 @@ def make_figures(summary: Mapping[str, Any], folder: Path) -> list[str]:
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy (full set)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title("CNN vs MLP: training and validation loss\n(CNN: mean over seeds; v: lowest mean valid loss)", fontsize=10)
+    ax.set_title(
+        "CNN vs MLP: training and validation loss\n(CNN: mean over seeds; v: lowest mean valid loss)",
+        fontsize=10,
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     paths += save_figure(fig, folder, "cnn_vs_mlp_loss")
@@ -548,12 +648,17 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.3f}"
 
-    lines = ["| model | params | seeds | train error % | valid error % | test error % |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| model | params | seeds | train error % | valid error % | test error % |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         std = r["final_valid_error_std"]
         valid = pct(r["final_valid_error"]) + ("" if std is None else f" +- {100 * std:.3f}")
-        lines.append(f"| {r['model']} | {r['params']:,} | {r['seeds']} | {pct(r['final_train_error'])} | {valid} "
-                     f"| {pct(r['final_test_error'])} |")
+        lines.append(
+            f"| {r['model']} | {r['params']:,} | {r['seeds']} | {pct(r['final_train_error'])} | {valid} "
+            f"| {pct(r['final_test_error'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -595,15 +700,23 @@ def run_study(
         jobs = list(itertools.product(specs.items(), seeds))
         for (name, spec), seed in progress(jobs, total=len(jobs), desc="CNN runs", quiet=quiet):
             config = {
-                "kind": "cnn", "implementation": IMPLEMENTATION, "variant": name, "spec": spec.as_dict(),
+                "kind": "cnn",
+                "implementation": IMPLEMENTATION,
+                "variant": name,
+                "spec": spec.as_dict(),
                 "seed": int(seed),
-                "epochs": epochs, "train": attrs.asdict(train), "data": data_id, "device": dev,
+                "epochs": epochs,
+                "train": attrs.asdict(train),
+                "data": data_id,
+                "device": dev,
                 # The CPU kernels' reductions depend on the thread count: same bits need the same threads.
                 "threads": threads if dev == "cpu" else None,
             }
 
             def compute(spec: CNNSpec = spec, seed: int = int(seed)) -> dict[str, Any]:
-                return train_cnn(spec, tensors, train, seed=seed, epochs=epochs, threads=threads, quiet=quiet)
+                return train_cnn(
+                    spec, tensors, train, seed=seed, epochs=epochs, threads=threads, quiet=quiet
+                )
 
             result, fresh = store.run(config, compute)
             if fresh:
@@ -632,21 +745,30 @@ def run_study(
                 mlp_matches_search = mlp_result["val_accuracy"] == ref.search_val_accuracy
 
     agg = {name: aggregate(rs) for name, rs in runs.items()}
-    table = [{
-        "model": f"MLP {HParamConfig(**ref.config).architecture} {ref.config['activation']}",
-        "params": ref.params, "seeds": 1,
-        "final_train_error": mlp_curves["train_error"][-1], "final_valid_error": mlp_curves["valid_error"][-1],
-        "final_valid_error_std": None, "final_test_error": mlp_test_error,
-    }]
+    table = [
+        {
+            "model": f"MLP {HParamConfig(**ref.config).architecture} {ref.config['activation']}",
+            "params": ref.params,
+            "seeds": 1,
+            "final_train_error": mlp_curves["train_error"][-1],
+            "final_valid_error": mlp_curves["valid_error"][-1],
+            "final_valid_error_std": None,
+            "final_test_error": mlp_test_error,
+        }
+    ]
     for name, spec in specs.items():
         a = agg[name]
-        table.append({
-            "model": f"CNN {name}", "params": count_params(spec), "seeds": len(seeds),
-            "final_train_error": a["train_error"]["mean"][-1],
-            "final_valid_error": a["final_valid_error"]["mean"],
-            "final_valid_error_std": a["final_valid_error"]["std"],
-            "final_test_error": float(np.mean(a["final_test_error"])),
-        })
+        table.append(
+            {
+                "model": f"CNN {name}",
+                "params": count_params(spec),
+                "seeds": len(seeds),
+                "final_train_error": a["train_error"]["mean"][-1],
+                "final_valid_error": a["final_valid_error"]["mean"],
+                "final_valid_error_std": a["final_valid_error"]["std"],
+                "final_test_error": float(np.mean(a["final_test_error"])),
+            }
+        )
     cnn_params = count_params(specs["vanilla"])
     cnn_seconds = float(sum(r["seconds"] for rs in runs.values() for r in rs))
     mlp_seconds = float(sum(mlp_curves.get("epoch_seconds", [])))
@@ -664,16 +786,29 @@ def run_study(
         "train": attrs.asdict(train),
         "optimizer": f"Adam(lr={train.lr} * {train.lr_decay}**epoch, weight_decay={train.weight_decay})",
         "architecture": {
-            name: {"spec": spec.as_dict(), "description": describe(spec), "layers": layer_table(spec),
-                   "params": count_params(spec)}
+            name: {
+                "spec": spec.as_dict(),
+                "description": describe(spec),
+                "layers": layer_table(spec),
+                "params": count_params(spec),
+            }
             for name, spec in specs.items()
         },
-        "regularization": {"technique": "dropout", "p": specs["dropout"].dropout,
-                           "where": "before the hidden FC layer and before the output layer"},
+        "regularization": {
+            "technique": "dropout",
+            "p": specs["dropout"].dropout,
+            "where": "before the hidden FC layer and before the output layer",
+        },
         "cnn_params": cnn_params,
-        "mlp": {"config": ref.config, "sizes": HParamConfig(**ref.config).sizes, "params": ref.params,
-                "source": ref.source, "curve_source": curve_source, "curves": mlp_curves,
-                "retrain_matches_search": mlp_matches_search},
+        "mlp": {
+            "config": ref.config,
+            "sizes": HParamConfig(**ref.config).sizes,
+            "params": ref.params,
+            "source": ref.source,
+            "curve_source": curve_source,
+            "curves": mlp_curves,
+            "retrain_matches_search": mlp_matches_search,
+        },
         "param_ratio": cnn_params / ref.params,
         "runs": runs,
         "aggregate": agg,
@@ -709,7 +844,10 @@ def run_study(
 
 
 def time_candidates(
-    candidates: Mapping[str, tuple[CNNSpec, int, int, bool]], *, steps: int = 40, rounds: int = 2,
+    candidates: Mapping[str, tuple[CNNSpec, int, int, bool]],
+    *,
+    steps: int = 40,
+    rounds: int = 2,
     eval_batch: int = TrainConfig().eval_batch,
 ) -> dict[str, dict[str, Any]]:
     """Seconds per 50,000-sample training epoch and per 60,000-sample evaluation of each
@@ -717,7 +855,9 @@ def time_candidates(
     ``rounds`` interleaved rounds (the machine may be shared: compare within a round)."""
     import torch
 
-    res: dict[str, dict[str, Any]] = {k: {"train_epoch_s": [], "eval_60k_s": []} for k in candidates}
+    res: dict[str, dict[str, Any]] = {
+        k: {"train_epoch_s": [], "eval_60k_s": []} for k in candidates
+    }
     for _ in range(rounds):
         for key, (spec, bs, threads, cl) in candidates.items():
             fmt = torch.channels_last if cl else torch.contiguous_format
@@ -739,7 +879,9 @@ def time_candidates(
                 start = time.perf_counter()
                 for _ in range(steps):
                     step()
-                res[key]["train_epoch_s"].append((time.perf_counter() - start) / steps / bs * 50_000)
+                res[key]["train_epoch_s"].append(
+                    (time.perf_counter() - start) / steps / bs * 50_000
+                )
                 xe = torch.rand(eval_batch, 1, 28, 28).contiguous(memory_format=fmt)
                 model.eval()
                 with torch.inference_mode():
@@ -747,7 +889,9 @@ def time_candidates(
                     start = time.perf_counter()
                     for _ in range(3):
                         model(xe)
-                res[key]["eval_60k_s"].append((time.perf_counter() - start) / 3 / eval_batch * 60_000)
+                res[key]["eval_60k_s"].append(
+                    (time.perf_counter() - start) / 3 / eval_batch * 60_000
+                )
             res[key]["params"] = count_params(spec)
             res[key]["description"] = describe(spec)
     return res
@@ -763,8 +907,15 @@ def timing_candidates(target: int = 669_706) -> dict[str, tuple[CNNSpec, int, in
         "32-64 k5 valid": (ConvBlock(32), ConvBlock(64)),
     }
     out = {}
-    for (name, blocks), bs, threads, cl in itertools.product(archs.items(), (128, 256), (1, 2), (False, True)):
-        out[f"{name} bs{bs} t{threads} {'cl' if cl else 'nchw'}"] = (match_params(blocks, target), bs, threads, cl)
+    for (name, blocks), bs, threads, cl in itertools.product(
+        archs.items(), (128, 256), (1, 2), (False, True)
+    ):
+        out[f"{name} bs{bs} t{threads} {'cl' if cl else 'nchw'}"] = (
+            match_params(blocks, target),
+            bs,
+            threads,
+            cl,
+        )
     return out
 
 
@@ -774,12 +925,23 @@ def timing_candidates(target: int = 669_706) -> dict[str, tuple[CNNSpec, int, in
 def main(argv: Sequence[str] | None = None) -> int:
     parser = study_parser(__doc__.splitlines()[0] if __doc__ else "CNN study")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per CNN variant (default 3)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 10; 1 with --quick)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, measured best)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="auto (default): CUDA when available, else CPU")
-    parser.add_argument("--time", action="store_true",
-                        help="only measure the speed of the candidate architectures/batch/threads/layout")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epochs per run (default 10; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch CPU threads (default 2, measured best)"
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="auto (default): CUDA when available, else CPU",
+    )
+    parser.add_argument(
+        "--time",
+        action="store_true",
+        help="only measure the speed of the candidate architectures/batch/threads/layout",
+    )
     args = parser.parse_args(argv)
     if args.seeds <= 0:
         parser.error(f"--seeds must be a positive integer, got {args.seeds}")
@@ -795,37 +957,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_before = os.getloadavg()
         res = time_candidates(timing_candidates(target), steps=10 if args.quick else 40)
         path = args.out / STUDY / "timing.json"
-        atomic_write_json(path, {
-            "candidates": res, "target_params": target, "steps": 10 if args.quick else 40,
-            "eval_batch": TrainConfig().eval_batch,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "omp_wait_policy_effective": not _TORCH_PRELOADED,
-            "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "machine": machine_info(),
-            "note": "seconds per 50,000-sample training epoch (forward, backward, Adam step on one fixed "
-                    "batch) and per 60,000-sample evaluation, extrapolated from the steps timed; "
-                    "interleaved rounds, so compare candidates within a round",
-        })
+        atomic_write_json(
+            path,
+            {
+                "candidates": res,
+                "target_params": target,
+                "steps": 10 if args.quick else 40,
+                "eval_batch": TrainConfig().eval_batch,
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                "omp_wait_policy_effective": not _TORCH_PRELOADED,
+                "load_avg_before": load_before,
+                "load_avg_after": os.getloadavg(),
+                "machine": machine_info(),
+                "note": "seconds per 50,000-sample training epoch (forward, backward, Adam step on one fixed "
+                "batch) and per 60,000-sample evaluation, extrapolated from the steps timed; "
+                "interleaved rounds, so compare candidates within a round",
+            },
+        )
         for key, r in res.items():
-            print(f"{key:32s} train epoch s: {' '.join(f'{s:6.1f}' for s in r['train_epoch_s'])}   "
-                  f"eval 60k s: {' '.join(f'{s:5.1f}' for s in r['eval_60k_s'])}")
+            print(
+                f"{key:32s} train epoch s: {' '.join(f'{s:6.1f}' for s in r['train_epoch_s'])}   "
+                f"eval 60k s: {' '.join(f'{s:5.1f}' for s in r['eval_60k_s'])}"
+            )
         print(f"wrote {path}")
         return 0
     data = load_study_data(args.dataset, quick=args.quick, dtype=np.float32)
     summary = run_study(
-        args.out, data, seeds=range(args.seeds), epochs=epochs, quick=args.quick, quiet=args.quiet,
-        threads=args.threads, device=args.device,
+        args.out,
+        data,
+        seeds=range(args.seeds),
+        epochs=epochs,
+        quick=args.quick,
+        quiet=args.quiet,
+        threads=args.threads,
+        device=args.device,
     )
     for name, agg in summary["aggregate"].items():
         v = agg["valid_error"]
-        print(f"CNN {name:8s} ({summary['architecture'][name]['params']:,} params) valid error per epoch, "
-              f"mean +- std over {len(summary['seeds'])} seeds:")
-        print("  " + "  ".join(f"{100 * m:.2f}+-{100 * s:.2f}" for m, s in zip(v["mean"], v["std"])))
+        print(
+            f"CNN {name:8s} ({summary['architecture'][name]['params']:,} params) valid error per epoch, "
+            f"mean +- std over {len(summary['seeds'])} seeds:"
+        )
+        print(
+            "  " + "  ".join(f"{100 * m:.2f}+-{100 * s:.2f}" for m, s in zip(v["mean"], v["std"]))
+        )
     mlp = summary["mlp"]
-    print(f"MLP ({mlp['params']:,} params) valid error per epoch: "
-          + " ".join(f"{100 * e:.2f}" for e in mlp["curves"]["valid_error"]))
+    print(
+        f"MLP ({mlp['params']:,} params) valid error per epoch: "
+        + " ".join(f"{100 * e:.2f}" for e in mlp["curves"]["valid_error"])
+    )
     wall = summary["wall_seconds"]
-    print(f"wall time {wall['this_invocation']:.1f} s now, {wall['runs_total']:.1f} s of training and evaluation "
-          f"in all runs, on {summary['device']}; "
-          f"summary: {args.out / STUDY / 'summary.json'}", file=sys.stderr)
+    print(
+        f"wall time {wall['this_invocation']:.1f} s now, {wall['runs_total']:.1f} s of training and evaluation "
+        f"in all runs, on {summary['device']}; "
+        f"summary: {args.out / STUDY / 'summary.json'}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -57,9 +57,12 @@ class StudyData:
         return attrs.evolve(
             self,
             name=f"{self.name}[:{n_train}]",
-            x_train=self.x_train[:n_train], y_train=self.y_train[:n_train],
-            x_valid=self.x_valid[:n_eval], y_valid=self.y_valid[:n_eval],
-            x_test=self.x_test[:n_eval], y_test=self.y_test[:n_eval],
+            x_train=self.x_train[:n_train],
+            y_train=self.y_train[:n_train],
+            x_valid=self.x_valid[:n_eval],
+            y_valid=self.y_valid[:n_eval],
+            x_test=self.x_test[:n_eval],
+            y_test=self.y_test[:n_eval],
         )
 
     @property
@@ -67,7 +70,9 @@ class StudyData:
         return {"train": len(self.y_train), "valid": len(self.y_valid), "test": len(self.y_test)}
 
 
-def load_study_data(name: str = "mnist", *, quick: bool = False, dtype: Any = np.float64) -> StudyData:
+def load_study_data(
+    name: str = "mnist", *, quick: bool = False, dtype: Any = np.float64
+) -> StudyData:
     """MNIST (or another dataset fmlp.data knows) as StudyData; ``quick`` keeps the first
     600 training and 200 validation/test samples."""
     import fmlp.data as fdata
@@ -75,16 +80,24 @@ def load_study_data(name: str = "mnist", *, quick: bool = False, dtype: Any = np
     ds = fdata.load(name, dtype=dtype)
     out = StudyData(
         name=name,
-        x_train=ds.train.x, y_train=ds.train.y,
-        x_valid=ds.valid.x, y_valid=ds.valid.y,
-        x_test=ds.test.x, y_test=ds.test.y,
+        x_train=ds.train.x,
+        y_train=ds.train.y,
+        x_valid=ds.valid.x,
+        y_valid=ds.valid.y,
+        x_test=ds.test.x,
+        y_test=ds.test.y,
     )
     return out.head(QUICK_TRAIN, QUICK_EVAL) if quick else out
 
 
 def synthetic_data(
-    n_train: int = 600, n_eval: int = 200, *, n_features: int = 784, n_classes: int = 10,
-    seed: int = 0, dtype: Any = np.float64,
+    n_train: int = 600,
+    n_eval: int = 200,
+    *,
+    n_features: int = 784,
+    n_classes: int = 10,
+    seed: int = 0,
+    dtype: Any = np.float64,
 ) -> StudyData:
     """A small learnable stand-in for MNIST (for tests): each class is a noisy copy of
     its own random prototype in [0, 1]^n_features."""
@@ -180,7 +193,9 @@ class ResultStore:
         result = record.get("result")
         return result if isinstance(result, dict) else None
 
-    def put(self, config: Mapping[str, Any], result: Mapping[str, Any], *, seconds: float | None = None) -> None:
+    def put(
+        self, config: Mapping[str, Any], result: Mapping[str, Any], *, seconds: float | None = None
+    ) -> None:
         record: dict[str, Any] = {"config": dict(config), "result": dict(result)}
         if seconds is not None:
             record["seconds"] = seconds
@@ -224,9 +239,14 @@ def save_figure(fig: Any, out_dir: Path, name: str) -> list[Path]:
     import io
 
     paths = []
-    for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None, "Creator": None})):
+    for ext, meta in (
+        ("png", {"Software": None}),
+        ("pdf", {"CreationDate": None, "Producer": None, "Creator": None}),
+    ):
         buf = io.BytesIO()
-        fig.savefig(buf, format=ext, metadata=meta, dpi=150 if ext == "png" else None, bbox_inches="tight")
+        fig.savefig(
+            buf, format=ext, metadata=meta, dpi=150 if ext == "png" else None, bbox_inches="tight"
+        )
         path = out_dir / f"{name}.{ext}"
         atomic_write_bytes(path, buf.getvalue())
         paths.append(path)
@@ -243,7 +263,9 @@ def use_agg() -> None:
 # ---------------------------------------------------------------------- progress
 
 
-def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", quiet: bool = False) -> Iterator[T]:
+def progress(
+    items: Iterable[T], *, total: int | None = None, desc: str = "", quiet: bool = False
+) -> Iterator[T]:
     """Iterate with a tqdm progress bar on stderr unless ``quiet``."""
     if quiet:
         yield from items
@@ -263,13 +285,20 @@ def blas_info() -> list[dict[str, Any]]:
     except ImportError:
         return []
     keys = ("internal_api", "version", "architecture", "num_threads", "threading_layer")
-    return [{k: info.get(k) for k in keys} for info in threadpool_info() if info.get("user_api") == "blas"]
+    return [
+        {k: info.get(k) for k in keys}
+        for info in threadpool_info()
+        if info.get("user_api") == "blas"
+    ]
 
 
 def git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
             cwd=Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.SubprocessError):
@@ -317,8 +346,12 @@ class Timer:
 def study_parser(description: str) -> argparse.ArgumentParser:
     """The options every study takes: --out, --quick, --quiet, --dataset."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default: results)")
-    parser.add_argument("--quick", action="store_true", help="a few hundred samples, 1-2 epochs: a smoke run")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="results folder (default: results)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a few hundred samples, 1-2 epochs: a smoke run"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
     return parser

@@ -135,8 +135,10 @@ class DefaultModel:
 
     @property
     def name(self) -> str:
-        return (f"{'-'.join(map(str, self.sizes))} {self.activation} {self.scheme}, SGD lr {self.lr}, "
-                f"batch {self.batch_size}, {self.epochs} epochs, seed {self.seed}, {self.dtype}")
+        return (
+            f"{'-'.join(map(str, self.sizes))} {self.activation} {self.scheme}, SGD lr {self.lr}, "
+            f"batch {self.batch_size}, {self.epochs} epochs, seed {self.seed}, {self.dtype}"
+        )
 
 
 @attrs.frozen
@@ -158,7 +160,9 @@ class GradcheckOptions:
 
     def __attrs_post_init__(self) -> None:
         if self.sample_index != "auto" and (not is_int(self.sample_index) or self.sample_index < 0):
-            raise ValueError(f"sample_index must be a non-negative integer or 'auto', got {self.sample_index!r}")
+            raise ValueError(
+                f"sample_index must be a non-negative integer or 'auto', got {self.sample_index!r}"
+            )
         if not is_int(self.layer) or self.layer < 0:
             raise ValueError(f"layer must be a non-negative integer, got {self.layer!r}")
         if not is_int(self.p) or self.p <= 0:
@@ -205,13 +209,20 @@ def describe(params: fmlp.MLP) -> dict[str, Any]:
 # ------------------------------------------------------------------------- model
 
 
-def train_default(data: StudyData, out: Path, model: DefaultModel, *, quiet: bool = True) -> tuple[fmlp.MLP, dict[str, Any]]:
+def train_default(
+    data: StudyData, out: Path, model: DefaultModel, *, quiet: bool = True
+) -> tuple[fmlp.MLP, dict[str, Any]]:
     """The default model, trained once and kept as a checkpoint beside its run record."""
     store = ResultStore(Path(out), STUDY)
     config = {
-        "study": STUDY, "kind": "default_model", "version": 1,
-        **attrs.asdict(model), "sizes": list(model.sizes),
-        "dataset": data.name, "dataset_sizes": data.sizes, "data_digest": data_digest(data),
+        "study": STUDY,
+        "kind": "default_model",
+        "version": 1,
+        **attrs.asdict(model),
+        "sizes": list(model.sizes),
+        "dataset": data.name,
+        "dataset_sizes": data.sizes,
+        "data_digest": data_digest(data),
     }
     ckpt = store.folder / "models" / f"{store.path(config).stem}.npz"
     record = store.get(config)
@@ -222,8 +233,12 @@ def train_default(data: StudyData, out: Path, model: DefaultModel, *, quiet: boo
             pass  # a corrupt checkpoint: train again
     dtype = check_dtype(model.dtype)
     d = data.astype(dtype)
-    params0 = fmlp.init(model.sizes, scheme=model.scheme, activation=model.activation, seed=model.seed, dtype=dtype)
-    bar = iter(progress(range(model.epochs), total=model.epochs, desc="default model epochs", quiet=quiet))
+    params0 = fmlp.init(
+        model.sizes, scheme=model.scheme, activation=model.activation, seed=model.seed, dtype=dtype
+    )
+    bar = iter(
+        progress(range(model.epochs), total=model.epochs, desc="default model epochs", quiet=quiet)
+    )
     next(bar, None)
 
     def tick(epoch: int, metrics: fmlp.EpochMetrics) -> None:
@@ -231,8 +246,14 @@ def train_default(data: StudyData, out: Path, model: DefaultModel, *, quiet: boo
 
     with Timer() as timer:
         state, metrics = fmlp.fit(
-            params0, d.x_train, d.y_train, epochs=model.epochs, batch_size=model.batch_size,
-            lr=model.lr, seed=model.seed, validation=(d.x_valid, d.y_valid),
+            params0,
+            d.x_train,
+            d.y_train,
+            epochs=model.epochs,
+            batch_size=model.batch_size,
+            lr=model.lr,
+            seed=model.seed,
+            validation=(d.x_valid, d.y_valid),
             callback=tick,
         )
     params = state.params
@@ -250,7 +271,12 @@ def train_default(data: StudyData, out: Path, model: DefaultModel, *, quiet: boo
 
 
 def resolve_model(
-    data: StudyData, out: Path, opts: GradcheckOptions, *, params: fmlp.MLP | None = None, quiet: bool = True
+    data: StudyData,
+    out: Path,
+    opts: GradcheckOptions,
+    *,
+    params: fmlp.MLP | None = None,
+    quiet: bool = True,
 ) -> tuple[fmlp.MLP, dict[str, Any]]:
     """The model to check and a record of where it came from: ``params`` if given, else
     ``opts.model_path``, else the search's best model if present, else the default."""
@@ -258,13 +284,19 @@ def resolve_model(
         return params, {"source": "given", "path": None, **describe(params)}
     if opts.model_path is not None:
         if not Path(opts.model_path).exists():
-            raise FileNotFoundError(f"no checkpoint at {opts.model_path}: pass an existing .npz written by fmlp.checkpoint.save")
+            raise FileNotFoundError(
+                f"no checkpoint at {opts.model_path}: pass an existing .npz written by fmlp.checkpoint.save"
+            )
         loaded = checkpoint.load(opts.model_path)
         return loaded, {"source": "checkpoint", "path": str(opts.model_path), **describe(loaded)}
     best = Path(out) / SEARCH_BEST
     if opts.use_search_best and best.exists():
         loaded = checkpoint.load(best)
-        record: dict[str, Any] = {"source": "hparam_search best", "path": str(best), **describe(loaded)}
+        record: dict[str, Any] = {
+            "source": "hparam_search best",
+            "path": str(best),
+            **describe(loaded),
+        }
         summary_path = best.parent / "summary.json"
         if summary_path.exists():
             search = read_json(summary_path)
@@ -273,10 +305,16 @@ def resolve_model(
         return loaded, record
     trained, info = train_default(data, out, opts.default_model, quiet=quiet)
     return trained, {
-        "source": "trained default", "path": info["checkpoint"], **describe(trained),
-        "init": opts.default_model.scheme, "name": info["name"], "training": info["training"],
-        "train_loss": info["train_loss"], "val_accuracy": info["val_accuracy"],
-        "training_wall_seconds": info["wall_seconds"], "trained_now": info["computed_now"],
+        "source": "trained default",
+        "path": info["checkpoint"],
+        **describe(trained),
+        "init": opts.default_model.scheme,
+        "name": info["name"],
+        "training": info["training"],
+        "train_loss": info["train_loss"],
+        "val_accuracy": info["val_accuracy"],
+        "training_wall_seconds": info["wall_seconds"],
+        "trained_now": info["computed_now"],
     }
 
 
@@ -286,6 +324,7 @@ def resolve_model(
 def unit_direction(params: fmlp.MLP, layer: int, i: int) -> fmlp.MLP:
     """e_i: a tree of zeros shaped like ``params`` with a 1 at element i (row-major) of
     ``params.layers[layer].w``."""
+
     def onehot(w: FloatArray) -> FloatArray:
         e: FloatArray = (np.arange(w.size) == i).reshape(w.shape).astype(w.dtype)
         return e
@@ -320,7 +359,9 @@ def kink_units(params: fmlp.MLP, minus: fmlp.MLP, plus: fmlp.MLP, x: FloatArray)
 def theta_info(params: fmlp.MLP, layer: int, p: int) -> tuple[int, list[list[int]]]:
     """p_eff = min(p, m) and the (row, column) of each theta_i."""
     if layer >= len(params.layers):
-        raise ValueError(f"layer {layer} does not exist: the model has {len(params.layers)} layers (0-based)")
+        raise ValueError(
+            f"layer {layer} does not exist: the model has {len(params.layers)} layers (0-based)"
+        )
     w = params.layers[layer].w
     p_eff = min(p, int(w.size))
     return p_eff, [[int(i // w.shape[1]), int(i % w.shape[1])] for i in range(p_eff)]
@@ -328,14 +369,20 @@ def theta_info(params: fmlp.MLP, layer: int, p: int) -> tuple[int, list[list[int
 
 def sample(data: StudyData, index: int) -> tuple[FloatArray, IntArray]:
     if not 0 <= index < len(data.y_train):
-        raise ValueError(f"sample index {index} is out of range: the training set has {len(data.y_train)} samples")
+        raise ValueError(
+            f"sample index {index} is out of range: the training set has {len(data.y_train)} samples"
+        )
     return data.x_train[index : index + 1], data.y_train[index : index + 1]
 
 
-def theta_gradient(params64: fmlp.MLP, data: StudyData, index: int, layer: int, p: int) -> FloatArray:
+def theta_gradient(
+    params64: fmlp.MLP, data: StudyData, index: int, layer: int, p: int
+) -> FloatArray:
     """dL/dtheta on training sample ``index`` (float64 backward)."""
     x, y = sample(data, index)
-    g: FloatArray = fmlp.grad(params64, np.asarray(x, dtype=np.float64), y)[1].layers[layer].w.ravel()[:p]
+    g: FloatArray = (
+        fmlp.grad(params64, np.asarray(x, dtype=np.float64), y)[1].layers[layer].w.ravel()[:p]
+    )
     return g
 
 
@@ -353,10 +400,16 @@ def choose_sample(
     for index in range(min(len(data.y_train), 10_000)):
         if np.any(theta_gradient(params64, data, index, layer, p) != 0):
             skipped = (
-                "" if index == 0 else "; sample 0 gives dL/dtheta = 0 exactly" if index == 1
+                ""
+                if index == 0
+                else "; sample 0 gives dL/dtheta = 0 exactly"
+                if index == 1
                 else f"; samples 0..{index - 1} give dL/dtheta = 0 exactly"
             )
-            return index, f"auto: the first training sample where dL/dtheta is not identically 0{skipped}"
+            return (
+                index,
+                f"auto: the first training sample where dL/dtheta is not identically 0{skipped}",
+            )
     raise ValueError(
         "dL/dtheta is exactly 0 on the first 10,000 training samples (theta's units are dead): "
         "check another layer or model"
@@ -364,7 +417,13 @@ def choose_sample(
 
 
 def fd_curve(
-    params64: fmlp.MLP, x64: FloatArray, y: IntArray, opts: GradcheckOptions, dtype: str, *, quiet: bool = True
+    params64: fmlp.MLP,
+    x64: FloatArray,
+    y: IntArray,
+    opts: GradcheckOptions,
+    dtype: str,
+    *,
+    quiet: bool = True,
 ) -> dict[str, Any]:
     """The central differences of every theta_i for every N, in ``dtype``, against the
     float64 backward gradient at the same (rounded) point."""
@@ -402,12 +461,15 @@ def fd_curve(
         "loss": fmlp.loss(params, x, y),
         "max_abs_diff": diff.max(axis=1).tolist(),
         "argmax": diff.argmax(axis=1).tolist(),
-        "relative_error": (diff.max(axis=1) / gmax).tolist() if gmax > 0 else [math.nan] * len(opts.ns),
+        "relative_error": (diff.max(axis=1) / gmax).tolist()
+        if gmax > 0
+        else [math.nan] * len(opts.ns),
         "max_elementwise_relative_error": elementwise.max(axis=1).tolist(),
         "any_kink": kink.any(axis=1).tolist(),
         "n_kinks": kink.sum(axis=1).tolist(),
         "max_abs_diff_without_kinks": [
-            None if bool(np.all(kink[j])) else float(np.nanmax(smooth[j])) for j in range(len(opts.ns))
+            None if bool(np.all(kink[j])) else float(np.nanmax(smooth[j]))
+            for j in range(len(opts.ns))
         ],
         "max_abs_diff_own_backward": np.abs(fd - g_own[None, :]).max(axis=1).tolist(),
         "backward_vs_reference": float(np.max(np.abs(g_own - g_ref))),
@@ -419,7 +481,9 @@ def fd_curve(
     }
 
 
-def third_derivatives(params64: fmlp.MLP, x: FloatArray, y: IntArray, opts: GradcheckOptions) -> dict[str, Any]:
+def third_derivatives(
+    params64: fmlp.MLP, x: FloatArray, y: IntArray, opts: GradcheckOptions
+) -> dict[str, Any]:
     """L'''(theta_i) per element from the five-point stencil
     (L(+2h) - 2 L(+h) + 2 L(-h) - L(-2h)) / (2 h^3), in float64, and whether a ReLU kink
     lies within +-2h (then the estimate does not describe the smooth part)."""
@@ -430,11 +494,15 @@ def third_derivatives(params64: fmlp.MLP, x: FloatArray, y: IntArray, opts: Grad
         e = unit_direction(params64, opts.layer, i)
         l = {k: fmlp.loss(shifted(params64, e, k * h), x, y) for k in (-2, -1, 1, 2)}
         values.append((l[2] - 2 * l[1] + 2 * l[-1] - l[-2]) / (2 * h**3))
-        kinked.append(kink_units(params64, shifted(params64, e, -2 * h), shifted(params64, e, 2 * h), x) > 0)
+        kinked.append(
+            kink_units(params64, shifted(params64, e, -2 * h), shifted(params64, e, 2 * h), x) > 0
+        )
     return {"third_derivative": values, "third_derivative_kink": kinked, "h": h}
 
 
-def loss_noise(params64: fmlp.MLP, x64: FloatArray, y: IntArray, opts: GradcheckOptions, dtype: str) -> dict[str, Any]:
+def loss_noise(
+    params64: fmlp.MLP, x64: FloatArray, y: IntArray, opts: GradcheckOptions, dtype: str
+) -> dict[str, Any]:
     """The round-off noise sigma_L of the loss computed in ``dtype``.
 
     For each theta_i that reaches the loss: L at theta_i + t for ``noise_points`` t evenly
@@ -498,7 +566,9 @@ def fit_truncation(curve: Mapping[str, Any], roundoff_coef: float) -> float:
     return float(np.exp(np.mean(np.log(vals)))) if vals else math.nan
 
 
-def truncation(third: Mapping[str, Any], curve64: Mapping[str, Any], roundoff64: float) -> dict[str, Any]:
+def truncation(
+    third: Mapping[str, Any], curve64: Mapping[str, Any], roundoff64: float
+) -> dict[str, Any]:
     """The truncation coefficient C_t (FD_i - g_i ~ C_t eps^2): from the stencil,
     max_i |L'''_i| / 6 over elements without kinks, and fitted to the float64 curve;
     the fit is used when there is one (the stencil's own round-off, about 3 sigma_L / h^3,
@@ -517,7 +587,9 @@ def truncation(third: Mapping[str, Any], curve64: Mapping[str, Any], roundoff64:
     }
 
 
-def error_model(c_t: float, noise: Mapping[str, Any], curve: Mapping[str, Any], dtype: str) -> dict[str, Any]:
+def error_model(
+    c_t: float, noise: Mapping[str, Any], curve: Mapping[str, Any], dtype: str
+) -> dict[str, Any]:
     """min(C_t eps^2 + C_r / eps, max_i |g_i|) with C_r = sqrt(2) sigma_L, the N where
     the two terms cross and the N that minimizes their sum. The cap: once 2 eps |g_i| is
     far below the loss's rounding step, L(theta + eps) and L(theta - eps) round to the same
@@ -559,25 +631,47 @@ def plot(summary: Mapping[str, Any], folder: Path) -> list[Path]:
         ax.plot(ns[pos], mx[pos], "o-", color=color, label=f"{dtype}: max |FD - g|", markersize=5)
         zero = np.isfinite(mx) & (mx <= 0)
         if zero.any():
-            ax.plot(ns[zero], np.full(int(zero.sum()), 0.02), "v", color=color,
-                    transform=ax.get_xaxis_transform(), clip_on=False)
+            ax.plot(
+                ns[zero],
+                np.full(int(zero.sum()), 0.02),
+                "v",
+                color=color,
+                transform=ax.get_xaxis_transform(),
+                clip_on=False,
+            )
         bad = ~np.isfinite(mx)
         if bad.any():
-            ax.plot(ns[bad], np.full(int(bad.sum()), 0.98), "x", color=color,
-                    transform=ax.get_xaxis_transform(), clip_on=False, mew=2)
+            ax.plot(
+                ns[bad],
+                np.full(int(bad.sum()), 0.98),
+                "x",
+                color=color,
+                transform=ax.get_xaxis_transform(),
+                clip_on=False,
+                mew=2,
+            )
         kinked = np.asarray(curve["any_kink"], dtype=bool) & pos
         if kinked.any():
             ax.plot(ns[kinked], mx[kinked], "o", mfc="none", mec="red", markersize=11, mew=1.5)
         m = model[dtype]
         eps = 1.0 / ns
-        ax.plot(ns, np.asarray(m["model"]), "-", color=color, alpha=0.45, lw=3,
-                label=f"{dtype} model, crossing N* = {m['crossing_N']:.3g}")
+        ax.plot(
+            ns,
+            np.asarray(m["model"]),
+            "-",
+            color=color,
+            alpha=0.45,
+            lw=3,
+            label=f"{dtype} model, crossing N* = {m['crossing_N']:.3g}",
+        )
         ax.plot(ns, m["roundoff_coef"] / eps, "--", color=color, lw=1)
         if math.isfinite(m["crossing_N"]):
             ax.axvline(m["crossing_N"], color=color, ls=":", lw=1)
         d = np.asarray(curve["abs_diff"], dtype=np.float64)
         k = np.asarray(curve["kink"], dtype=bool)
-        reps = np.repeat(ns[:, None], d.shape[1], axis=1) * (1.08 if dtype == "float32" else 1 / 1.08)
+        reps = np.repeat(ns[:, None], d.shape[1], axis=1) * (
+            1.08 if dtype == "float32" else 1 / 1.08
+        )
         ok = np.isfinite(d) & (d > 0)
         if np.any(ok & ~k):
             ax2.plot(reps[ok & ~k], d[ok & ~k], ".", color=color, alpha=0.7)
@@ -587,10 +681,18 @@ def plot(summary: Mapping[str, Any], folder: Path) -> list[Path]:
     c_t = summary["error_model"]["truncation_coef"]
     ax.plot(ns_all, c_t / ns_all**2, "k:", lw=1)
     for a in (ax, ax2):
-        ys = np.concatenate([np.asarray(line.get_ydata(), dtype=np.float64) for line in a.get_lines()
-                             if line.get_transform() == a.transData] or [np.zeros(0)])
+        ys = np.concatenate(
+            [
+                np.asarray(line.get_ydata(), dtype=np.float64)
+                for line in a.get_lines()
+                if line.get_transform() == a.transData
+            ]
+            or [np.zeros(0)]
+        )
         if not np.any(np.isfinite(ys) & (ys > 0)):
-            a.set_ylim(1e-17, 1.0)  # every difference is exactly 0: a log axis needs explicit limits
+            a.set_ylim(
+                1e-17, 1.0
+            )  # every difference is exactly 0: a log axis needs explicit limits
         a.set_xlim(float(ns_all.min()) / 2, float(ns_all.max()) * 2)
         a.set_xscale("log")
         a.set_yscale("log")
@@ -598,16 +700,28 @@ def plot(summary: Mapping[str, Any], folder: Path) -> list[Path]:
         a.grid(True, which="both", alpha=0.3)
     ax.set_ylabel("max_i |FD_i - dL/dtheta_i|")
     s = summary["settings"]
-    ax.set_title(f"theta = layers[{s['layer']}].w.ravel()[:{s['p']}], training sample {s['sample_index']}", fontsize=9)
+    ax.set_title(
+        f"theta = layers[{s['layer']}].w.ravel()[:{s['p']}], training sample {s['sample_index']}",
+        fontsize=9,
+    )
     handles, labels = ax.get_legend_handles_labels()
-    handles += [Line2D([], [], ls=":", color="k"), Line2D([], [], ls="--", color="gray"),
-                Line2D([], [], marker="o", mfc="none", mec="red", ls="", markersize=10),
-                Line2D([], [], marker="v", color="k", ls="")]
-    labels += [f"truncation C_t eps^2 ({summary['error_model']['truncation_coef_source']})", "round-off C_r / eps", "a perturbation crosses a ReLU kink",
-               "exactly 0 (bottom)"]
+    handles += [
+        Line2D([], [], ls=":", color="k"),
+        Line2D([], [], ls="--", color="gray"),
+        Line2D([], [], marker="o", mfc="none", mec="red", ls="", markersize=10),
+        Line2D([], [], marker="v", color="k", ls=""),
+    ]
+    labels += [
+        f"truncation C_t eps^2 ({summary['error_model']['truncation_coef_source']})",
+        "round-off C_r / eps",
+        "a perturbation crosses a ReLU kink",
+        "exactly 0 (bottom)",
+    ]
     ax.legend(handles, labels, fontsize=7)
     ax2.set_ylabel("|FD_i - dL/dtheta_i| per element")
-    ax2.set_title("every element (dots; red x: crosses a ReLU kink); float32 shifted right", fontsize=9)
+    ax2.set_title(
+        "every element (dots; red x: crosses a ReLU kink); float32 shifted right", fontsize=9
+    )
     fig.tight_layout()
     paths = save_figure(fig, folder, "gradcheck")
     plt.close(fig)
@@ -618,8 +732,13 @@ def plot(summary: Mapping[str, Any], folder: Path) -> list[Path]:
 
 
 def run(
-    data: StudyData, out: Path, opts: GradcheckOptions = DEFAULTS, *, params: fmlp.MLP | None = None,
-    quiet: bool = True, figures: bool = True,
+    data: StudyData,
+    out: Path,
+    opts: GradcheckOptions = DEFAULTS,
+    *,
+    params: fmlp.MLP | None = None,
+    quiet: bool = True,
+    figures: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume) the study on ``data``'s training sample ``opts.sample_index``,
     write the summary and (unless ``figures=False``) the figure into
@@ -633,31 +752,51 @@ def run(
             )
         params64 = fmlp.tree_map(lambda a: a.astype(np.float64), model)
         p, index = theta_info(params64, opts.layer, opts.p)
-        sample_index, sample_choice = choose_sample(params64, data, opts.sample_index, opts.layer, p)
+        sample_index, sample_choice = choose_sample(
+            params64, data, opts.sample_index, opts.layer, p
+        )
         x, y = sample(data, sample_index)
         x64 = np.ascontiguousarray(x, dtype=np.float64)
         base = {
-            "study": STUDY, "version": 1, "model": params_digest(params64),
-            "dataset": data.name, "dataset_sizes": data.sizes, "data_digest": data_digest(data),
-            "sample_index": sample_index, "layer": opts.layer, "p": p,
+            "study": STUDY,
+            "version": 1,
+            "model": params_digest(params64),
+            "dataset": data.name,
+            "dataset_sizes": data.sizes,
+            "data_digest": data_digest(data),
+            "sample_index": sample_index,
+            "layer": opts.layer,
+            "p": p,
         }
-        run_configs: list[dict[str, Any]] = [{**base, "kind": "third_derivative", "h": opts.third_h}]
+        run_configs: list[dict[str, Any]] = [
+            {**base, "kind": "third_derivative", "h": opts.third_h}
+        ]
         third, _ = store.run(run_configs[0], lambda: third_derivatives(params64, x64, y, opts))
         curves: dict[str, Any] = {}
         noises: dict[str, Any] = {}
         for dtype in opts.dtypes:
             dt = str(np.dtype(dtype))
             fd_config = {**base, "kind": "fd", "dtype": dt, "ns": list(opts.ns)}
-            curve, _ = store.run(fd_config, lambda: fd_curve(params64, x64, y, opts, dt, quiet=quiet))
-            noise_config = {**base, "kind": "loss_noise", "dtype": dt, "width": opts.noise_width,
-                            "width_max": opts.noise_width_max, "points": opts.noise_points}
+            curve, _ = store.run(
+                fd_config, lambda: fd_curve(params64, x64, y, opts, dt, quiet=quiet)
+            )
+            noise_config = {
+                **base,
+                "kind": "loss_noise",
+                "dtype": dt,
+                "width": opts.noise_width,
+                "width_max": opts.noise_width_max,
+                "points": opts.noise_points,
+            }
             noise, _ = store.run(noise_config, lambda: loss_noise(params64, x64, y, opts, dt))
             run_configs += [fd_config, noise_config]
             curves[dt] = curve
             noises[dt] = noise
         head = "float64" if "float64" in curves else next(iter(curves))
         trunc = truncation(third, curves[head], math.sqrt(2.0) * float(noises[head]["loss_noise"]))
-        models = {dt: error_model(trunc["truncation_coef"], noises[dt], curves[dt], dt) for dt in curves}
+        models = {
+            dt: error_model(trunc["truncation_coef"], noises[dt], curves[dt], dt) for dt in curves
+        }
         _, cache = fmlp.forward_with_cache(params64, x64)
         a_in = cache.activations[opts.layer][0]
         rows = sorted({r for r, _ in index})
@@ -723,25 +862,49 @@ def _sample_arg(text: str) -> int | Literal["auto"]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = study_parser(__doc__.split("\n\n")[0] if __doc__ else "finite-difference study")
     parser.add_argument(
-        "--sample", default="auto",
+        "--sample",
+        default="auto",
         help="training sample index, or 'auto' (default): the first sample from 0 on where dL/dtheta is not all 0",
     )
-    parser.add_argument("--p", type=int, default=DEFAULTS.p, help="number of theta elements (default 10)")
-    parser.add_argument("--model", type=Path, default=None, help="a checkpoint (.npz from fmlp.checkpoint.save) to check")
-    parser.add_argument("--train-default", action="store_true",
-                        help="ignore <out>/hparam_search/best_params.npz and use the named default model")
-    parser.add_argument("--default-epochs", type=int, default=None, help="epochs of the default model (3; 1 with --quick)")
+    parser.add_argument(
+        "--p", type=int, default=DEFAULTS.p, help="number of theta elements (default 10)"
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="a checkpoint (.npz from fmlp.checkpoint.save) to check",
+    )
+    parser.add_argument(
+        "--train-default",
+        action="store_true",
+        help="ignore <out>/hparam_search/best_params.npz and use the named default model",
+    )
+    parser.add_argument(
+        "--default-epochs",
+        type=int,
+        default=None,
+        help="epochs of the default model (3; 1 with --quick)",
+    )
     parser.add_argument("--default-activation", choices=ACTIVATION_NAMES, default="relu")
-    parser.add_argument("--dtypes", nargs="+", choices=("float64", "float32"), default=list(DEFAULTS.dtypes))
+    parser.add_argument(
+        "--dtypes", nargs="+", choices=("float64", "float32"), default=list(DEFAULTS.dtypes)
+    )
     args = parser.parse_args(argv)
     try:
         default = DefaultModel(
             activation=cast(ActivationName, args.default_activation),
-            epochs=args.default_epochs if args.default_epochs is not None else (1 if args.quick else 3),
+            epochs=args.default_epochs
+            if args.default_epochs is not None
+            else (1 if args.quick else 3),
         )
         opts = GradcheckOptions(
-            sample_index=_sample_arg(args.sample), p=args.p, dtypes=tuple(args.dtypes), model_path=args.model,
-            use_search_best=not args.train_default, default_model=default,
+            sample_index=_sample_arg(args.sample),
+            p=args.p,
+            dtypes=tuple(args.dtypes),
+            model_path=args.model,
+            use_search_best=not args.train_default,
+            default_model=default,
         )
         if args.dataset == "synthetic":
             data = synthetic_data()
@@ -755,8 +918,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for dtype, curve in summary["curves"].items():
         em = summary["error_model"]["by_dtype"][dtype]
         print(f"{dtype}: crossing N* = {em['crossing_N']:.3g}")
-        for n, mx, rel, kink in zip(curve["N"], curve["max_abs_diff"], curve["relative_error"], curve["n_kinks"]):
-            print(f"  N = {n:>6}: max |FD - g| = {mx:.3e}, relative {rel:.3e}, kink crossings {kink}")
+        for n, mx, rel, kink in zip(
+            curve["N"], curve["max_abs_diff"], curve["relative_error"], curve["n_kinks"]
+        ):
+            print(
+                f"  N = {n:>6}: max |FD - g| = {mx:.3e}, relative {rel:.3e}, kink crossings {kink}"
+            )
     print(f"gradcheck_study: {summary['wall_seconds']:.1f} s; results in {Path(args.out) / STUDY}")
     return 0
 

@@ -87,7 +87,10 @@ DTypeName = Literal["float32", "float64"]
 OPTIMIZER_NAMES: Final[tuple[str, ...]] = get_args(OptimizerName)
 SCHEDULE_NAMES: Final[tuple[str, ...]] = get_args(ScheduleName)
 DTYPE_NAMES: Final[tuple[str, ...]] = get_args(DTypeName)
-DTYPES: Final[Mapping[str, type[np.float32] | type[np.float64]]] = {"float32": np.float32, "float64": np.float64}
+DTYPES: Final[Mapping[str, type[np.float32] | type[np.float64]]] = {
+    "float32": np.float32,
+    "float64": np.float64,
+}
 SCHEDULE_TEXT: Final[Mapping[str, str]] = {
     "constant": "constant learning rate",
     "cosine": "cosine decay from lr to 0 over all steps of the run",
@@ -101,7 +104,9 @@ SCHEDULE_TEXT: Final[Mapping[str, str]] = {
 def _widths(value: Sequence[int]) -> tuple[int, ...]:
     widths = tuple(value)
     if not widths or not all(is_int(w) and int(w) > 0 for w in widths):
-        raise ValueError(f"hidden must list positive integer widths, e.g. (512, 512); got {value!r}")
+        raise ValueError(
+            f"hidden must list positive integer widths, e.g. (512, 512); got {value!r}"
+        )
     return tuple(int(w) for w in widths)
 
 
@@ -154,7 +159,9 @@ class HParamConfig:
         if not is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not self.dataset:
-            raise ValueError(f"dataset must be a dataset name such as 'mnist', got {self.dataset!r}")
+            raise ValueError(
+                f"dataset must be a dataset name such as 'mnist', got {self.dataset!r}"
+            )
         for name in ("n_train", "n_eval"):
             value = getattr(self, name)
             if value is not None:
@@ -179,8 +186,11 @@ class HParamConfig:
     def headline(self) -> bool:
         """The assignment's setting: plain SGD, constant lr, an in-range model, all data."""
         return (
-            self.optimizer == "sgd" and self.schedule == "constant" and self.in_range
-            and self.n_train is None and self.n_eval is None
+            self.optimizer == "sgd"
+            and self.schedule == "constant"
+            and self.in_range
+            and self.n_train is None
+            and self.n_eval is None
         )
 
     @property
@@ -243,13 +253,23 @@ def full_grid(dataset: str = "mnist") -> tuple[Block, ...]:
     base = _evolve(BASE, dataset=dataset)
     blocks = (
         Block(
-            "nonlinearity x learning rate", ("lr", "activation"),
-            tuple(_evolve(base, activation=a, lr=lr) for a in ACTIVATION_NAMES for lr in LEARNING_RATES),
+            "nonlinearity x learning rate",
+            ("lr", "activation"),
+            tuple(
+                _evolve(base, activation=a, lr=lr)
+                for a in ACTIVATION_NAMES
+                for lr in LEARNING_RATES
+            ),
         ),
         Block("architecture", ("hidden",), tuple(_evolve(base, hidden=h) for h in ARCHITECTURES)),
-        Block("mini-batch size", ("batch_size",), tuple(_evolve(base, batch_size=b) for b in BATCH_SIZES)),
         Block(
-            "optimizer and schedule", ("optimizer", "schedule", "lr"),
+            "mini-batch size",
+            ("batch_size",),
+            tuple(_evolve(base, batch_size=b) for b in BATCH_SIZES),
+        ),
+        Block(
+            "optimizer and schedule",
+            ("optimizer", "schedule", "lr"),
             (
                 base,
                 _evolve(base, schedule="step"),
@@ -289,13 +309,22 @@ def combined_block(blocks: Sequence[Block], rows: Sequence[Mapping[str, Any]]) -
         if not ok:
             continue
         best = min(ok, key=lambda c: rank_key(by_hash[c.hash]))
-        combined = best if combined is None else _evolve(combined, **{f: getattr(best, f) for f in block.varies})
+        combined = (
+            best
+            if combined is None
+            else _evolve(combined, **{f: getattr(best, f) for f in block.varies})
+        )
     if combined is None:
         return None
     configs = (
         combined,
         _evolve(combined, schedule="cosine"),
-        _evolve(combined, optimizer="momentum", lr=_round(combined.lr * (1 - MOMENTUM_BETA)), schedule="cosine"),
+        _evolve(
+            combined,
+            optimizer="momentum",
+            lr=_round(combined.lr * (1 - MOMENTUM_BETA)),
+            schedule="cosine",
+        ),
     )
     return Block(STAGE2_NAME, ("optimizer", "schedule", "lr"), configs)
 
@@ -308,13 +337,19 @@ def _round(value: float) -> float:
 def quick_grid(dataset: str = "synthetic") -> tuple[Block, ...]:
     """A smoke run in seconds: 3 small models (not headline) on 600 / 200 samples, 2 epochs."""
     base = HParamConfig(
-        hidden=(64, 32), lr=0.1, batch_size=32, epochs=2, dataset=dataset,
-        n_train=QUICK_TRAIN, n_eval=QUICK_EVAL,
+        hidden=(64, 32),
+        lr=0.1,
+        batch_size=32,
+        epochs=2,
+        dataset=dataset,
+        n_train=QUICK_TRAIN,
+        n_eval=QUICK_EVAL,
     )
     return (
         Block("nonlinearity", ("activation",), (base, _evolve(base, activation="tanh"))),
         Block(
-            "optimizer and schedule", ("optimizer", "schedule", "lr"),
+            "optimizer and schedule",
+            ("optimizer", "schedule", "lr"),
             (base, _evolve(base, optimizer="momentum", lr=0.05, schedule="cosine")),
         ),
     )
@@ -344,7 +379,9 @@ def _synthetic(n_train: int, n_eval: int, dtype: DTypeName) -> StudyData:
     return synthetic_data(n_train, n_eval, dtype=DTYPES[dtype])
 
 
-def load_named_data(dataset: str, n_train: int | None, n_eval: int | None, dtype: DTypeName) -> StudyData:
+def load_named_data(
+    dataset: str, n_train: int | None, n_eval: int | None, dtype: DTypeName
+) -> StudyData:
     """The data a config names, loaded once per process (workers load their own;
     pixels never travel with a task). "synthetic" is analyses.common.synthetic_data
     with seed 0 (600 / 200 samples unless sized)."""
@@ -370,7 +407,9 @@ def make_optimizer(config: HParamConfig, n_train: int) -> fmlp.Optimizer[Any]:
     elif config.schedule == "cosine":
         lr = fmlp.cosine_decay(config.lr, total_steps=config.epochs * steps_per_epoch)
     else:
-        lr = fmlp.step_decay(config.lr, every=STEP_EVERY_EPOCHS * steps_per_epoch, factor=STEP_FACTOR)
+        lr = fmlp.step_decay(
+            config.lr, every=STEP_EVERY_EPOCHS * steps_per_epoch, factor=STEP_FACTOR
+        )
     if config.optimizer == "momentum":
         return fmlp.momentum(lr, MOMENTUM_BETA)
     return fmlp.sgd(lr)
@@ -402,7 +441,9 @@ def run_config(
         return _run_config(config, params_dir=params_dir, show_epochs=show_epochs)
 
 
-def _run_config(config: HParamConfig, *, params_dir: str | None, show_epochs: bool) -> dict[str, Any]:
+def _run_config(
+    config: HParamConfig, *, params_dir: str | None, show_epochs: bool
+) -> dict[str, Any]:
     start = time.perf_counter()
     data = config_data(config)
     record: dict[str, Any] = {
@@ -430,21 +471,36 @@ def _run_config(config: HParamConfig, *, params_dir: str | None, show_epochs: bo
         if show_epochs:
             from tqdm import tqdm
 
-            bar = tqdm(total=config.epochs, desc=config.architecture, leave=False, position=1, dynamic_ncols=True)
+            bar = tqdm(
+                total=config.epochs,
+                desc=config.architecture,
+                leave=False,
+                position=1,
+                dynamic_ncols=True,
+            )
         params = fmlp.init(
-            config.sizes, scheme=config.init, activation=config.activation, seed=config.seed,
+            config.sizes,
+            scheme=config.init,
+            activation=config.activation,
+            seed=config.seed,
             dtype=DTYPES[config.dtype],
         )
         state, metrics = fmlp.fit(
-            params, data.x_train, data.y_train,
-            epochs=config.epochs, batch_size=config.batch_size,
-            optimizer=make_optimizer(config, len(data.y_train)), seed=config.seed,
-            validation=(data.x_valid, data.y_valid), eval_train=False,
+            params,
+            data.x_train,
+            data.y_train,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            optimizer=make_optimizer(config, len(data.y_train)),
+            seed=config.seed,
+            validation=(data.x_valid, data.y_valid),
+            eval_train=False,
             callback=None if bar is None else (lambda epoch, m: bar.update(1)),
         )
     except Exception as exc:
         record.update(
-            status="failed", error=f"{type(exc).__name__}: {exc}",
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
             traceback="".join(traceback.format_exception(exc))[-2000:],
         )
     else:
@@ -459,13 +515,17 @@ def _run_config(config: HParamConfig, *, params_dir: str | None, show_epochs: bo
         if diverged.any():
             first = int(np.argmax(diverged))
             record.update(
-                status="failed", diverged=True, diverged_epoch=first + 1,
+                status="failed",
+                diverged=True,
+                diverged_epoch=first + 1,
                 error=f"diverged: the training loss became non-finite in epoch {first + 1} of {config.epochs}",
             )
         elif not record["running_loss"][-1] <= DIVERGED_LOSS:
             record.update(
-                status="failed", diverged=True,
-                final_val_accuracy=record["val_accuracy"][-1], final_val_loss=record["val_loss"][-1],
+                status="failed",
+                diverged=True,
+                final_val_accuracy=record["val_accuracy"][-1],
+                final_val_loss=record["val_loss"][-1],
                 error=(
                     f"diverged: the last epoch's running training loss {record['running_loss'][-1]:.4g} "
                     f"exceeds 10 ln({N_CLASSES}) = {DIVERGED_LOSS:.4g}, ten times the loss of a uniform guess"
@@ -473,7 +533,8 @@ def _run_config(config: HParamConfig, *, params_dir: str | None, show_epochs: bo
             )
         else:
             record.update(
-                final_val_accuracy=record["val_accuracy"][-1], final_val_loss=record["val_loss"][-1],
+                final_val_accuracy=record["val_accuracy"][-1],
+                final_val_loss=record["val_loss"][-1],
             )
             if params_dir is not None:
                 save_params(params_path(Path(params_dir), config), state.params)
@@ -509,13 +570,17 @@ def search(
     if not quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(configs), desc="configurations", leave=False, position=0, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(configs), desc="configurations", leave=False, position=0, dynamic_ncols=True
+        )
 
     def on_result(i: int, config: HParamConfig, result: dict[str, Any], now: bool) -> None:
         if bar is not None:
             bar.update(1)
             acc = result.get("final_val_accuracy", math.nan)
-            bar.set_postfix_str(f"last {config.architecture} {config.activation} r(valid)={acc:.4f}")
+            bar.set_postfix_str(
+                f"last {config.architecture} {config.activation} r(valid)={acc:.4f}"
+            )
 
     try:
         return run_sweep(task, configs, store=store, executor=executor, on_result=on_result)
@@ -567,9 +632,7 @@ def choose(rows: Sequence[Mapping[str, Any]], *, headline_only: bool) -> Mapping
     return None
 
 
-def finalize_choice(
-    row: Mapping[str, Any], *, folder: Path, copy_to: str
-) -> dict[str, Any]:
+def finalize_choice(row: Mapping[str, Any], *, folder: Path, copy_to: str) -> dict[str, Any]:
     """After the choice: the chosen run's saved parameters (retrained deterministically
     only if their file is missing), copied to ``folder/copy_to``, and its test
     accuracy, measured once here."""
@@ -580,10 +643,14 @@ def finalize_choice(
     if not path.exists():
         again = run_config(config, params_dir=str(folder / "params"))
         retrained = True
-        matches = again["val_accuracy"] == row["val_accuracy"] and again["val_loss"] == row["val_loss"]
+        matches = (
+            again["val_accuracy"] == row["val_accuracy"] and again["val_loss"] == row["val_loss"]
+        )
     params = load_params(path)
     if params.sizes != config.sizes:
-        raise ValueError(f"{path} holds a {params.sizes} model, not the {config.sizes} the config names; delete it and rerun")
+        raise ValueError(
+            f"{path} holds a {params.sizes} model, not the {config.sizes} the config names; delete it and rerun"
+        )
     save_params(folder / copy_to, params)
     data = config_data(config)
     with threadpool_limits(limits=RUN_BLAS_THREADS):
@@ -612,8 +679,22 @@ def finalize_choice(
 
 
 TABLE_COLUMNS: Final = (
-    "rank", "r_valid", "max_r_valid", "val_loss", "architecture", "n_params", "activation", "lr",
-    "batch_size", "optimizer", "schedule", "headline", "status", "wall_s", "blocks", "hash",
+    "rank",
+    "r_valid",
+    "max_r_valid",
+    "val_loss",
+    "architecture",
+    "n_params",
+    "activation",
+    "lr",
+    "batch_size",
+    "optimizer",
+    "schedule",
+    "headline",
+    "status",
+    "wall_s",
+    "blocks",
+    "hash",
 )
 
 
@@ -622,24 +703,26 @@ def table_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         c = row["config"]
         accs = [a for a in row.get("val_accuracy", []) if math.isfinite(a)]
-        out.append({
-            "rank": row["rank"],
-            "r_valid": row["final_val_accuracy"],
-            "max_r_valid": max(accs) if accs else math.nan,
-            "val_loss": row["final_val_loss"],
-            "architecture": row["architecture"],
-            "n_params": row["n_params"],
-            "activation": c["activation"],
-            "lr": c["lr"],
-            "batch_size": c["batch_size"],
-            "optimizer": c["optimizer"],
-            "schedule": c["schedule"],
-            "headline": row["headline"],
-            "status": row["status"] if row["status"] == "ok" else f"failed: {row.get('error')}",
-            "wall_s": row.get("wall_seconds", math.nan),
-            "blocks": "; ".join(row["blocks"]),
-            "hash": row["hash"],
-        })
+        out.append(
+            {
+                "rank": row["rank"],
+                "r_valid": row["final_val_accuracy"],
+                "max_r_valid": max(accs) if accs else math.nan,
+                "val_loss": row["final_val_loss"],
+                "architecture": row["architecture"],
+                "n_params": row["n_params"],
+                "activation": c["activation"],
+                "lr": c["lr"],
+                "batch_size": c["batch_size"],
+                "optimizer": c["optimizer"],
+                "schedule": c["schedule"],
+                "headline": row["headline"],
+                "status": row["status"] if row["status"] == "ok" else f"failed: {row.get('error')}",
+                "wall_s": row.get("wall_seconds", math.nan),
+                "blocks": "; ".join(row["blocks"]),
+                "hash": row["hash"],
+            }
+        )
     return out
 
 
@@ -649,16 +732,39 @@ def _pct(value: float) -> str:
 
 def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The sorted table for the README / report (accuracies in %)."""
-    head = ("rank", "r(valid) %", "max over epochs %", "val loss", "architecture", "params", "activation",
-            "lr", "batch", "optimizer", "schedule", "headline", "status", "wall s")
+    head = (
+        "rank",
+        "r(valid) %",
+        "max over epochs %",
+        "val loss",
+        "architecture",
+        "params",
+        "activation",
+        "lr",
+        "batch",
+        "optimizer",
+        "schedule",
+        "headline",
+        "status",
+        "wall s",
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for t in table_rows(rows):
         cells = (
-            str(t["rank"]), _pct(t["r_valid"]), _pct(t["max_r_valid"]),
+            str(t["rank"]),
+            _pct(t["r_valid"]),
+            _pct(t["max_r_valid"]),
             "-" if not math.isfinite(t["val_loss"]) else f"{t['val_loss']:.4g}",
-            t["architecture"], f"{t['n_params']:,}", t["activation"], f"{t['lr']:g}", str(t["batch_size"]),
-            t["optimizer"], t["schedule"], "yes" if t["headline"] else "no",
-            str(t["status"]).replace("|", "/"), f"{t['wall_s']:.1f}",
+            t["architecture"],
+            f"{t['n_params']:,}",
+            t["activation"],
+            f"{t['lr']:g}",
+            str(t["batch_size"]),
+            t["optimizer"],
+            t["schedule"],
+            "yes" if t["headline"] else "no",
+            str(t["status"]).replace("|", "/"),
+            f"{t['wall_s']:.1f}",
         )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -692,12 +798,18 @@ def _label(config: HParamConfig, varies: Sequence[str]) -> str:
     extra = []
     if "hidden" not in varies and config.hidden != BASE.hidden and config.n_train is None:
         extra.append(config.architecture)
-    if "batch_size" not in varies and config.batch_size != BASE.batch_size and config.n_train is None:
+    if (
+        "batch_size" not in varies
+        and config.batch_size != BASE.batch_size
+        and config.n_train is None
+    ):
         extra.append(f"batch {config.batch_size}")
     return " ".join(parts + extra)
 
 
-def plot_curves(rows: Sequence[Mapping[str, Any]], folder: Path, top: int = TOP_CURVES) -> list[Path]:
+def plot_curves(
+    rows: Sequence[Mapping[str, Any]], folder: Path, top: int = TOP_CURVES
+) -> list[Path]:
     """r(valid) per epoch (left) and the running training loss (right) of the top runs."""
     import matplotlib.pyplot as plt
 
@@ -705,25 +817,37 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], folder: Path, top: int = TOP_
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for row in best:
         config = HParamConfig(**row["config"])
-        label = (f"#{row['rank']} {config.architecture} {config.activation} lr {config.lr:g} "
-                 f"b{config.batch_size} {config.optimizer}/{config.schedule}")
+        label = (
+            f"#{row['rank']} {config.architecture} {config.activation} lr {config.lr:g} "
+            f"b{config.batch_size} {config.optimizer}/{config.schedule}"
+        )
         epochs = np.arange(1, len(row["val_accuracy"]) + 1)
         ax.plot(epochs, 100 * np.asarray(row["val_accuracy"]), marker="o", ms=3, label=label)
         ax2.plot(epochs, row["running_loss"], marker="o", ms=3)
     ax.axhline(97.0, color="grey", ls=":", lw=1)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax2.xaxis.get_major_locator().set_params(integer=True)
-    ax.set(xlabel="epoch", ylabel="r(valid) %", title=f"validation accuracy, top {len(best)} configurations")
+    ax.set(
+        xlabel="epoch",
+        ylabel="r(valid) %",
+        title=f"validation accuracy, top {len(best)} configurations",
+    )
     ax.legend(fontsize=6.5, loc="lower right")
     ax2.set_yscale("log")
-    ax2.set(xlabel="epoch", ylabel="running mean of mini-batch losses", title="training loss (same runs)")
+    ax2.set(
+        xlabel="epoch",
+        ylabel="running mean of mini-batch losses",
+        title="training loss (same runs)",
+    )
     fig.tight_layout()
     paths = save_figure(fig, folder, "val_curves")
     plt.close(fig)
     return paths
 
 
-def plot_by_dimension(rows: Sequence[Mapping[str, Any]], blocks: Sequence[Block], folder: Path) -> list[Path]:
+def plot_by_dimension(
+    rows: Sequence[Mapping[str, Any]], blocks: Sequence[Block], folder: Path
+) -> list[Path]:
     """One panel per block: final r(valid) of each configuration, by the varied value
     (grouped bars when a block varies two dimensions). Failed runs are marked 'failed'."""
     import matplotlib.pyplot as plt
@@ -732,7 +856,7 @@ def plot_by_dimension(rows: Sequence[Mapping[str, Any]], blocks: Sequence[Block]
     ncols = min(3, len(blocks))
     nrows = -(-len(blocks) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 4.6 * nrows), squeeze=False)
-    for ax in axes.flat[len(blocks):]:
+    for ax in axes.flat[len(blocks) :]:
         ax.set_visible(False)
     for ax, block in zip(axes.flat, blocks):
         accs = [_ok_accuracy(by_hash[c.hash]) for c in block.configs]
@@ -746,20 +870,38 @@ def plot_by_dimension(rows: Sequence[Mapping[str, Any]], blocks: Sequence[Block]
             width = 0.8 / len(colors)
             for j, cv in enumerate(colors):
                 for i, xv in enumerate(xvals):
-                    match = [c for c in block.configs if getattr(c, xs_field) == xv and getattr(c, color_field) == cv]
+                    match = [
+                        c
+                        for c in block.configs
+                        if getattr(c, xs_field) == xv and getattr(c, color_field) == cv
+                    ]
                     if not match:
                         continue
                     acc = _ok_accuracy(by_hash[match[0].hash])
                     x = i + (j - (len(colors) - 1) / 2) * width
                     _bar(ax, x, acc, floor, width, f"C{j}", label=str(cv) if i == 0 else None)
-            ax.set_xticks(range(len(xvals)), [f"{xs_field} {v:g}" if isinstance(v, float) else str(v) for v in xvals])
-            ax.legend(fontsize=7, title=color_field, title_fontsize=7, ncol=len(colors),
-                      loc="upper center", bbox_to_anchor=(0.5, -0.1))
+            ax.set_xticks(
+                range(len(xvals)),
+                [f"{xs_field} {v:g}" if isinstance(v, float) else str(v) for v in xvals],
+            )
+            ax.legend(
+                fontsize=7,
+                title=color_field,
+                title_fontsize=7,
+                ncol=len(colors),
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.1),
+            )
         else:
             for i, config in enumerate(block.configs):
                 _bar(ax, i, _ok_accuracy(by_hash[config.hash]), floor, 0.7, f"C{i % 10}")
-            ax.set_xticks(range(len(block.configs)), [_label(c, block.varies) for c in block.configs],
-                          rotation=35, ha="right", fontsize=7)
+            ax.set_xticks(
+                range(len(block.configs)),
+                [_label(c, block.varies) for c in block.configs],
+                rotation=35,
+                ha="right",
+                fontsize=7,
+            )
         hi = 100 * max(finite) if finite else 100.0
         ax.set_ylim(floor, min(100.0, hi) + 0.12 * (min(100.0, hi) - floor) + 0.05)
         ax.set_title(block.name, fontsize=9)
@@ -775,10 +917,14 @@ def _ok_accuracy(row: Mapping[str, Any]) -> float:
     return float(row["final_val_accuracy"]) if row["status"] == "ok" else math.nan
 
 
-def _bar(ax: Any, x: float, acc: float, floor: float, width: float, color: str, label: str | None = None) -> None:
+def _bar(
+    ax: Any, x: float, acc: float, floor: float, width: float, color: str, label: str | None = None
+) -> None:
     if math.isfinite(acc):
         ax.bar(x, 100 * acc - floor, width, bottom=floor, color=color, label=label)
-        ax.text(x, 100 * acc, f"{100 * acc:.2f}", ha="center", va="bottom", fontsize=5.5, rotation=90)
+        ax.text(
+            x, 100 * acc, f"{100 * acc:.2f}", ha="center", va="bottom", fontsize=5.5, rotation=90
+        )
     else:
         ax.text(x, floor, "failed", ha="center", va="bottom", fontsize=6, rotation=90, color="red")
         if label is not None:
@@ -830,19 +976,34 @@ def study(
     sgd_row = choose(rows, headline_only=True)
     if sgd_row is not None:
         chosen_sgd = (
-            {**chosen, "params_file": "best_params.npz"} if chosen is not None and sgd_row is best_row
+            {**chosen, "params_file": "best_params.npz"}
+            if chosen is not None and sgd_row is best_row
             else finalize_choice(sgd_row, folder=folder, copy_to="best_sgd_params.npz")
         )
     atomic_write_bytes(folder / "table.md", markdown_table(rows).encode())
     atomic_write_bytes(folder / "table.csv", csv_table(rows).encode())
-    figures = [str(p.relative_to(folder)) for p in plot_curves(rows, folder) + plot_by_dimension(rows, blocks, folder)]
+    figures = [
+        str(p.relative_to(folder))
+        for p in plot_curves(rows, folder) + plot_by_dimension(rows, blocks, folder)
+    ]
     executor_info = (
-        {"name": "local", "workers": 1, "blas_threads": None} if executor is None
-        else {"name": executor.name, "workers": executor.workers, "blas_threads": executor.blas_threads}
+        {"name": "local", "workers": 1, "blas_threads": None}
+        if executor is None
+        else {
+            "name": executor.name,
+            "workers": executor.workers,
+            "blas_threads": executor.blas_threads,
+        }
     )
     invocations = log_invocation(
-        folder, {"computed": computed, "sweep_seconds": timer.seconds, "n_configs": len(configs),
-                 "executor": executor_info, "loadavg_1min": _loadavg()},
+        folder,
+        {
+            "computed": computed,
+            "sweep_seconds": timer.seconds,
+            "n_configs": len(configs),
+            "executor": executor_info,
+            "loadavg_1min": _loadavg(),
+        },
     )
     ok = [r for r in rows if r["status"] == "ok"]
     first = configs[0]
@@ -860,16 +1021,21 @@ def study(
         "grid": {
             "n_configs": len(configs),
             "n_headline": sum(c.headline for c in configs),
-            "base": attrs.evolve(BASE, dataset=first.dataset).to_dict() if not quick else configs[0].to_dict(),
+            "base": attrs.evolve(BASE, dataset=first.dataset).to_dict()
+            if not quick
+            else configs[0].to_dict(),
             "blocks": [
-                {"name": b.name, "varies": list(b.varies), "hashes": [c.hash for c in b.configs]} for b in blocks
+                {"name": b.name, "varies": list(b.varies), "hashes": [c.hash for c in b.configs]}
+                for b in blocks
             ],
             "init": sorted({c.init for c in configs}),
             "param_range": list(PARAM_RANGE),
-            "stage2": None if extra is None else {
+            "stage2": None
+            if extra is None
+            else {
                 "name": extra.name,
                 "rule": "each plain-SGD block's best value of the dimensions it varies, combined; then "
-                        "plain SGD, SGD + cosine, and momentum at lr * (1 - beta) + cosine",
+                "plain SGD, SGD + cosine, and momentum at lr * (1 - beta) + cosine",
                 "combined": extra.configs[0].to_dict(),
             },
             "momentum_beta": MOMENTUM_BETA,
@@ -883,7 +1049,9 @@ def study(
         "above_98_4": bool(chosen and chosen["final_val_accuracy"] > 0.984),
         "n_ok": len(ok),
         "n_failed": len(rows) - len(ok),
-        "failed": [{"hash": r["hash"], "error": r.get("error")} for r in rows if r["status"] != "ok"],
+        "failed": [
+            {"hash": r["hash"], "error": r.get("error")} for r in rows if r["status"] != "ok"
+        ],
         "n_computed_now": computed,
         "lost": [outcome.configs[i].hash for i in outcome.lost],
         "wall_seconds": {
@@ -924,19 +1092,34 @@ def log_invocation(folder: Path, entry: Mapping[str, Any]) -> list[dict[str, Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = study_parser(__doc__.splitlines()[0] if __doc__ else STUDY)
-    parser.add_argument("--executor", choices=EXECUTOR_NAMES, default="local",
-                        help="local: sequential, in this process (default); process: a process pool; "
-                        "dask: Dask distributed (needs pip install '.[cluster]')")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="process pool or LocalCluster size (default: the number of cores); each run uses one BLAS thread")
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="with --executor dask: a running scheduler (e.g. tcp://host:8786); default: a LocalCluster")
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTOR_NAMES,
+        default="local",
+        help="local: sequential, in this process (default); process: a process pool; "
+        "dask: Dask distributed (needs pip install '.[cluster]')",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="process pool or LocalCluster size (default: the number of cores); each run uses one BLAS thread",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="with --executor dask: a running scheduler (e.g. tcp://host:8786); default: a LocalCluster",
+    )
     args = parser.parse_args(argv)
     dataset = str(args.dataset)
     blocks = quick_grid(dataset) if args.quick else full_grid(dataset)
     try:
         with make_executor(
-            args.executor, workers=args.workers, blas_threads=RUN_BLAS_THREADS, scheduler=args.scheduler
+            args.executor,
+            workers=args.workers,
+            blas_threads=RUN_BLAS_THREADS,
+            scheduler=args.scheduler,
         ) as ex:
             summary = study(blocks, out=args.out, executor=ex, quiet=args.quiet, quick=args.quick)
     except ValueError as exc:
@@ -955,11 +1138,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sgd = summary["best_sgd"]
     if sgd is not None:
-        print(f"best plain SGD r(valid) {100 * sgd['final_val_accuracy']:.2f}% ({sgd['architecture']}, "
-              f"{sgd['config']['activation']}, lr {sgd['config']['lr']:g}, batch {sgd['config']['batch_size']}); "
-              f"test accuracy {100 * sgd['test_accuracy']:.2f}%")
-    print(f"sweep wall time {summary['wall_seconds']['sweep_this_invocation']:.1f} s "
-          f"({summary['n_computed_now']} runs computed now); results in {folder}")
+        print(
+            f"best plain SGD r(valid) {100 * sgd['final_val_accuracy']:.2f}% ({sgd['architecture']}, "
+            f"{sgd['config']['activation']}, lr {sgd['config']['lr']:g}, batch {sgd['config']['batch_size']}); "
+            f"test accuracy {100 * sgd['test_accuracy']:.2f}%"
+        )
+    print(
+        f"sweep wall time {summary['wall_seconds']['sweep_this_invocation']:.1f} s "
+        f"({summary['n_computed_now']} runs computed now); results in {folder}"
+    )
     return 0
 
 

@@ -111,7 +111,9 @@ class InitOptions:
             raise ValueError("schemes is empty: name at least one of " + ", ".join(SCHEME_NAMES))
         for s in self.schemes:
             if s not in SCHEME_NAMES:
-                raise ValueError(f"unknown init scheme {s!r}: expected one of {', '.join(SCHEME_NAMES)}")
+                raise ValueError(
+                    f"unknown init scheme {s!r}: expected one of {', '.join(SCHEME_NAMES)}"
+                )
         if len(set(self.schemes)) != len(self.schemes):
             raise ValueError(f"schemes repeat a name: {self.schemes}")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -133,7 +135,11 @@ def data_digest(data: StudyData) -> str:
     stored for other data with the same name and sizes is not taken for this one."""
     h = hashlib.sha256()
     step = max(1, len(data.y_train) // 1000)
-    for arr in (data.y_train, data.y_valid, np.ascontiguousarray(data.x_train[::step], dtype=np.float64)):
+    for arr in (
+        data.y_train,
+        data.y_valid,
+        np.ascontiguousarray(data.x_train[::step], dtype=np.float64),
+    ):
         h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()[:16]
 
@@ -226,7 +232,11 @@ def symmetry_report(diag: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
     return {
         "hidden_units_identical": identical,
         "max_hidden_unit_spread": max(
-            (max(row_w[l], row_b[l]) for row_w, row_b in zip(diag["unit_spread_w"], diag["unit_spread_b"]) for l in hidden),
+            (
+                max(row_w[l], row_b[l])
+                for row_w, row_b in zip(diag["unit_spread_w"], diag["unit_spread_b"])
+                for l in hidden
+            ),
             default=0.0,
         ),
         "moved": moved,
@@ -248,11 +258,15 @@ class _EpochBar:
         next(self._it, None)
 
 
-def train_setup(data: StudyData, opts: InitOptions, scheme: SchemeName, *, quiet: bool = True) -> dict[str, Any]:
+def train_setup(
+    data: StudyData, opts: InitOptions, scheme: SchemeName, *, quiet: bool = True
+) -> dict[str, Any]:
     """Train one setup and return its result record (curves, diagnostics, symmetry)."""
     dtype = check_dtype(opts.dtype)
     data = data.astype(dtype)
-    params0 = fmlp.init(opts.sizes, scheme=scheme, activation=opts.activation, seed=opts.seed, dtype=dtype)
+    params0 = fmlp.init(
+        opts.sizes, scheme=scheme, activation=opts.activation, seed=opts.seed, dtype=dtype
+    )
     n_diag = min(opts.n_diag, len(data.y_train))
     xd, yd = data.x_train[:n_diag], data.y_train[:n_diag]
     rows = [diagnostics(params0, params0, xd, yd)]
@@ -269,10 +283,17 @@ def train_setup(data: StudyData, opts: InitOptions, scheme: SchemeName, *, quiet
         # a diverging setup (standard normal with a large lr) overflows on purpose: the
         # fit records it (diverged, NaN losses) and so does this study
         _, metrics = fmlp.fit(
-            params0, data.x_train, data.y_train,
-            epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, seed=opts.seed,
-            validation=(data.x_valid, data.y_valid), eval_train=True,
-            callback=bar.tick, params_callback=on_params,
+            params0,
+            data.x_train,
+            data.y_train,
+            epochs=opts.epochs,
+            batch_size=opts.batch_size,
+            lr=opts.lr,
+            seed=opts.seed,
+            validation=(data.x_valid, data.y_valid),
+            eval_train=True,
+            callback=bar.tick,
+            params_callback=on_params,
         )
     diag = _columns(rows)
     curves = {
@@ -306,15 +327,26 @@ def train_setup(data: StudyData, opts: InitOptions, scheme: SchemeName, *, quiet
         },
         "diagnostics": {"epoch": list(range(opts.epochs + 1)), **diag},
         "symmetry": symmetry_report(diag),
-        "nonfinite": {**nonfinite, "first_diverged_epoch": diverged_epochs[0] if diverged_epochs else None},
+        "nonfinite": {
+            **nonfinite,
+            "first_diverged_epoch": diverged_epochs[0] if diverged_epochs else None,
+        },
     }
 
 
 # ------------------------------------------------------------------------- figures
 
 
-def _log_series(ax: Any, x: Sequence[float], y: Sequence[Any], *, color: str, label: str | None = None,
-                linestyle: str = "-", marker: str = "o") -> None:
+def _log_series(
+    ax: Any,
+    x: Sequence[float],
+    y: Sequence[Any],
+    *,
+    color: str,
+    label: str | None = None,
+    linestyle: str = "-",
+    marker: str = "o",
+) -> None:
     """Plot y > 0 on a log axis; mark y == 0 at the bottom (triangle down) and
     non-finite y at the top (cross) of the axis, so no value is silently dropped."""
     xs = np.asarray(x, dtype=np.float64)
@@ -325,19 +357,36 @@ def _log_series(ax: Any, x: Sequence[float], y: Sequence[Any], *, color: str, la
     ax.plot(xs, shown, linestyle=linestyle, marker=marker, markersize=3, color=color, label=label)
     trans = ax.get_xaxis_transform()
     if np.any(finite & (ys <= 0)):
-        ax.plot(xs[finite & (ys <= 0)], np.full(int(np.sum(finite & (ys <= 0))), 0.02), "v",
-                color=color, transform=trans, clip_on=False, markersize=5)
+        ax.plot(
+            xs[finite & (ys <= 0)],
+            np.full(int(np.sum(finite & (ys <= 0))), 0.02),
+            "v",
+            color=color,
+            transform=trans,
+            clip_on=False,
+            markersize=5,
+        )
     if np.any(~finite):
-        ax.plot(xs[~finite], np.full(int(np.sum(~finite)), 0.98), "x", color=color,
-                transform=trans, clip_on=False, markersize=7, mew=2)
+        ax.plot(
+            xs[~finite],
+            np.full(int(np.sum(~finite)), 0.98),
+            "x",
+            color=color,
+            transform=trans,
+            clip_on=False,
+            markersize=7,
+            mew=2,
+        )
 
 
 def _legend_notes(ax: Any) -> None:
     from matplotlib.lines import Line2D
 
     handles, labels = ax.get_legend_handles_labels()
-    handles += [Line2D([], [], marker="x", color="k", linestyle="", mew=2),
-                Line2D([], [], marker="v", color="k", linestyle="")]
+    handles += [
+        Line2D([], [], marker="x", color="k", linestyle="", mew=2),
+        Line2D([], [], marker="v", color="k", linestyle=""),
+    ]
     labels += ["non-finite (top)", "exactly 0 (bottom)"]
     ax.legend(handles, labels, fontsize=7)
 
@@ -351,21 +400,39 @@ def plot_losses(summary: Mapping[str, Any], folder: Path) -> list[Path]:
     for scheme, run in summary["runs"].items():
         c = run["curves"]
         color = COLORS.get(scheme, "k")
-        _log_series(ax, c["epoch"], c["train_loss"], color=color, label=f"{scheme}: train set, end of epoch")
-        _log_series(ax, c["epoch"], c["running_loss"], color=color, linestyle=":", marker=".",
-                    label=f"{scheme}: running mean of mini-batches")
+        _log_series(
+            ax, c["epoch"], c["train_loss"], color=color, label=f"{scheme}: train set, end of epoch"
+        )
+        _log_series(
+            ax,
+            c["epoch"],
+            c["running_loss"],
+            color=color,
+            linestyle=":",
+            marker=".",
+            label=f"{scheme}: running mean of mini-batches",
+        )
         acc = np.asarray(c["val_accuracy"], dtype=np.float64)
         ax2.plot(c["epoch"], acc, marker="o", markersize=3, color=color, label=scheme)
         bad = ~np.isfinite(acc)
         if np.any(bad):
-            ax2.plot(np.asarray(c["epoch"])[bad], np.full(int(bad.sum()), 0.98), "x", color=color,
-                     transform=ax2.get_xaxis_transform(), clip_on=False, mew=2)
+            ax2.plot(
+                np.asarray(c["epoch"])[bad],
+                np.full(int(bad.sum()), 0.98),
+                "x",
+                color=color,
+                transform=ax2.get_xaxis_transform(),
+                clip_on=False,
+                mew=2,
+            )
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("average cross-entropy")
     s = summary["settings"]
-    ax.set_title(f"{'-'.join(map(str, s['sizes']))} {s['activation']}, SGD lr {s['lr']}, batch {s['batch_size']}",
-                 fontsize=9)
+    ax.set_title(
+        f"{'-'.join(map(str, s['sizes']))} {s['activation']}, SGD lr {s['lr']}, batch {s['batch_size']}",
+        fontsize=9,
+    )
     _legend_notes(ax)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation accuracy")
@@ -395,14 +462,33 @@ def plot_diagnostics(summary: Mapping[str, Any], folder: Path) -> list[Path]:
         color = COLORS.get(scheme, "k")
         for l, name in enumerate(names):
             style = LAYER_STYLES[l % len(LAYER_STYLES)]
-            _log_series(a_std, d["epoch"], [row[l] for row in d["pre_activation_std"]], color=color,
-                        linestyle=style, label=f"{scheme} {name}")
-            _log_series(a_grad, d["epoch"], [row[l] for row in d["grad_w_norm"]], color=color,
-                        linestyle=style, label=f"{scheme} {name}")
+            _log_series(
+                a_std,
+                d["epoch"],
+                [row[l] for row in d["pre_activation_std"]],
+                color=color,
+                linestyle=style,
+                label=f"{scheme} {name}",
+            )
+            _log_series(
+                a_grad,
+                d["epoch"],
+                [row[l] for row in d["grad_w_norm"]],
+                color=color,
+                linestyle=style,
+                label=f"{scheme} {name}",
+            )
             if l < len(names) - 1 and d["dead_fraction"][0][l] is not None:
                 vals = np.asarray([row[l] for row in d["dead_fraction"]], dtype=np.float64)
-                a_dead.plot(d["epoch"], vals, linestyle=style, marker="o", markersize=3, color=color,
-                            label=f"{scheme} {name}")
+                a_dead.plot(
+                    d["epoch"],
+                    vals,
+                    linestyle=style,
+                    marker="o",
+                    markersize=3,
+                    color=color,
+                    label=f"{scheme} {name}",
+                )
     a_std.set_yscale("log")
     a_std.set_title("std of pre-activations (subsample)", fontsize=9)
     a_grad.set_yscale("log")
@@ -417,9 +503,14 @@ def plot_diagnostics(summary: Mapping[str, Any], folder: Path) -> list[Path]:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=COLORS.get(scheme, "k")) for scheme in runs]
-    handles += [Line2D([], [], color="k", linestyle=LAYER_STYLES[l % len(LAYER_STYLES)]) for l in range(len(names))]
-    handles += [Line2D([], [], marker="x", color="k", linestyle="", mew=2),
-                Line2D([], [], marker="v", color="k", linestyle="")]
+    handles += [
+        Line2D([], [], color="k", linestyle=LAYER_STYLES[l % len(LAYER_STYLES)])
+        for l in range(len(names))
+    ]
+    handles += [
+        Line2D([], [], marker="x", color="k", linestyle="", mew=2),
+        Line2D([], [], marker="v", color="k", linestyle=""),
+    ]
     labels = [*runs, *names, "non-finite (top)", "exactly 0 (bottom)"]
     a_dead.legend(handles, labels, fontsize=7, loc="center right")
     # the parameter tensors' total movement: bars per scheme, zero marked
@@ -435,12 +526,25 @@ def plot_diagnostics(summary: Mapping[str, Any], folder: Path) -> list[Path]:
         a_move.bar(xs[ok], arr[ok], width=width, color=COLORS.get(scheme, "k"), label=scheme)
         zero = np.isfinite(arr) & (arr <= 0)
         if np.any(zero):  # (an empty line with clip_on=False would stretch the tight bbox)
-            a_move.plot(xs[zero], np.full(int(zero.sum()), 0.02), "v", color=COLORS.get(scheme, "k"),
-                        transform=a_move.get_xaxis_transform(), clip_on=False)
+            a_move.plot(
+                xs[zero],
+                np.full(int(zero.sum()), 0.02),
+                "v",
+                color=COLORS.get(scheme, "k"),
+                transform=a_move.get_xaxis_transform(),
+                clip_on=False,
+            )
         bad = ~np.isfinite(arr)
         if np.any(bad):
-            a_move.plot(xs[bad], np.full(int(bad.sum()), 0.98), "x", color=COLORS.get(scheme, "k"),
-                        transform=a_move.get_xaxis_transform(), clip_on=False, mew=2)
+            a_move.plot(
+                xs[bad],
+                np.full(int(bad.sum()), 0.98),
+                "x",
+                color=COLORS.get(scheme, "k"),
+                transform=a_move.get_xaxis_transform(),
+                clip_on=False,
+                mew=2,
+            )
     a_move.set_yscale("log")
     a_move.set_xticks(np.arange(len(tensors)), tensors)
     a_move.set_title("max |theta - theta_0| after the last epoch (v: exactly 0)", fontsize=9)
@@ -456,17 +560,30 @@ def plot_diagnostics(summary: Mapping[str, Any], folder: Path) -> list[Path]:
 
 
 def run(
-    data: StudyData, out: Path, opts: InitOptions = DEFAULTS, *, quiet: bool = True, figures: bool = True
+    data: StudyData,
+    out: Path,
+    opts: InitOptions = DEFAULTS,
+    *,
+    quiet: bool = True,
+    figures: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume) every setup of ``opts`` on ``data``, write the summary and (unless
     ``figures=False``) the figures into ``<out>/init_study/``, and return the summary."""
     store = ResultStore(Path(out), STUDY)
     runs: dict[str, Any] = {}
     with Timer() as timer:
-        for scheme in progress(opts.schemes, total=len(opts.schemes), desc="init setups", quiet=quiet):
+        for scheme in progress(
+            opts.schemes, total=len(opts.schemes), desc="init setups", quiet=quiet
+        ):
             config = run_config(data, opts, scheme)
-            result, computed = store.run(config, lambda: train_setup(data, opts, scheme, quiet=quiet))
-            runs[scheme] = {"config_hash": store.path(config).stem, "computed_now": computed, **result}
+            result, computed = store.run(
+                config, lambda: train_setup(data, opts, scheme, quiet=quiet)
+            )
+            runs[scheme] = {
+                "config_hash": store.path(config).stem,
+                "computed_now": computed,
+                **result,
+            }
     n_layers = len(opts.sizes) - 1
     summary: dict[str, Any] = {
         "study": STUDY,
@@ -478,7 +595,10 @@ def run(
                 f"weights drawn from seed {opts.seed}; epoch e visits the training set in the "
                 f"order np.random.default_rng(({opts.seed}, e)).permutation(n), the same for every setup"
             ),
-            "layer_names": [f"layer {l + 1}" + (" (logits)" if l == n_layers - 1 else "") for l in range(n_layers)],
+            "layer_names": [
+                f"layer {l + 1}" + (" (logits)" if l == n_layers - 1 else "")
+                for l in range(n_layers)
+            ],
         },
         "runs": runs,
         "table": [
@@ -517,22 +637,51 @@ def load_data(dataset: str, *, quick: bool, dtype: Any = np.float64) -> StudyDat
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = study_parser(__doc__.split("\n\n")[0] if __doc__ else "initialization study")
-    parser.add_argument("--lr", type=float, default=DEFAULTS.lr, help="SGD learning rate (default 0.01)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="mini-batch size (default 64)")
-    parser.add_argument("--epochs", type=int, default=None, help=f"epochs per setup (default 10; {QUICK_EPOCHS} with --quick)")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="weights and data order seed (default 0)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default=DEFAULTS.dtype, help="default float32")
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="widths, default 784 512 512 10")
+    parser.add_argument(
+        "--lr", type=float, default=DEFAULTS.lr, help="SGD learning rate (default 0.01)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=DEFAULTS.batch_size, help="mini-batch size (default 64)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"epochs per setup (default 10; {QUICK_EPOCHS} with --quick)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULTS.seed, help="weights and data order seed (default 0)"
+    )
+    parser.add_argument(
+        "--dtype", choices=("float32", "float64"), default=DEFAULTS.dtype, help="default float32"
+    )
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SIZES),
+        help="widths, default 784 512 512 10",
+    )
     parser.add_argument("--activation", choices=ACTIVATION_NAMES, default="relu")
     parser.add_argument("--schemes", nargs="+", choices=SCHEME_NAMES, default=list(SCHEMES))
-    parser.add_argument("--n-diag", type=int, default=DEFAULTS.n_diag, help="training images for the diagnostics (default 1000)")
+    parser.add_argument(
+        "--n-diag",
+        type=int,
+        default=DEFAULTS.n_diag,
+        help="training images for the diagnostics (default 1000)",
+    )
     args = parser.parse_args(argv)
     try:
         opts = InitOptions(
-            sizes=tuple(args.sizes), activation=cast(ActivationName, args.activation),
-            schemes=tuple(cast(SchemeName, s) for s in args.schemes), lr=args.lr,
-            batch_size=args.batch_size, epochs=args.epochs if args.epochs is not None else (QUICK_EPOCHS if args.quick else 10),
-            seed=args.seed, dtype=args.dtype, n_diag=args.n_diag,
+            sizes=tuple(args.sizes),
+            activation=cast(ActivationName, args.activation),
+            schemes=tuple(cast(SchemeName, s) for s in args.schemes),
+            lr=args.lr,
+            batch_size=args.batch_size,
+            epochs=args.epochs if args.epochs is not None else (QUICK_EPOCHS if args.quick else 10),
+            seed=args.seed,
+            dtype=args.dtype,
+            n_diag=args.n_diag,
         )
         data = load_data(args.dataset, quick=args.quick)
     except (ValueError, TypeError, FileNotFoundError) as exc:

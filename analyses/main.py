@@ -31,7 +31,9 @@ STUDIES: tuple[Study, ...] = (
 def main(argv: Sequence[str] | None = None) -> int:
     parser = study_parser("Run every fmlp study, then build the PDF report.")
     parser.add_argument(
-        "--only", action="append", choices=[name for name, _ in STUDIES],
+        "--only",
+        action="append",
+        choices=[name for name, _ in STUDIES],
         help="run only this study (repeatable); the report still needs all four",
     )
     parser.add_argument("--no-report", action="store_true", help="skip building the PDF")
@@ -65,8 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
     atomic_write_json(Path(args.out) / "main" / "timings.json", timings)
     total = sum(timings.values())
-    print("wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + f"; total {total:.1f} s",
-          file=sys.stderr)
+    print(
+        "wall time: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+        + f"; total {total:.1f} s",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -25,7 +25,12 @@ class Document:
         self._buf = io.BytesIO()
         self._pdf: Any = PdfPages(
             self._buf,
-            metadata={"Title": title, "Creator": "fmlp analyses.report", "Producer": None, "CreationDate": None},
+            metadata={
+                "Title": title,
+                "Creator": "fmlp analyses.report",
+                "Producer": None,
+                "CreationDate": None,
+            },
         )
         self._fig: Any = None
         self._y = 0.0  # inches from the top of the page
@@ -39,7 +44,9 @@ class Document:
         self._fig = plt.figure(figsize=(PAGE_W, PAGE_H))
         self._y = MARGIN
         self.pages += 1
-        self._fig.text(0.5, 0.3 / PAGE_H, str(self.pages), ha="center", va="bottom", fontsize=8, color="0.4")
+        self._fig.text(
+            0.5, 0.3 / PAGE_H, str(self.pages), ha="center", va="bottom", fontsize=8, color="0.4"
+        )
 
     def _flush(self) -> None:
         import matplotlib.pyplot as plt
@@ -54,7 +61,9 @@ class Document:
             self.new_page()
 
     def _text(self, s: str, size: float, *, x: float = MARGIN, **kw: Any) -> None:
-        self._fig.text(x / PAGE_W, 1 - self._y / PAGE_H, s, fontsize=size, va="top", ha="left", **kw)
+        self._fig.text(
+            x / PAGE_W, 1 - self._y / PAGE_H, s, fontsize=size, va="top", ha="left", **kw
+        )
 
     # -- content ---------------------------------------------------------------
     def heading(self, s: str, level: int = 1) -> None:
@@ -64,7 +73,9 @@ class Document:
         self._text(s, size, weight="bold")
         self._y += size * 1.5 * LINE
 
-    def paragraph(self, s: str, *, size: float = 9.5, width: int = 96, style: str = "normal") -> None:
+    def paragraph(
+        self, s: str, *, size: float = 9.5, width: int = 96, style: str = "normal"
+    ) -> None:
         for block in s.split("\n"):
             lines = textwrap.wrap(block, width=width) or [""]
             for line in lines:
@@ -82,13 +93,17 @@ class Document:
                 self._y += size * 1.45 * LINE
         self._y += size * 0.5 * LINE
 
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]], *, size: float = 8.0) -> None:
+    def table(
+        self, header: Sequence[str], rows: Sequence[Sequence[str]], *, size: float = 8.0
+    ) -> None:
         """A monospaced table; columns sized to their widest cell."""
         cells = [list(map(str, header))] + [list(map(str, r)) for r in rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
 
         def fmt(r: Sequence[str]) -> str:
-            return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+            return "  ".join(
+                c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
+            )
 
         lines = [fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]]
         for i, line in enumerate(lines):
@@ -97,7 +112,9 @@ class Document:
             self._y += size * 1.35 * LINE
         self._y += size * 0.8 * LINE
 
-    def image(self, path: Path, *, width: float = PAGE_W - 2 * MARGIN, max_height: float = 5.0) -> None:
+    def image(
+        self, path: Path, *, width: float = PAGE_W - 2 * MARGIN, max_height: float = 5.0
+    ) -> None:
         """A PNG scaled to ``width`` inches (or less, to stay under ``max_height``)."""
         import matplotlib.image as mpimg
 

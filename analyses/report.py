@@ -144,26 +144,36 @@ def init_comments(s: Summary) -> list[str]:
         stayed = bool(losses) and max(abs(v - LN10) for v in losses) < 0.02
         sym = z["symmetry"]
         if stayed:
-            text = (f"Zero initialization stays at the loss of a uniform guess, ln 10 = {LN10:.4f} "
-                    f"(from {num(losses[0])} to {num(losses[-1])}).")
+            text = (
+                f"Zero initialization stays at the loss of a uniform guess, ln 10 = {LN10:.4f} "
+                f"(from {num(losses[0])} to {num(losses[-1])})."
+            )
         else:
-            text = (f"Zero initialization moves away from ln 10 = {LN10:.4f} "
-                    f"(training loss {num(losses[0] if losses else None)} to {num(losses[-1] if losses else None)}).")
+            text = (
+                f"Zero initialization moves away from ln 10 = {LN10:.4f} "
+                f"(training loss {num(losses[0] if losses else None)} to {num(losses[-1] if losses else None)})."
+            )
         if sym["hidden_units_identical"]:
-            text += (" Every hidden unit of a layer keeps identical parameters at every epoch (largest spread "
-                     f"across units {sci(sym['max_hidden_unit_spread'])}): the units receive identical gradients, "
-                     "so the symmetry is never broken.")
+            text += (
+                " Every hidden unit of a layer keeps identical parameters at every epoch (largest spread "
+                f"across units {sci(sym['max_hidden_unit_spread'])}): the units receive identical gradients, "
+                "so the symmetry is never broken."
+            )
         if sym["only_output_bias_moves"]:
-            text += (" Only the output bias moves; with zero hidden activations the weight gradients are zero, "
-                     "so the network can learn at most the class frequencies.")
+            text += (
+                " Only the output bias moves; with zero hidden activations the weight gradients are zero, "
+                "so the network can learn at most the class frequencies."
+            )
         notes.append(text)
     if "normal" in runs:
         n = runs["normal"]
         init = n["initial"]
-        text = (f"Standard normal weights start with huge logits (std {num(init['logit_std'])}, "
-                f"largest |z| {num(init['logit_max_abs'])}) and an initial training loss of "
-                f"{num(init['train_loss'])}, far above ln 10: the softmax is saturated, so most samples are "
-                "confidently wrong.")
+        text = (
+            f"Standard normal weights start with huge logits (std {num(init['logit_std'])}, "
+            f"largest |z| {num(init['logit_max_abs'])}) and an initial training loss of "
+            f"{num(init['train_loss'])}, far above ln 10: the softmax is saturated, so most samples are "
+            "confidently wrong."
+        )
         if n["nonfinite"]["first_diverged_epoch"] is not None:
             text += f" The run diverged (non-finite loss) at epoch {n['nonfinite']['first_diverged_epoch']}."
         elif "glorot" in runs:
@@ -171,11 +181,15 @@ def init_comments(s: Summary) -> list[str]:
             nv = last_finite(n["curves"]["val_loss"])
             gv = last_finite(runs["glorot"]["curves"]["val_loss"])
             if nt is not None and gt is not None and nv is not None and gv is not None:
-                text += (f" After {s['settings']['epochs']} epochs its training loss is {num(nt)} against Glorot's "
-                         f"{num(gt)}, and its validation loss {num(nv)} against {num(gv)}")
+                text += (
+                    f" After {s['settings']['epochs']} epochs its training loss is {num(nt)} against Glorot's "
+                    f"{num(gt)}, and its validation loss {num(nv)} against {num(gv)}"
+                )
                 if nt < gt and nv > gv:
-                    text += (": it fits the training set, yet its large weights keep the few mistakes on unseen "
-                             "data extremely confident, so it generalizes worse.")
+                    text += (
+                        ": it fits the training set, yet its large weights keep the few mistakes on unseen "
+                        "data extremely confident, so it generalizes worse."
+                    )
                 elif nt > gt:
                     text += ": it is still behind Glorot."
                 else:
@@ -183,9 +197,11 @@ def init_comments(s: Summary) -> list[str]:
         notes.append(text)
     if "glorot" in runs:
         g = runs["glorot"]
-        text = (f"Glorot initialization starts near ln 10 (initial loss {num(g['initial']['train_loss'])}, logit std "
-                f"{num(g['initial']['logit_std'])}): activations keep a moderate scale through the layers, "
-                f"and it reaches {pct(last_finite(g['curves']['val_accuracy']))} validation accuracy.")
+        text = (
+            f"Glorot initialization starts near ln 10 (initial loss {num(g['initial']['train_loss'])}, logit std "
+            f"{num(g['initial']['logit_std'])}): activations keep a moderate scale through the layers, "
+            f"and it reaches {pct(last_finite(g['curves']['val_accuracy']))} validation accuracy."
+        )
         notes.append(text)
     return notes
 
@@ -199,26 +215,61 @@ def init_section(doc: Document, s: Summary, folder: Path) -> None:
         "architecture, the learning rate, the mini-batch size and the order of the data. The loss "
         "plotted is the average cross-entropy on the whole training set at the end of each epoch."
     )
-    doc.bullets(settings_lines([
-        ("architecture", f"{widths(st['sizes'])} ({len(st['sizes']) - 2} hidden layers of "
-                         f"{', '.join(str(h) for h in st['sizes'][1:-1])} units), {thousands(st['n_params'])} parameters"),
-        ("nonlinearity", st["activation"]),
-        ("optimizer", f"{st['optimizer']}, learning rate {st['lr']}, mini-batch size {st['batch_size']}"),
-        ("epochs", f"{st['epochs']}, seed {st['seed']}, {st['dtype']}"),
-        ("data", f"{st['dataset']}: " + ", ".join(f"{k} {thousands(v)}" for k, v in st["dataset_sizes"].items())),
-        ("data order", st["data_order"]),
-    ]))
+    doc.bullets(
+        settings_lines(
+            [
+                (
+                    "architecture",
+                    f"{widths(st['sizes'])} ({len(st['sizes']) - 2} hidden layers of "
+                    f"{', '.join(str(h) for h in st['sizes'][1:-1])} units), {thousands(st['n_params'])} parameters",
+                ),
+                ("nonlinearity", st["activation"]),
+                (
+                    "optimizer",
+                    f"{st['optimizer']}, learning rate {st['lr']}, mini-batch size {st['batch_size']}",
+                ),
+                ("epochs", f"{st['epochs']}, seed {st['seed']}, {st['dtype']}"),
+                (
+                    "data",
+                    f"{st['dataset']}: "
+                    + ", ".join(f"{k} {thousands(v)}" for k, v in st["dataset_sizes"].items()),
+                ),
+                ("data order", st["data_order"]),
+            ]
+        )
+    )
     rows = []
     for row in s["table"]:
-        rows.append([row["scheme"], num(row["initial_train_loss"]), num(row["first_train_loss"]),
-                     num(row["last_train_loss"]), num(row["last_val_loss"]), pct(row["last_val_accuracy"]),
-                     f"{row['wall_seconds']:.1f}"])
-    doc.table(["init", "loss at init", "loss epoch 1", f"loss epoch {st['epochs']}", "valid loss",
-               "valid acc", "seconds"], rows)
+        rows.append(
+            [
+                row["scheme"],
+                num(row["initial_train_loss"]),
+                num(row["first_train_loss"]),
+                num(row["last_train_loss"]),
+                num(row["last_val_loss"]),
+                pct(row["last_val_accuracy"]),
+                f"{row['wall_seconds']:.1f}",
+            ]
+        )
+    doc.table(
+        [
+            "init",
+            "loss at init",
+            "loss epoch 1",
+            f"loss epoch {st['epochs']}",
+            "valid loss",
+            "valid acc",
+            "seconds",
+        ],
+        rows,
+    )
     epochs = s["runs"][next(iter(s["runs"]))]["curves"]["epoch"]
     doc.paragraph("Average training loss at the end of each epoch:")
-    doc.table(["init"] + [str(e) for e in epochs],
-              [[k] + [num(v, 3) for v in r["curves"]["train_loss"]] for k, r in s["runs"].items()], size=7.0)
+    doc.table(
+        ["init"] + [str(e) for e in epochs],
+        [[k] + [num(v, 3) for v in r["curves"]["train_loss"]] for k, r in s["runs"].items()],
+        size=7.0,
+    )
     for name in study_figures(s, folder):
         figure(doc, folder, name)
     doc.heading("Comments", 2)
@@ -252,8 +303,11 @@ def gradcheck_comments(s: Summary) -> list[str]:
         f"to its minimum {sci(best_d)} at N = {best_n}."
     )
     crossing = model["by_dtype"][head].get("crossing_N")
-    smooth = [(n, d) for n, d, k in zip(ns, diffs, curve["n_kinks"])
-              if not k and (crossing is None or n <= crossing)]
+    smooth = [
+        (n, d)
+        for n, d, k in zip(ns, diffs, curve["n_kinks"])
+        if not k and (crossing is None or n <= crossing)
+    ]
     slope = loglog_slope([n for n, _ in smooth], [d for _, d in smooth])
     if slope is not None:
         near = "close to" if abs(slope + 2) < 0.5 else "not close to"
@@ -267,10 +321,12 @@ def gradcheck_comments(s: Summary) -> list[str]:
         if best_n == ns[-1]:
             notes.append(
                 f"The error model puts the crossing of truncation and round-off at N* = {sci(crossing)}; "
-                + ("the tested range stops before it, so the error is still falling at the largest N."
-                   if crossing > ns[-1] else
-                   "the measured error is still smallest at the largest N tested, so the round-off constant "
-                   "is an overestimate here.")
+                + (
+                    "the tested range stops before it, so the error is still falling at the largest N."
+                    if crossing > ns[-1]
+                    else "the measured error is still smallest at the largest N tested, so the round-off constant "
+                    "is an overestimate here."
+                )
             )
         else:
             notes.append(
@@ -281,7 +337,9 @@ def gradcheck_comments(s: Summary) -> list[str]:
     other = [d for d in s["curves"] if d != head]
     for dt in other:
         c = s["curves"][dt]
-        fin = [(d, n) for n, d in zip(c["N"], c["max_abs_diff"]) if d is not None and math.isfinite(d)]
+        fin = [
+            (d, n) for n, d in zip(c["N"], c["max_abs_diff"]) if d is not None and math.isfinite(d)
+        ]
         if all(v == 0 for row in c["fd"] for v in row):
             notes.append(
                 f"In {dt} every central difference is exactly 0 at every N: L(theta + eps) and L(theta - eps) round "
@@ -300,11 +358,14 @@ def gradcheck_comments(s: Summary) -> list[str]:
     if kinks:
         notes.append(
             "Perturbations that cross a ReLU kink (a hidden pre-activation changes sign between theta - eps and "
-            "theta + eps) occur at N = " + ", ".join(f"{n} ({k} of {st['p']})" for n, k in kinks)
+            "theta + eps) occur at N = "
+            + ", ".join(f"{n} ({k} of {st['p']})" for n, k in kinks)
             + "; there the loss is not smooth, the Taylor argument fails and the difference can be far off."
         )
     else:
-        notes.append("No perturbation crossed a ReLU kink at any N, so every point is in the smooth regime.")
+        notes.append(
+            "No perturbation crossed a ReLU kink at any N, so every point is in the smooth regime."
+        )
     return notes
 
 
@@ -322,9 +383,20 @@ def gradcheck_section(doc: Document, s: Summary, folder: Path) -> None:
     rows = []
     for dt, c in s["curves"].items():
         for i, n in enumerate(c["N"]):
-            rows.append([dt, str(n), sci(c["eps"][i]), sci(c["max_abs_diff"][i]), sci(c["relative_error"][i]),
-                         str(c["n_kinks"][i])])
-    doc.table(["dtype", "N", "eps", "max |FD - grad|", "relative", "kinks"], [r for r in rows if r[0] == head])
+            rows.append(
+                [
+                    dt,
+                    str(n),
+                    sci(c["eps"][i]),
+                    sci(c["max_abs_diff"][i]),
+                    sci(c["relative_error"][i]),
+                    str(c["n_kinks"][i]),
+                ]
+            )
+    doc.table(
+        ["dtype", "N", "eps", "max |FD - grad|", "relative", "kinks"],
+        [r for r in rows if r[0] == head],
+    )
     for name in study_figures(s, folder):
         figure(doc, folder, name)
     doc.heading("Comments", 2)
@@ -350,8 +422,11 @@ def hparam_comments(s: Summary) -> list[str]:
         f"The best configuration ({best['architecture']}, {best['config']['activation']}, lr {best['config']['lr']}, "
         f"batch {best['config']['batch_size']}, {best['config']['optimizer']}, schedule {best['config']['schedule']}) "
         f"reaches r(valid) = {pct(acc)}, which {verdict} the 97% target and is "
-        + (f"above the {pct(PUBLISHED_MLP)} published by others for this setup." if acc > PUBLISHED_MLP
-           else f"below the {pct(PUBLISHED_MLP)} published by others for this setup.")
+        + (
+            f"above the {pct(PUBLISHED_MLP)} published by others for this setup."
+            if acc > PUBLISHED_MLP
+            else f"below the {pct(PUBLISHED_MLP)} published by others for this setup."
+        )
         + f" Its test accuracy, measured once after the choice, is {pct(best['test_accuracy'])}."
     )
     if sgd_best is not None and sgd_best["hash"] != best["hash"]:
@@ -367,22 +442,33 @@ def hparam_comments(s: Summary) -> list[str]:
             by_act.setdefault(str(r["activation"]), []).append(r["r_valid"])
     if len(by_act) > 1:
         ranked = sorted(((max(v), k) for k, v in by_act.items()), reverse=True)
-        notes.append("Best r(valid) by nonlinearity: " + ", ".join(f"{k} {pct(v)}" for v, k in ranked)
-                     + f": within {s['grid']['base']['epochs']} epochs {ranked[0][1]} gets furthest.")
+        notes.append(
+            "Best r(valid) by nonlinearity: "
+            + ", ".join(f"{k} {pct(v)}" for v, k in ranked)
+            + f": within {s['grid']['base']['epochs']} epochs {ranked[0][1]} gets furthest."
+        )
     spreads = []
     for block in s["grid"]["blocks"]:
-        accs = [r["r_valid"] for r in rows if r["hash"] in block["hashes"] and math.isfinite(r["r_valid"])]
+        accs = [
+            r["r_valid"]
+            for r in rows
+            if r["hash"] in block["hashes"] and math.isfinite(r["r_valid"])
+        ]
         if len(accs) > 1:
             spreads.append((max(accs) - min(accs), block["name"]))
     if spreads:
         spreads.sort(reverse=True)
-        notes.append("Spread of r(valid) within each dimension searched (max - min): "
-                     + ", ".join(f"{name} {100 * d:.2f} points" for d, name in spreads)
-                     + f"; {spreads[0][1]} matters most here.")
+        notes.append(
+            "Spread of r(valid) within each dimension searched (max - min): "
+            + ", ".join(f"{name} {100 * d:.2f} points" for d, name in spreads)
+            + f"; {spreads[0][1]} matters most here."
+        )
     failed = s.get("failed", [])
     if failed:
-        notes.append(f"{len(failed)} configuration(s) failed or diverged and are recorded as such: "
-                     + "; ".join(f"{f['hash']}: {f['error']}" for f in failed))
+        notes.append(
+            f"{len(failed)} configuration(s) failed or diverged and are recorded as such: "
+            + "; ".join(f"{f['hash']}: {f['error']}" for f in failed)
+        )
     return notes
 
 
@@ -399,13 +485,39 @@ def hparam_section(doc: Document, s: Summary, folder: Path) -> None:
         f"({split_sizes(s)}), seed {base['seed']}, "
         f"{base['dtype']}. Around the base configuration ({widths([784, *base['hidden'], 10])}, {base['activation']}, lr "
         f"{base['lr']}, batch {base['batch_size']}) the search varies one group of settings at a time: "
-        + "; ".join(f"{b['name']} ({', '.join(b['varies'])})" for b in g["blocks"]) + ". " + s["selection"]
+        + "; ".join(f"{b['name']} ({', '.join(b['varies'])})" for b in g["blocks"])
+        + ". "
+        + s["selection"]
     )
     rows = table_rows(s["runs"])
     doc.table(
-        ["#", "r(valid)", "best ep.", "architecture", "params", "act.", "lr", "batch", "optimizer", "schedule"],
-        [[str(t["rank"]), pct(t["r_valid"]), pct(t["max_r_valid"]), t["architecture"], thousands(t["n_params"]),
-          t["activation"], f"{t['lr']:g}", str(t["batch_size"]), t["optimizer"], t["schedule"]] for t in rows],
+        [
+            "#",
+            "r(valid)",
+            "best ep.",
+            "architecture",
+            "params",
+            "act.",
+            "lr",
+            "batch",
+            "optimizer",
+            "schedule",
+        ],
+        [
+            [
+                str(t["rank"]),
+                pct(t["r_valid"]),
+                pct(t["max_r_valid"]),
+                t["architecture"],
+                thousands(t["n_params"]),
+                t["activation"],
+                f"{t['lr']:g}",
+                str(t["batch_size"]),
+                t["optimizer"],
+                t["schedule"],
+            ]
+            for t in rows
+        ],
         size=7.0,
     )
     best = s.get("best")
@@ -442,9 +554,12 @@ def cnn_comments(s: Summary) -> list[str]:
     notes.append(
         f"After {s['epochs']} epochs the vanilla CNN's validation error is {pct(v_err)} (sd {pct(v_sd)} over "
         f"{len(s['seeds'])} seeds) against the MLP's {pct(mlp_err)}: "
-        + (f"the CNN makes {mlp_err / v_err:.1f} times fewer errors. Weight sharing and pooling build in "
-           "translation equivariance that the MLP must learn from data." if v_err < mlp_err else
-           "the CNN does not beat the MLP here.")
+        + (
+            f"the CNN makes {mlp_err / v_err:.1f} times fewer errors. Weight sharing and pooling build in "
+            "translation equivariance that the MLP must learn from data."
+            if v_err < mlp_err
+            else "the CNN does not beat the MLP here."
+        )
     )
     gap_v = van["valid_error"]["mean"][-1] - van["train_error"]["mean"][-1]
     gap_r = reg["valid_error"]["mean"][-1] - reg["train_error"]["mean"][-1]
@@ -458,7 +573,9 @@ def cnn_comments(s: Summary) -> list[str]:
     if gain > 2 * noise:
         judged = f"larger than twice the seed-to-seed spread ({pct(noise)}): a real improvement."
     elif gain > 0:
-        judged = f"within twice the seed-to-seed spread ({pct(noise)}): not distinguishable from noise."
+        judged = (
+            f"within twice the seed-to-seed spread ({pct(noise)}): not distinguishable from noise."
+        )
     else:
         judged = "the regularized CNN is not better on average."
     notes.append(
@@ -494,19 +611,47 @@ def cnn_section(doc: Document, s: Summary, folder: Path) -> None:
     for name, a in vanilla_first(arch.items()):
         doc.paragraph(f"CNN {name}: {a['description']} ({thousands(a['params'])} parameters)")
     layers = arch["vanilla"]["layers"]
-    doc.table(["layer", "kind", "kernel", "in", "out", "output shape", "params"],
-              [[r["name"], r["kind"], str(r.get("kernel", "")), str(r.get("in", "")), str(r.get("out", "")),
-                "x".join(str(v) for v in r["output_shape"]), thousands(r["params"])] for r in layers], size=7.5)
-    doc.table(["model", "params", "seeds", "final train error", "final valid error", "sd over seeds"],
-              [[r["model"], thousands(r["params"]), str(r["seeds"]), pct(r["final_train_error"]),
-                pct(r["final_valid_error"]), pct(r["final_valid_error_std"]) if r["final_valid_error_std"] is not None else "-"]
-               for r in s["table"]])
+    doc.table(
+        ["layer", "kind", "kernel", "in", "out", "output shape", "params"],
+        [
+            [
+                r["name"],
+                r["kind"],
+                str(r.get("kernel", "")),
+                str(r.get("in", "")),
+                str(r.get("out", "")),
+                "x".join(str(v) for v in r["output_shape"]),
+                thousands(r["params"]),
+            ]
+            for r in layers
+        ],
+        size=7.5,
+    )
+    doc.table(
+        ["model", "params", "seeds", "final train error", "final valid error", "sd over seeds"],
+        [
+            [
+                r["model"],
+                thousands(r["params"]),
+                str(r["seeds"]),
+                pct(r["final_train_error"]),
+                pct(r["final_valid_error"]),
+                pct(r["final_valid_error_std"]) if r["final_valid_error_std"] is not None else "-",
+            ]
+            for r in s["table"]
+        ],
+    )
     ep = list(range(1, s["epochs"] + 1))
     doc.paragraph("Validation error per epoch (mean over seeds, sd in brackets):")
     rows = [["MLP"] + [pct(v) for v in s["mlp"]["curves"]["valid_error"]]]
     for name, a in vanilla_first(s["aggregate"].items()):
-        rows.append([f"CNN {name}"] + [f"{pct(m)} ({100 * sd:.2f})" for m, sd in
-                                       zip(a["valid_error"]["mean"], a["valid_error"]["std"])])
+        rows.append(
+            [f"CNN {name}"]
+            + [
+                f"{pct(m)} ({100 * sd:.2f})"
+                for m, sd in zip(a["valid_error"]["mean"], a["valid_error"]["std"])
+            ]
+        )
     doc.table(["model"] + [str(e) for e in ep], rows, size=5.5)
     for name in study_figures(s, folder):
         figure(doc, folder, name)
@@ -535,7 +680,9 @@ def compute_seconds(ss: Mapping[str, Summary]) -> dict[str, float]:
     divided by the number of workers."""
     init = sum(float(r["wall_seconds"]) for r in ss["init_study"]["runs"].values())
     hp_summary = ss["hparam_search"]
-    sweeps = [float(i["sweep_seconds"]) for i in hp_summary.get("invocations", []) if i.get("computed")]
+    sweeps = [
+        float(i["sweep_seconds"]) for i in hp_summary.get("invocations", []) if i.get("computed")
+    ]
     if sweeps:
         hp = sum(sweeps)
     else:
@@ -543,7 +690,12 @@ def compute_seconds(ss: Mapping[str, Summary]) -> dict[str, float]:
         hp = float(hp_summary["wall_seconds"]["runs_total"]) / workers
     gc = float(ss["gradcheck_study"].get("runs_wall_seconds", 0.0))
     cnn = float(ss["cnn_study"]["wall_seconds"]["runs_total"])
-    return {"initialization": init, "hyper-parameter search": hp, "finite differences": gc, "CNN": cnn}
+    return {
+        "initialization": init,
+        "hyper-parameter search": hp,
+        "finite differences": gc,
+        "CNN": cnn,
+    }
 
 
 def duration(seconds: float) -> str:
@@ -554,7 +706,11 @@ def duration(seconds: float) -> str:
 def search_parallelism(hp: Summary) -> str:
     """' (the search ran N configurations at a time)' from the logged invocations that
     computed runs; empty when it ran one at a time or the log does not say."""
-    logged = {int(i.get("executor", {}).get("workers") or 1) for i in hp.get("invocations", []) if i.get("computed")}
+    logged = {
+        int(i.get("executor", {}).get("workers") or 1)
+        for i in hp.get("invocations", [])
+        if i.get("computed")
+    }
     if not logged or logged == {1}:
         return ""
     n = " or ".join(str(w) for w in sorted(logged))
@@ -566,12 +722,22 @@ def headline_rows(ss: Mapping[str, Summary]) -> list[list[str]]:
     rows: list[list[str]] = []
     best = hp.get("best")
     if best is not None:
-        rows.append(["best MLP, validation accuracy r(valid)", pct(best["final_val_accuracy"]),
-                     f"{best['architecture']} {best['config']['activation']}"])
+        rows.append(
+            [
+                "best MLP, validation accuracy r(valid)",
+                pct(best["final_val_accuracy"]),
+                f"{best['architecture']} {best['config']['activation']}",
+            ]
+        )
         rows.append(["best MLP, test accuracy (measured once)", pct(best["test_accuracy"]), ""])
     for name, a in vanilla_first(cnn["aggregate"].items()):
-        rows.append([f"CNN {name}, validation accuracy", pct(a["final_valid_accuracy_mean"]),
-                     f"mean of {len(cnn['seeds'])} seeds, sd {pct(a['final_valid_error']['std'])}"])
+        rows.append(
+            [
+                f"CNN {name}, validation accuracy",
+                pct(a["final_valid_accuracy_mean"]),
+                f"mean of {len(cnn['seeds'])} seeds, sd {pct(a['final_valid_error']['std'])}",
+            ]
+        )
     head = gc["settings"]["headline_dtype"]
     c = gc["curves"][head]
     fin = [(d, n) for n, d in zip(c["N"], c["max_abs_diff"]) if d is not None and math.isfinite(d)]
@@ -584,24 +750,35 @@ def headline_rows(ss: Mapping[str, Summary]) -> list[list[str]]:
 def title_page(doc: Document, ss: Mapping[str, Summary], date: str) -> None:
     m = ss["hparam_search"]["machine"]
     blas = m.get("blas") or [{}]
-    kernel = ", ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')} kernel, "
-                       f"{b.get('num_threads')} threads)" for b in blas) or "unknown"
+    kernel = (
+        ", ".join(
+            f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')} kernel, "
+            f"{b.get('num_threads')} threads)"
+            for b in blas
+        )
+        or "unknown"
+    )
     secs = compute_seconds(ss)
     doc.new_page()
     doc.space(1.2)
     doc.heading("fmlp: how a two-hidden-layer MLP learns MNIST", 0)
-    doc.paragraph("Initialization, hyper-parameters, finite-difference gradients, and a CNN of the same size. "
-                  "Every number, table, figure and comment below is generated from the measured results.",
-                  size=11)
+    doc.paragraph(
+        "Initialization, hyper-parameters, finite-difference gradients, and a CNN of the same size. "
+        "Every number, table, figure and comment below is generated from the measured results.",
+        size=11,
+    )
     doc.space(0.3)
-    doc.bullets([
-        f"results produced: {date}",
-        f"fmlp {m['fmlp']} (commit {m['fmlp_commit']}), Python {m['python']}, numpy {m['numpy']}, torch {m.get('torch')}",
-        f"BLAS: {kernel}; OPENBLAS_CORETYPE {m.get('openblas_coretype') or 'unset'}",
-        f"machine: {m['cores']} cores, {m['platform']}",
-        "wall time spent computing these results: " + ", ".join(f"{k} {duration(v)}" for k, v in secs.items())
-        + f"; total {sum(secs.values()) / 60:.1f} min{search_parallelism(ss['hparam_search'])}",
-    ])
+    doc.bullets(
+        [
+            f"results produced: {date}",
+            f"fmlp {m['fmlp']} (commit {m['fmlp_commit']}), Python {m['python']}, numpy {m['numpy']}, torch {m.get('torch')}",
+            f"BLAS: {kernel}; OPENBLAS_CORETYPE {m.get('openblas_coretype') or 'unset'}",
+            f"machine: {m['cores']} cores, {m['platform']}",
+            "wall time spent computing these results: "
+            + ", ".join(f"{k} {duration(v)}" for k, v in secs.items())
+            + f"; total {sum(secs.values()) / 60:.1f} min{search_parallelism(ss['hparam_search'])}",
+        ]
+    )
     doc.heading("Summary", 1)
     doc.table(["figure", "value", "note"], headline_rows(ss), size=8.5)
 
@@ -614,7 +791,9 @@ def results_date(out: Path) -> str:
     stamps = [p.stat().st_mtime for study in STUDIES for p in (out / study / "runs").glob("*.json")]
     if not stamps:
         return "unknown"
-    return datetime.datetime.fromtimestamp(max(stamps), tz=datetime.timezone.utc).strftime("%Y-%m-%d")
+    return datetime.datetime.fromtimestamp(max(stamps), tz=datetime.timezone.utc).strftime(
+        "%Y-%m-%d"
+    )
 
 
 # ----------------------------------------------------------------------------- main
@@ -643,8 +822,12 @@ def build(out: Path) -> tuple[Path, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Build the PDF report from the results on disk (no training).")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default: results)")
+    parser = argparse.ArgumentParser(
+        description="Build the PDF report from the results on disk (no training)."
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="results folder (default: results)"
+    )
     args = parser.parse_args(argv)
     try:
         path, pages = build(args.out)

@@ -25,7 +25,20 @@ import os
 import time
 import traceback
 from contextlib import contextmanager
-from typing import Any, Callable, Final, Generic, Iterator, Literal, Mapping, ParamSpec, Protocol, Sequence, TypeVar, get_args
+from typing import (
+    Any,
+    Callable,
+    Final,
+    Generic,
+    Iterator,
+    Literal,
+    Mapping,
+    ParamSpec,
+    Protocol,
+    Sequence,
+    TypeVar,
+    get_args,
+)
 
 import attrs
 
@@ -141,7 +154,9 @@ def make_executor(
             raise ValueError(f"{label} must be a positive integer, got {value!r}")
     if name == "local":
         if workers not in (None, 1):
-            raise ValueError(f"the local executor runs one task at a time; got workers={workers} (use --executor process)")
+            raise ValueError(
+                f"the local executor runs one task at a time; got workers={workers} (use --executor process)"
+            )
         if blas_threads is None:
             yield SweepExecutor(InlineExecutor(), 1, "local", 1, None)
             return
@@ -185,7 +200,10 @@ def _dask_executor(*, workers: int | None, scheduler: str | None) -> Iterator[Sw
     if scheduler is None:
         n = workers if workers is not None else (os.cpu_count() or 1)
         cluster = distributed.LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
             silence_logs=logging.ERROR,
         )
         client = distributed.Client(cluster)
@@ -193,7 +211,9 @@ def _dask_executor(*, workers: int | None, scheduler: str | None) -> Iterator[Sw
         try:
             client = distributed.Client(scheduler, timeout="30s")
         except OSError as exc:
-            raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}; is it running?") from exc
+            raise ValueError(
+                f"cannot reach the Dask scheduler at {scheduler!r}: {exc}; is it running?"
+            ) from exc
     try:
         n = len(client.scheduler_info().get("workers", {})) or (workers or 1)
         executor = client.get_executor(pure=False, retries=DASK_RETRIES)

@@ -80,7 +80,9 @@ def sgd(lr: float | Schedule) -> Optimizer[SgdState]:
     return Optimizer(init=init, update=update, name=f"sgd(lr={lr})", update_into=update_into)
 
 
-def momentum(lr: float | Schedule, beta: float = 0.9, *, nesterov: bool = False) -> Optimizer[MomentumState]:
+def momentum(
+    lr: float | Schedule, beta: float = 0.9, *, nesterov: bool = False
+) -> Optimizer[MomentumState]:
     """SGD with (heavy-ball or Nesterov) momentum: v = beta v + g; updates = -lr v
     (Nesterov: -lr (g + beta v)). The same convention as torch.optim.SGD."""
     schedule = _as_schedule(lr)
@@ -94,7 +96,9 @@ def momentum(lr: float | Schedule, beta: float = 0.9, *, nesterov: bool = False)
         rate = schedule(state.count)
         velocity = tree_map(lambda v, g: v * v.dtype.type(beta) + g, state.velocity, grads)
         if nesterov:
-            step = tree_map(lambda v, g: (g + v * v.dtype.type(beta)) * g.dtype.type(-rate), velocity, grads)
+            step = tree_map(
+                lambda v, g: (g + v * v.dtype.type(beta)) * g.dtype.type(-rate), velocity, grads
+            )
         else:
             step = tree_map(lambda v: v * v.dtype.type(-rate), velocity)
         return step, MomentumState(velocity=velocity, count=state.count + 1)
@@ -135,4 +139,7 @@ def cosine_decay(lr: float, *, total_steps: int, floor: float = 0.0) -> Schedule
     """floor + (lr - floor) (1 + cos(pi t / T)) / 2, constant at floor after T steps."""
     if total_steps <= 0:
         raise ValueError(f"cosine_decay needs total_steps > 0, got {total_steps}")
-    return lambda step: floor + (lr - floor) * 0.5 * (1 + float(np.cos(np.pi * min(step, total_steps) / total_steps)))
+    return lambda step: (
+        floor
+        + (lr - floor) * 0.5 * (1 + float(np.cos(np.pi * min(step, total_steps) / total_steps)))
+    )

@@ -136,7 +136,9 @@ def init_weight(
     elif scheme == "he":
         w = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
     else:
-        raise ValueError(f"unknown init scheme {scheme!r}: expected one of {', '.join(SCHEME_NAMES)}")
+        raise ValueError(
+            f"unknown init scheme {scheme!r}: expected one of {', '.join(SCHEME_NAMES)}"
+        )
     return np.ascontiguousarray(w, dtype=dtype)
 
 
@@ -155,7 +157,9 @@ def init(
     """
     sizes = check_sizes(sizes)
     if scheme not in SCHEME_NAMES:
-        raise ValueError(f"unknown init scheme {scheme!r}: expected one of {', '.join(SCHEME_NAMES)}")
+        raise ValueError(
+            f"unknown init scheme {scheme!r}: expected one of {', '.join(SCHEME_NAMES)}"
+        )
     act = check_activation(activation)
     dt = check_dtype(dtype)
     rng = as_generator(seed)

@@ -183,7 +183,9 @@ class NN:
                 f"unknown init_method {init_method!r}: expected one of {', '.join(INIT_METHODS)}"
             )
 
-        self.hidden_dims: Sequence[int] = hidden_dims if isinstance(hidden_dims, (tuple, list)) else widths
+        self.hidden_dims: Sequence[int] = (
+            hidden_dims if isinstance(hidden_dims, (tuple, list)) else widths
+        )
         self.n_hidden: int = len(widths)
         self.lr: float = lr
         self.batch_size: int = batch_size
@@ -225,14 +227,18 @@ class NN:
         Seeds numpy's global RNG with ``seed`` first when it is not None, as the template.
         """
         if len(dims) != 2 or not all(is_int(d) and d > 0 for d in dims):
-            raise ValueError(f"dims must be [n_features, n_classes], two positive integers, got {dims!r}")
+            raise ValueError(
+                f"dims must be [n_features, n_classes], two positive integers, got {dims!r}"
+            )
         if self.init_method not in INIT_METHODS:
             raise ValueError(
                 f"unknown init_method {self.init_method!r}: expected one of {', '.join(INIT_METHODS)}"
             )
         if self.seed is not None:
             np.random.seed(self.seed)
-        rng = cast(np.random.Generator, _GlobalRNG())  # duck-typed: init_weight calls only its two methods
+        rng = cast(
+            np.random.Generator, _GlobalRNG()
+        )  # duck-typed: init_weight calls only its two methods
         scheme = cast(SchemeName, self.init_method)
         self.weights = {}
         all_dims = [int(dims[0])] + [int(h) for h in self.hidden_dims] + [int(dims[1])]
@@ -326,7 +332,9 @@ class NN:
             output = cache[f"Z{m}"]
             acts = tuple(np.asarray(cache[f"Z{layer_n}"]) for layer_n in range(m))
         except KeyError as exc:
-            raise KeyError(f"cache lacks {exc.args[0]}: pass the dict that forward(x) returned") from None
+            raise KeyError(
+                f"cache lacks {exc.args[0]}: pass the dict that forward(x) returned"
+            ) from None
         y = np.asarray(labels)
         if y.shape != output.shape:
             raise ValueError(
@@ -361,7 +369,9 @@ class NN:
                 activation=params.activation,
             )
         except KeyError as exc:
-            raise KeyError(f"grads lack {exc.args[0]}: pass the dict that backward(cache, labels) returned") from None
+            raise KeyError(
+                f"grads lack {exc.args[0]}: pass the dict that backward(cache, labels) returned"
+            ) from None
         for mine, theirs in zip(params.layers, g.layers):
             if mine.w.shape != theirs.w.shape or mine.b.shape != theirs.b.shape:
                 raise ValueError(
@@ -390,7 +400,9 @@ class NN:
             )
         return float(-np.mean(np.sum(y * np.log(p), axis=-1)))
 
-    def compute_loss_and_accuracy(self, X: ArrayLike, y: ArrayLike) -> tuple[float, float, IntArray]:
+    def compute_loss_and_accuracy(
+        self, X: ArrayLike, y: ArrayLike
+    ) -> tuple[float, float, IntArray]:
         """(mean loss, accuracy, predicted classes (N,)) on inputs X and one-hot labels y."""
         one_y = np.asarray(y)
         if one_y.ndim != 2:

@@ -136,7 +136,9 @@ def make_step(
     return step
 
 
-def sgd_step(state: TrainState[Any], batch: Batch, *, lr: float) -> tuple[TrainState[Any], StepMetrics]:
+def sgd_step(
+    state: TrainState[Any], batch: Batch, *, lr: float
+) -> tuple[TrainState[Any], StepMetrics]:
     """One plain SGD step on a validated batch: params - lr * grad. Pure."""
     return make_step(sgd(lr))(state, batch)
 
@@ -179,8 +181,15 @@ def train_epoch(
     x = check_inputs(state.params, x)
     y = check_labels(y, x.shape[0], state.params.sizes[-1])
     return _train_epoch_unchecked(
-        state, x, y, optimizer=optimizer, batch_size=batch_size, seed=seed, epoch=epoch,
-        shuffle=shuffle, donate=donate,
+        state,
+        x,
+        y,
+        optimizer=optimizer,
+        batch_size=batch_size,
+        seed=seed,
+        epoch=epoch,
+        shuffle=shuffle,
+        donate=donate,
     )
 
 
@@ -275,8 +284,15 @@ def fit(
     def run_epoch(state: TrainState[Any], epoch: int) -> tuple[TrainState[Any], EpochMetrics]:
         start = time.perf_counter()
         state, steps = _train_epoch_unchecked(
-            state, x, y, optimizer=opt, batch_size=batch_size, seed=seed, epoch=epoch,
-            shuffle=shuffle, donate=True,
+            state,
+            x,
+            y,
+            optimizer=opt,
+            batch_size=batch_size,
+            seed=seed,
+            epoch=epoch,
+            shuffle=shuffle,
+            donate=True,
         )
         weights = steps.count / steps.count.sum()
         diverged = state.diverged

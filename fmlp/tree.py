@@ -117,7 +117,7 @@ def tree_sub(a: T, b: T) -> T:
 
 def tree_scale(scalar: float, tree: T) -> T:
     """Leaf-wise scalar * tree, keeping each leaf's dtype."""
-    return tree_map(lambda x: (x * x.dtype.type(scalar)), tree)
+    return tree_map(lambda x: x * x.dtype.type(scalar), tree)
 
 
 def tree_zeros_like(tree: T) -> T:

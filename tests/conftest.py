@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 import fmlp
 from fmlp.types import ActivationName
 
+
 def _make_params(
     sizes: tuple[int, ...],
     activation: ActivationName = "tanh",
@@ -70,7 +71,9 @@ def real_mnist() -> Any:
     try:
         return fdata.load("mnist", dtype=np.float32)
     except fdata.DataNotFoundError as exc:
-        pytest.skip(f"real MNIST not cached ({exc}); fetch it with `python -m fmlp.data fetch mnist`")
+        pytest.skip(
+            f"real MNIST not cached ({exc}); fetch it with `python -m fmlp.data fetch mnist`"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -99,4 +102,3 @@ def torch_mlp(torch: Any) -> Callable[[fmlp.MLP], Any]:
         return torch.nn.Sequential(*layers)
 
     return build
-

@@ -37,7 +37,10 @@ def test_values_match_textbook_formulas(name: str) -> None:
 def test_exported_functions_are_the_registered_ones() -> None:
     assert ACTIVATIONS["relu"].fn is fmlp.relu and ACTIVATIONS["relu"].grad is fmlp.relu_grad
     assert ACTIVATIONS["tanh"].fn is fmlp.tanh and ACTIVATIONS["tanh"].grad is fmlp.tanh_grad
-    assert ACTIVATIONS["sigmoid"].fn is fmlp.sigmoid and ACTIVATIONS["sigmoid"].grad is fmlp.sigmoid_grad
+    assert (
+        ACTIVATIONS["sigmoid"].fn is fmlp.sigmoid
+        and ACTIVATIONS["sigmoid"].grad is fmlp.sigmoid_grad
+    )
     assert all(ACTIVATIONS[n].name == n for n in NAMES)
 
 
@@ -98,7 +101,9 @@ def test_extreme_inputs_stay_finite(dtype: Any) -> None:
 
 
 def test_unknown_activation_name() -> None:
-    with pytest.raises(ValueError, match=r"unknown activation 'swish': expected one of relu, tanh, sigmoid"):
+    with pytest.raises(
+        ValueError, match=r"unknown activation 'swish': expected one of relu, tanh, sigmoid"
+    ):
         get_activation("swish")
 
 

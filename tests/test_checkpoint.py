@@ -17,7 +17,9 @@ MakeParams = Callable[..., fmlp.MLP]
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
-def test_round_trip_is_exact(name: Any, dtype: Any, tmp_path: Path, make_params: MakeParams) -> None:
+def test_round_trip_is_exact(
+    name: Any, dtype: Any, tmp_path: Path, make_params: MakeParams
+) -> None:
     params = make_params((7, 5, 4, 3), name, dtype=dtype)
     path = checkpoint.save(tmp_path / "nested" / "dir" / "model.npz", params)
     assert path == tmp_path / "nested" / "dir" / "model.npz" and path.is_file()
@@ -50,7 +52,9 @@ def test_save_failure_leaves_no_partial_file(tmp_path: Path, make_params: MakePa
     before = target.read_bytes()
     (tmp_path / "blocker").mkdir()
     with pytest.raises(OSError):
-        checkpoint.save(tmp_path / "blocker", make_params((3, 2), seed=5))  # a directory cannot be replaced by a file
+        checkpoint.save(
+            tmp_path / "blocker", make_params((3, 2), seed=5)
+        )  # a directory cannot be replaced by a file
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "m.npz"]
 
@@ -68,7 +72,9 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_garbage_file_is_a_clear_error(content: bytes, tmp_path: Path) -> None:
     path = tmp_path / "bad.npz"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=r"corrupt checkpoint .*bad\.npz.*delete it and train again"):
+    with pytest.raises(
+        ValueError, match=r"corrupt checkpoint .*bad\.npz.*delete it and train again"
+    ):
         checkpoint.load(path)
 
 
@@ -97,7 +103,14 @@ def test_inconsistent_contents_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
         checkpoint.load(bad_name)
     bad_shape = tmp_path / "b.npz"
-    np.savez(bad_shape, w0=np.zeros((3, 2)), b0=np.zeros(2), w1=np.zeros((5, 2)), b1=np.zeros(2), activation=np.array("relu"))
+    np.savez(
+        bad_shape,
+        w0=np.zeros((3, 2)),
+        b0=np.zeros(2),
+        w1=np.zeros((5, 2)),
+        b1=np.zeros(2),
+        activation=np.array("relu"),
+    )
     with pytest.raises(ValueError, match="layer 1 takes 5 inputs but layer 0 gives 2"):
         checkpoint.load(bad_shape)
 
@@ -105,7 +118,9 @@ def test_inconsistent_contents_are_rejected(tmp_path: Path) -> None:
 def test_no_pickle_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "p.npz"
     buf = io.BytesIO()
-    np.savez(buf, w0=np.array([object()], dtype=object), b0=np.zeros(2), activation=np.array("relu"))
+    np.savez(
+        buf, w0=np.array([object()], dtype=object), b0=np.zeros(2), activation=np.array("relu")
+    )
     path.write_bytes(buf.getvalue())
     with pytest.raises(ValueError):
         checkpoint.load(path)

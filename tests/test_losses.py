@@ -57,7 +57,9 @@ def test_softmax_extreme_logits(dtype: Any) -> None:
     z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, -1e4]], dtype=dtype)
     p = fmlp.softmax(z)
     assert np.isfinite(p).all()
-    np.testing.assert_allclose(p, np.array([[1, 0, 0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0]]), rtol=1e-6)
+    np.testing.assert_allclose(
+        p, np.array([[1, 0, 0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0]]), rtol=1e-6
+    )
     logp = fmlp.log_softmax(z)
     assert np.isfinite(logp).all()
     np.testing.assert_allclose(logp[0], [0.0, -2e4, -1e4], rtol=1e-6)
@@ -144,7 +146,9 @@ def test_softmax_cross_entropy_properties(z: Any, data: st.DataObject) -> None:
     assert np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5 if z.dtype == np.float32 else 1e-12)
     # invariant to shifting each row
-    np.testing.assert_allclose(fmlp.softmax(z - z.max(axis=1, keepdims=True)), p, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        fmlp.softmax(z - z.max(axis=1, keepdims=True)), p, rtol=1e-6, atol=1e-7
+    )
     value = fmlp.cross_entropy(z, y)
     assert np.isfinite(value) and value >= 0
     fused, g = fmlp.softmax_cross_entropy_grad(z, y)

@@ -89,7 +89,9 @@ def test_forward_probabilities_and_cache(
         np.testing.assert_array_equal(a_cached, a)
         np.testing.assert_allclose(z, a @ layer.w + layer.b, rtol=rtol)
         a = act(z)
-    np.testing.assert_allclose(fmlp.logits(params, x), cache.pre_activations[-1], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(
+        fmlp.logits(params, x), cache.pre_activations[-1], rtol=rtol, atol=rtol
+    )
     np.testing.assert_allclose(fmlp.softmax(fmlp.logits(params, x)), p, rtol=rtol)
     np.testing.assert_array_equal(fmlp.predict(params, x), p.argmax(axis=1))
     assert fmlp.loss(params, x, y) == pytest.approx(-np.mean(np.log(p[np.arange(7), y])), rel=1e-5)
@@ -142,7 +144,9 @@ def test_grad_every_element_against_central_differences(
     assert value == pytest.approx(fmlp.loss(params, x, y), rel=1e-14)
     assert type(grads) is fmlp.MLP and grads.activation == name
     assert grads.sizes == params.sizes
-    for label, g, numeric in zip(leaf_names(params), fmlp.tree_leaves(grads), numeric_grad(params, x, y)):
+    for label, g, numeric in zip(
+        leaf_names(params), fmlp.tree_leaves(grads), numeric_grad(params, x, y)
+    ):
         assert g.shape == numeric.shape, label
         np.testing.assert_allclose(g, numeric, rtol=1e-5, atol=1e-8, err_msg=label)
     # backward over the cache of forward_with_cache is the same gradient
@@ -169,7 +173,9 @@ def test_grad_along_random_directions(
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_float32_grad_agrees_with_float64(name: Any, make_params: MakeParams, make_batch: MakeBatch) -> None:
+def test_float32_grad_agrees_with_float64(
+    name: Any, make_params: MakeParams, make_batch: MakeBatch
+) -> None:
     p64 = make_params((6, 8, 7, 4), name, seed=3)
     p32 = fmlp.tree_map(lambda p: p.astype(np.float32), p64)
     x64, y = make_batch(16, 6, 4)
@@ -181,7 +187,9 @@ def test_float32_grad_agrees_with_float64(name: Any, make_params: MakeParams, ma
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
-def test_gradient_check_detects_a_wrong_gradient(make_params: MakeParams, make_batch: MakeBatch) -> None:
+def test_gradient_check_detects_a_wrong_gradient(
+    make_params: MakeParams, make_batch: MakeBatch
+) -> None:
     """The directional check has teeth: a gradient off by 1% in one layer fails it."""
     params = make_params((6, 8, 4), "tanh")
     x, y = make_batch(16, 6, 4)
@@ -214,8 +222,13 @@ def test_zero_init_gradients_are_symmetric(make_batch: MakeBatch) -> None:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_torch_parity_forward_loss_and_every_gradient(
-    name: Any, depth: int, dtype: Any, torch: Any, torch_mlp: Callable[[fmlp.MLP], Any],
-    make_params: MakeParams, make_batch: MakeBatch,
+    name: Any,
+    depth: int,
+    dtype: Any,
+    torch: Any,
+    torch_mlp: Callable[[fmlp.MLP], Any],
+    make_params: MakeParams,
+    make_batch: MakeBatch,
 ) -> None:
     sizes = {1: (10, 16, 5), 2: (10, 16, 12, 5), 3: (10, 16, 12, 8, 5)}[depth]
     params = make_params(sizes, name, seed=depth, dtype=dtype)
@@ -227,17 +240,26 @@ def test_torch_parity_forward_loss_and_every_gradient(
     t_loss.backward()
 
     rtol, atol = (1e-5, 1e-6) if dtype == np.float32 else (1e-11, 1e-13)
-    np.testing.assert_allclose(fmlp.logits(params, x), t_logits.detach().numpy(), rtol=rtol, atol=atol)
     np.testing.assert_allclose(
-        fmlp.forward(params, x), torch.softmax(t_logits, dim=1).detach().numpy(), rtol=rtol, atol=atol
+        fmlp.logits(params, x), t_logits.detach().numpy(), rtol=rtol, atol=atol
+    )
+    np.testing.assert_allclose(
+        fmlp.forward(params, x),
+        torch.softmax(t_logits, dim=1).detach().numpy(),
+        rtol=rtol,
+        atol=atol,
     )
     value, grads = fmlp.grad(params, x, y)
     assert value == pytest.approx(t_loss.item(), rel=rtol)
     linears = [m for m in model if isinstance(m, torch.nn.Linear)]
     assert len(linears) == len(grads.layers) == depth + 1
     for i, (g, lin) in enumerate(zip(grads.layers, linears)):
-        np.testing.assert_allclose(g.w, lin.weight.grad.numpy().T, rtol=rtol * 10, atol=atol, err_msg=f"w{i}")
-        np.testing.assert_allclose(g.b, lin.bias.grad.numpy(), rtol=rtol * 10, atol=atol, err_msg=f"b{i}")
+        np.testing.assert_allclose(
+            g.w, lin.weight.grad.numpy().T, rtol=rtol * 10, atol=atol, err_msg=f"w{i}"
+        )
+        np.testing.assert_allclose(
+            g.b, lin.bias.grad.numpy(), rtol=rtol * 10, atol=atol, err_msg=f"b{i}"
+        )
 
 
 # ------------------------------------------------------------------ properties
@@ -311,10 +333,22 @@ def _fit(p: fmlp.MLP, x: Any, y: Any) -> object:
 
 def _fit_validation(p: fmlp.MLP, x: Any, y: Any) -> object:
     good_x = np.zeros((3, 4), dtype=p.dtype)
-    return fmlp.fit(p, good_x, np.zeros(3, np.int64), epochs=1, batch_size=2, lr=0.1, validation=(x, y))
+    return fmlp.fit(
+        p, good_x, np.zeros(3, np.int64), epochs=1, batch_size=2, lr=0.1, validation=(x, y)
+    )
 
 
-INPUT_FNS = [_forward, _forward_with_cache, _logits, _predict, _loss, _grad, _evaluate, _fit, _fit_validation]
+INPUT_FNS = [
+    _forward,
+    _forward_with_cache,
+    _logits,
+    _predict,
+    _loss,
+    _grad,
+    _evaluate,
+    _fit,
+    _fit_validation,
+]
 LABEL_FNS = [_loss, _grad, _evaluate, _fit, _fit_validation]
 
 
@@ -331,7 +365,9 @@ Small = tuple[fmlp.MLP, NDArray[np.float64], NDArray[np.int64]]
 @pytest.mark.parametrize("fn", INPUT_FNS)
 def test_input_feature_size_mismatch(fn: Callable[..., object], small: Small) -> None:
     params, x, y = small
-    with pytest.raises(ValueError, match=r"input feature size 5 does not match the first layer, which takes 4"):
+    with pytest.raises(
+        ValueError, match=r"input feature size 5 does not match the first layer, which takes 4"
+    ):
         fn(params, np.zeros((6, 5)), y)
 
 
@@ -355,7 +391,9 @@ def test_empty_batch(fn: Callable[..., object], small: Small) -> None:
 @pytest.mark.parametrize("fn", INPUT_FNS)
 def test_dtype_mismatch(fn: Callable[..., object], small: Small) -> None:
     params, x, y = small
-    with pytest.raises(TypeError, match=r"dtype mismatch: parameters are float64 but inputs are float32"):
+    with pytest.raises(
+        TypeError, match=r"dtype mismatch: parameters are float64 but inputs are float32"
+    ):
         fn(params, x.astype(np.float32), y)
     p32 = fmlp.tree_map(lambda p: p.astype(np.float32), params)
     with pytest.raises(TypeError, match=r"parameters are float32 but inputs are float64.*astype"):
@@ -379,7 +417,10 @@ def test_labels_out_of_range(fn: Callable[..., object], bad: int, small: Small) 
     params, x, y = small
     y = y.copy()
     y[3] = bad
-    with pytest.raises(ValueError, match=rf"labels must lie in \[0, 3\), got values in \[{min(bad, 0)}, {max(bad, 2)}\]"):
+    with pytest.raises(
+        ValueError,
+        match=rf"labels must lie in \[0, 3\), got values in \[{min(bad, 0)}, {max(bad, 2)}\]",
+    ):
         fn(params, x, y)
 
 
@@ -397,7 +438,9 @@ def test_labels_not_integers(fn: Callable[..., object], small: Small) -> None:
 @pytest.mark.parametrize("fn", LABEL_FNS)
 def test_labels_wrong_shape(fn: Callable[..., object], small: Small) -> None:
     params, x, y = small
-    with pytest.raises(ValueError, match=r"labels must have shape \(6,\) to match the inputs, got \(5,\)"):
+    with pytest.raises(
+        ValueError, match=r"labels must have shape \(6,\) to match the inputs, got \(5,\)"
+    ):
         fn(params, x, y[:5])
     onehot = np.eye(3, dtype=np.int64)[y]
     with pytest.raises(ValueError, match=r"labels must have shape \(6,\).*got \(6, 3\)"):

@@ -147,7 +147,9 @@ def test_bad_schedule_arguments() -> None:
 # ------------------------------------------------------------------ steps
 
 
-def test_sgd_step_and_make_step_agree_with_grad(make_params: MakeParams, make_batch: MakeBatch) -> None:
+def test_sgd_step_and_make_step_agree_with_grad(
+    make_params: MakeParams, make_batch: MakeBatch
+) -> None:
     params = make_params((4, 6, 3), "relu")
     x, y = make_batch(8, 4, 3)
     value, grads = fmlp.grad(params, x, y)
@@ -169,7 +171,11 @@ def test_sgd_step_and_make_step_agree_with_grad(make_params: MakeParams, make_ba
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_one_sgd_step_matches_torch(
-    dtype: Any, torch: Any, torch_mlp: Callable[[fmlp.MLP], Any], make_params: MakeParams, make_batch: MakeBatch
+    dtype: Any,
+    torch: Any,
+    torch_mlp: Callable[[fmlp.MLP], Any],
+    make_params: MakeParams,
+    make_batch: MakeBatch,
 ) -> None:
     params = make_params((10, 16, 12, 5), "tanh", dtype=dtype)
     x, y = make_batch(32, 10, 5, dtype=dtype)
@@ -194,8 +200,13 @@ def test_one_sgd_step_matches_torch(
 @pytest.mark.parametrize("nesterov", [False, True])
 @pytest.mark.parametrize("name", ["relu", "sigmoid"])
 def test_momentum_steps_match_torch(
-    name: Any, nesterov: bool, dtype: Any, torch: Any, torch_mlp: Callable[[fmlp.MLP], Any],
-    make_params: MakeParams, make_batch: MakeBatch,
+    name: Any,
+    nesterov: bool,
+    dtype: Any,
+    torch: Any,
+    torch_mlp: Callable[[fmlp.MLP], Any],
+    make_params: MakeParams,
+    make_batch: MakeBatch,
 ) -> None:
     params = make_params((10, 16, 12, 5), name, dtype=dtype)
     batches = [make_batch(16, 10, 5, seed=s, dtype=dtype) for s in range(5)]

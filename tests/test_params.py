@@ -121,7 +121,18 @@ def test_sizes_need_two_entries(sizes: Any) -> None:
         fmlp.count_params(sizes)
 
 
-@pytest.mark.parametrize("sizes", [(784, 0, 10), (784, -5, 10), (0, 10), (784, 10, 0), (784, 2.5, 10), (784, True, 10), (784, "512", 10)])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        (784, 0, 10),
+        (784, -5, 10),
+        (0, 10),
+        (784, 10, 0),
+        (784, 2.5, 10),
+        (784, True, 10),
+        (784, "512", 10),
+    ],
+)
 def test_widths_must_be_positive_integers(sizes: Any) -> None:
     with pytest.raises(ValueError, match="positive integer"):
         fmlp.init(sizes, seed=0)
@@ -189,10 +200,18 @@ def test_mlp_record_validation() -> None:
 def test_init_properties(sizes: list[int], scheme: Any, dtype: Any, seed: int) -> None:
     params = fmlp.init(sizes, scheme=scheme, seed=seed, dtype=dtype)
     assert params.sizes == tuple(sizes)
-    assert fmlp.n_params(params) == fmlp.count_params(sizes) == sum(leaf.size for leaf in fmlp.tree_leaves(params))
+    assert (
+        fmlp.n_params(params)
+        == fmlp.count_params(sizes)
+        == sum(leaf.size for leaf in fmlp.tree_leaves(params))
+    )
     assert all(leaf.dtype == np.dtype(dtype) for leaf in fmlp.tree_leaves(params))
     if scheme == "glorot":
         for layer in params.layers:
-            assert np.abs(layer.w).max() <= math.sqrt(6.0 / (layer.fan_in + layer.fan_out)) * (1 + 1e-6)
+            assert np.abs(layer.w).max() <= math.sqrt(6.0 / (layer.fan_in + layer.fan_out)) * (
+                1 + 1e-6
+            )
     again = fmlp.init(sizes, scheme=scheme, seed=seed, dtype=dtype)
-    assert all(np.array_equal(a, b) for a, b in zip(fmlp.tree_leaves(params), fmlp.tree_leaves(again)))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(fmlp.tree_leaves(params), fmlp.tree_leaves(again))
+    )

@@ -43,7 +43,9 @@ def small_data(
     rng = np.random.default_rng(seed)
 
     def split() -> Pair:
-        return rng.standard_normal((n, n_features)), one_hot(rng.integers(0, n_classes, n), n_classes)
+        return rng.standard_normal((n, n_features)), one_hot(
+            rng.integers(0, n_classes, n), n_classes
+        )
 
     return split(), split(), split()
 
@@ -75,7 +77,8 @@ def core_params(nn: NN) -> fmlp.MLP:
     """The NN's weights as the core's MLP, built independently of the adapter."""
     m = nn.n_hidden + 1
     layers = tuple(
-        fmlp.Dense(w=nn.weights[f"W{l}"], b=nn.weights[f"b{l}"].reshape(-1)) for l in range(1, m + 1)
+        fmlp.Dense(w=nn.weights[f"W{l}"], b=nn.weights[f"b{l}"].reshape(-1))
+        for l in range(1, m + 1)
     )
     return fmlp.MLP(layers=layers, activation=nn.activation_str)  # type: ignore[arg-type]  # a checked name
 
@@ -97,7 +100,9 @@ def test_one_hot_is_the_template_eye_indexing() -> None:
     assert out.dtype == np.float64 and out.shape == (4, 10)
     assert np.array_equal(out, np.eye(10)[y])
     assert np.array_equal(one_hot(3, 5), np.array([0.0, 0.0, 0.0, 1.0, 0.0]))
-    assert np.array_equal(one_hot(np.array([1, 0]), n_classes=2), np.array([[0.0, 1.0], [1.0, 0.0]]))
+    assert np.array_equal(
+        one_hot(np.array([1, 0]), n_classes=2), np.array([[0.0, 1.0], [1.0, 0.0]])
+    )
 
 
 def test_one_hot_rejects_bad_labels() -> None:
@@ -115,7 +120,9 @@ def test_random_data_is_the_templates_draws_from_the_global_rng() -> None:
     np.random.seed(123)
     nn = NN()
     np.random.seed(123)
-    expected = [(np.random.rand(400, 784), np.eye(10)[np.random.randint(0, 10, 400)]) for _ in range(3)]
+    expected = [
+        (np.random.rand(400, 784), np.eye(10)[np.random.randint(0, 10, 400)]) for _ in range(3)
+    ]
     for (x, y), (ex, ey) in zip((nn.train, nn.valid, nn.test), expected):
         assert x.shape == (400, 784) and y.shape == (400, 10)
         assert np.array_equal(x, ex) and np.array_equal(y, ey)
@@ -129,12 +136,26 @@ def test_attributes_are_the_templates() -> None:
     assert (nn.lr, nn.batch_size, nn.seed, nn.activation_str, nn.epsilon, nn.init_method) == (
         0.5, 4, 9, "tanh", 1e-5, "normal",
     )  # fmt: skip
-    assert nn.train_logs == {"train_accuracy": [], "validation_accuracy": [], "train_loss": [], "validation_loss": []}
+    assert nn.train_logs == {
+        "train_accuracy": [],
+        "validation_accuracy": [],
+        "train_loss": [],
+        "validation_loss": [],
+    }
     assert nn.train[0] is data[0][0] and nn.valid[1] is data[1][1] and nn.test[0] is data[2][0]
     assert not hasattr(nn, "weights")
     defaults = NN()
-    assert (defaults.hidden_dims, defaults.epsilon, defaults.lr, defaults.batch_size) == ((784, 256), 1e-6, 7e-4, 64)
-    assert (defaults.seed, defaults.activation_str, defaults.init_method) == (None, "relu", "glorot")
+    assert (defaults.hidden_dims, defaults.epsilon, defaults.lr, defaults.batch_size) == (
+        (784, 256),
+        1e-6,
+        7e-4,
+        64,
+    )
+    assert (defaults.seed, defaults.activation_str, defaults.init_method) == (
+        None,
+        "relu",
+        "glorot",
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -143,7 +164,9 @@ def test_attributes_are_the_templates() -> None:
 
 @pytest.mark.parametrize("init_method", INIT_METHODS)
 def test_seeded_weights_equal_the_np_random_recomputation(init_method: str) -> None:
-    nn = NN(hidden_dims=(20, 12, 7), seed=42, init_method=init_method, data=small_data(n_features=30))
+    nn = NN(
+        hidden_dims=(20, 12, 7), seed=42, init_method=init_method, data=small_data(n_features=30)
+    )
     np.random.seed(999)  # initialize_weights must reseed, whatever the global state
     nn.initialize_weights([30, 4])
     all_dims = [30, 20, 12, 7, 4]
@@ -208,13 +231,17 @@ def test_activations_and_their_derivatives(name: str) -> None:
         np.testing.assert_allclose(got_derivative, derivative, rtol=1e-12, atol=1e-15)
     assert np.array_equal(x, x_before)
     # Integer input is accepted, as numpy code in the template would accept it.
-    np.testing.assert_allclose(nn.activation(np.array([-2, 0, 3])), method(np.array([-2.0, 0.0, 3.0])))
+    np.testing.assert_allclose(
+        nn.activation(np.array([-2, 0, 3])), method(np.array([-2.0, 0.0, 3.0]))
+    )
 
 
 def test_activation_dispatch_raises_on_an_unknown_name() -> None:
     nn = NN(data=small_data())
     nn.activation_str = "swish"
-    with pytest.raises(ValueError, match="unknown activation 'swish': expected one of relu, tanh, sigmoid"):
+    with pytest.raises(
+        ValueError, match="unknown activation 'swish': expected one of relu, tanh, sigmoid"
+    ):
         nn.activation(np.zeros(3))
 
 
@@ -228,10 +255,14 @@ def test_softmax_one_and_two_dimensional_and_stable() -> None:
     p1 = nn.softmax(z[0])
     assert p1.shape == (10,)
     np.testing.assert_allclose(p1, p[0], rtol=1e-15)
-    big = nn.softmax(np.array([[1000.0, 1000.0, -1000.0], [-1e300, 0.0, 1e300]]))  # no overflow warning
+    big = nn.softmax(
+        np.array([[1000.0, 1000.0, -1000.0], [-1e300, 0.0, 1e300]])
+    )  # no overflow warning
     np.testing.assert_allclose(big, [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
     np.testing.assert_allclose(nn.softmax(z + 123.0), p, rtol=1e-12)
-    with pytest.raises(ValueError, match=r"softmax takes \(C,\) or \(N, C\) inputs, got shape \(2, 2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"softmax takes \(C,\) or \(N, C\) inputs, got shape \(2, 2, 2\)"
+    ):
         nn.softmax(np.zeros((2, 2, 2)))
 
 
@@ -274,20 +305,33 @@ def test_backward_equals_the_core(name: str) -> None:
     _, core_grads2 = fmlp.grad(params, x, y.argmax(axis=1))
     for l in range(1, m + 1):
         for core_g in (core_grads, core_grads2):
-            np.testing.assert_allclose(grads[f"dW{l}"], core_g.layers[l - 1].w, rtol=1e-12, atol=1e-17)
-            np.testing.assert_allclose(grads[f"db{l}"][0], core_g.layers[l - 1].b, rtol=1e-12, atol=1e-17)
+            np.testing.assert_allclose(
+                grads[f"dW{l}"], core_g.layers[l - 1].w, rtol=1e-12, atol=1e-17
+            )
+            np.testing.assert_allclose(
+                grads[f"db{l}"][0], core_g.layers[l - 1].b, rtol=1e-12, atol=1e-17
+            )
         assert grads[f"dW{l}"].shape == nn.weights[f"W{l}"].shape
         assert grads[f"db{l}"].shape == nn.weights[f"b{l}"].shape
     assert np.array_equal(grads[f"dA{m}"], cache[f"Z{m}"] - y)
     # The chain rule between the reported per-row gradients and the averaged ones.
     n = x.shape[0]
     for l in range(1, m + 1):
-        np.testing.assert_allclose(grads[f"dW{l}"], cache[f"Z{l - 1}"].T @ grads[f"dA{l}"] / n, rtol=1e-12, atol=1e-17)
-        np.testing.assert_allclose(grads[f"db{l}"], grads[f"dA{l}"].mean(axis=0, keepdims=True), rtol=1e-12, atol=1e-17)
-    for l in range(1, m):
-        np.testing.assert_allclose(grads[f"dZ{l}"], grads[f"dA{l + 1}"] @ nn.weights[f"W{l + 1}"].T, rtol=1e-12, atol=1e-17)
         np.testing.assert_allclose(
-            grads[f"dA{l}"], grads[f"dZ{l}"] * nn.activation(cache[f"A{l}"], grad=True), rtol=1e-12, atol=1e-17
+            grads[f"dW{l}"], cache[f"Z{l - 1}"].T @ grads[f"dA{l}"] / n, rtol=1e-12, atol=1e-17
+        )
+        np.testing.assert_allclose(
+            grads[f"db{l}"], grads[f"dA{l}"].mean(axis=0, keepdims=True), rtol=1e-12, atol=1e-17
+        )
+    for l in range(1, m):
+        np.testing.assert_allclose(
+            grads[f"dZ{l}"], grads[f"dA{l + 1}"] @ nn.weights[f"W{l + 1}"].T, rtol=1e-12, atol=1e-17
+        )
+        np.testing.assert_allclose(
+            grads[f"dA{l}"],
+            grads[f"dZ{l}"] * nn.activation(cache[f"A{l}"], grad=True),
+            rtol=1e-12,
+            atol=1e-17,
         )
 
 
@@ -299,7 +343,9 @@ def test_per_row_gradients_equal_torch_autograd(name: str) -> None:
     m = nn.n_hidden + 1
     grads = nn.backward(nn.forward(x), y)
 
-    weights = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in nn.weights.items()}
+    weights = {
+        k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in nn.weights.items()
+    }
     f = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}[name]
     z = torch.tensor(x, dtype=torch.float64)
     pre, post = {}, {}
@@ -318,10 +364,16 @@ def test_per_row_gradients_equal_torch_autograd(name: str) -> None:
     for l in range(1, m + 1):
         # The reported dA, dZ are per-row gradients of the summed loss: n times torch's of the mean.
         np.testing.assert_allclose(grads[f"dA{l}"], n * pre[l].grad.numpy(), rtol=1e-10, atol=1e-14)
-        np.testing.assert_allclose(grads[f"dW{l}"], weights[f"W{l}"].grad.numpy(), rtol=1e-10, atol=1e-15)
-        np.testing.assert_allclose(grads[f"db{l}"], weights[f"b{l}"].grad.numpy(), rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(
+            grads[f"dW{l}"], weights[f"W{l}"].grad.numpy(), rtol=1e-10, atol=1e-15
+        )
+        np.testing.assert_allclose(
+            grads[f"db{l}"], weights[f"b{l}"].grad.numpy(), rtol=1e-10, atol=1e-15
+        )
     for l in range(1, m):
-        np.testing.assert_allclose(grads[f"dZ{l}"], n * post[l].grad.numpy(), rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(
+            grads[f"dZ{l}"], n * post[l].grad.numpy(), rtol=1e-10, atol=1e-14
+        )
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -390,7 +442,9 @@ def test_loss_equals_the_core_cross_entropy_and_clips_like_the_template() -> Non
     nn = small_nn("tanh", (6, 5))
     x, y = nn.train
     probs = nn.forward(x)[f"Z{nn.n_hidden + 1}"]
-    assert nn.loss(probs, y) == pytest.approx(fmlp.loss(core_params(nn), x, y.argmax(axis=1)), rel=1e-12)
+    assert nn.loss(probs, y) == pytest.approx(
+        fmlp.loss(core_params(nn), x, y.argmax(axis=1)), rel=1e-12
+    )
     # Clipping: a zero probability on the true class costs -log(epsilon), not inf.
     p = np.array([[0.0, 1.0], [0.5, 0.5]])
     labels = np.array([[1.0, 0.0], [1.0, 0.0]])
@@ -413,7 +467,9 @@ def test_compute_loss_and_accuracy_and_evaluate() -> None:
     assert type(accuracy) is float
     test_loss, test_accuracy = nn.evaluate()
     assert (test_loss, test_accuracy) == nn.compute_loss_and_accuracy(*nn.test)[:2]
-    assert test_loss == pytest.approx(fmlp.evaluate(params, nn.test[0], nn.test[1].argmax(axis=1)).loss, rel=1e-12)
+    assert test_loss == pytest.approx(
+        fmlp.evaluate(params, nn.test[0], nn.test[1].argmax(axis=1)).loss, rel=1e-12
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -459,7 +515,9 @@ def test_last_partial_batch_gradients_are_averaged_over_its_rows() -> None:
     for l in range(1, nn.n_hidden + 2):
         assert grads[f"dW{l}"].shape == nn.weights[f"W{l}"].shape
         assert grads[f"db{l}"].shape == nn.weights[f"b{l}"].shape
-        np.testing.assert_allclose(grads[f"dW{l}"], core_grads.layers[l - 1].w, rtol=1e-12, atol=1e-17)
+        np.testing.assert_allclose(
+            grads[f"dW{l}"], core_grads.layers[l - 1].w, rtol=1e-12, atol=1e-17
+        )
 
 
 def test_train_loop_is_deterministic_and_equals_the_core_without_shuffling() -> None:
@@ -489,8 +547,12 @@ def test_train_loop_is_deterministic_and_equals_the_core_without_shuffling() -> 
     classes=st.integers(2, 5),
     name=st.sampled_from(ACTIVATIONS),
 )
-def test_shapes_for_any_depth_and_batch(hidden: list[int], n: int, features: int, classes: int, name: str) -> None:
-    nn = NN(hidden_dims=tuple(hidden), seed=0, activation=name, data=small_data(n, features, classes))
+def test_shapes_for_any_depth_and_batch(
+    hidden: list[int], n: int, features: int, classes: int, name: str
+) -> None:
+    nn = NN(
+        hidden_dims=tuple(hidden), seed=0, activation=name, data=small_data(n, features, classes)
+    )
     nn.initialize_weights([features, classes])
     m = len(hidden) + 1
     cache = nn.forward(nn.train[0])
@@ -513,9 +575,13 @@ def test_shapes_for_any_depth_and_batch(hidden: list[int], n: int, features: int
 
 
 def test_unknown_activation_or_init_method_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="unknown activation 'softplus': expected one of relu, tanh, sigmoid"):
+    with pytest.raises(
+        ValueError, match="unknown activation 'softplus': expected one of relu, tanh, sigmoid"
+    ):
         NN(activation="softplus", data=small_data())
-    with pytest.raises(ValueError, match="unknown init_method 'he': expected one of glorot, normal, zero"):
+    with pytest.raises(
+        ValueError, match="unknown init_method 'he': expected one of glorot, normal, zero"
+    ):
         NN(init_method="he", data=small_data())
     nn = small_nn()
     nn.init_method = "uniform"
@@ -547,7 +613,9 @@ def test_bad_data_is_a_clear_error() -> None:
     (x, y), valid, test = small_data()
     with pytest.raises(ValueError, match=r"data must be \(train, valid, test\)"):
         NN(data=((x, y), valid))
-    with pytest.raises(ValueError, match=r"train labels must be one-hot with shape \(N, C\), got \(13,\); convert"):
+    with pytest.raises(
+        ValueError, match=r"train labels must be one-hot with shape \(N, C\), got \(13,\); convert"
+    ):
         NN(data=((x, y.argmax(axis=1)), valid, test))
     with pytest.raises(ValueError, match="valid split has 13 inputs but 12 labels"):
         NN(data=((x, y), (valid[0], valid[1][:12]), test))
@@ -557,12 +625,17 @@ def test_bad_data_is_a_clear_error() -> None:
 
 def test_misuse_of_the_methods_is_a_clear_error() -> None:
     nn = NN(hidden_dims=(6,), data=small_data())
-    with pytest.raises(AttributeError, match=r"no weights yet: call initialize_weights\(\[n_features, n_classes\]\)"):
+    with pytest.raises(
+        AttributeError,
+        match=r"no weights yet: call initialize_weights\(\[n_features, n_classes\]\)",
+    ):
         nn.forward(nn.train[0])
     nn.initialize_weights([8, 4])
     x, y = nn.train
     cache = nn.forward(x)
-    with pytest.raises(ValueError, match=r"labels must be one-hot with the output's shape \(13, 4\), got \(13,\)"):
+    with pytest.raises(
+        ValueError, match=r"labels must be one-hot with the output's shape \(13, 4\), got \(13,\)"
+    ):
         nn.backward(cache, y.argmax(axis=1))
     with pytest.raises(KeyError, match="cache lacks Z2"):
         nn.backward({"Z0": x}, y)
@@ -580,7 +653,7 @@ def test_misuse_of_the_methods_is_a_clear_error() -> None:
 # ---------------------------------------------------------------------------
 # A script written against the original template runs unchanged
 
-TEMPLATE_SCRIPT = '''
+TEMPLATE_SCRIPT = """
 import numpy as np
 from fmlp.template import NN  # was: from solution import NN
 
@@ -670,7 +743,7 @@ check_activations()
 check_forward_backward_update_loss()
 check_training()
 RESULT = "ok"
-'''
+"""
 
 
 def test_a_script_written_against_the_original_template_runs_unchanged(tmp_path: Path) -> None:
@@ -692,7 +765,9 @@ def test_one_epoch_on_real_mnist() -> None:
     try:
         data = load_mnist()
     except fdata.DataNotFoundError as exc:
-        pytest.skip(f"real MNIST not cached ({exc}); fetch it with `python -m fmlp.data fetch mnist`")
+        pytest.skip(
+            f"real MNIST not cached ({exc}); fetch it with `python -m fmlp.data fetch mnist`"
+        )
     (xt, yt), (xv, yv), (xs, ys) = data
     assert xt.shape == (50_000, 784) and yt.shape == (50_000, 10)
     assert xv.shape == xs.shape == (10_000, 784) and yv.shape == ys.shape == (10_000, 10)

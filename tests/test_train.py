@@ -17,11 +17,19 @@ MakeParams = Callable[..., fmlp.MLP]
 MakeBatch = Callable[..., tuple[NDArray[Any], NDArray[np.int64]]]
 
 METRIC_FIELDS = (
-    "train_loss", "train_accuracy", "running_loss", "running_accuracy", "val_loss", "val_accuracy", "diverged",
+    "train_loss",
+    "train_accuracy",
+    "running_loss",
+    "running_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "diverged",
 )
 
 
-def blobs(n: int, *, seed: int = 0, dtype: Any = np.float64, n_features: int = 8, n_classes: int = 3) -> tuple[Any, Any]:
+def blobs(
+    n: int, *, seed: int = 0, dtype: Any = np.float64, n_features: int = 8, n_classes: int = 3
+) -> tuple[Any, Any]:
     """Separable data: class k is a unit Gaussian around 4 * e_k."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n).astype(np.int64)
@@ -67,7 +75,9 @@ def test_scan_over_nothing_is_an_error() -> None:
 # ------------------------------------------------------------------ batches and epochs
 
 
-@pytest.mark.parametrize(("n", "batch_size", "sizes"), [(10, 4, [4, 4, 2]), (8, 4, [4, 4]), (3, 5, [3]), (7, 1, [1] * 7)])
+@pytest.mark.parametrize(
+    ("n", "batch_size", "sizes"), [(10, 4, [4, 4, 2]), (8, 4, [4, 4]), (3, 5, [3]), (7, 1, [1] * 7)]
+)
 def test_batches_cover_every_sample_once(n: int, batch_size: int, sizes: list[int]) -> None:
     x = np.arange(n * 2, dtype=np.float64).reshape(n, 2)
     y = np.arange(n)
@@ -89,7 +99,9 @@ def test_epoch_order_is_a_derived_permutation() -> None:
     assert not np.array_equal(a, epoch_order(100, 4, 0))
 
 
-def reference_epoch(params: fmlp.MLP, x: Any, y: Any, *, lr: float, batch_size: int, order: Any) -> tuple[fmlp.MLP, list[float], list[int]]:
+def reference_epoch(
+    params: fmlp.MLP, x: Any, y: Any, *, lr: float, batch_size: int, order: Any
+) -> tuple[fmlp.MLP, list[float], list[int]]:
     """One epoch of mini-batch SGD written with fmlp.grad, for comparison."""
     losses, counts = [], []
     for start in range(0, len(order), batch_size):
@@ -107,7 +119,9 @@ def test_train_epoch_handles_the_partial_last_batch(shuffle: bool, make_params: 
     params = make_params((8, 6, 3), "relu")
     params0 = fmlp.tree_map(np.copy, params)
     state = fmlp.init_state(params, fmlp.sgd(0.3))
-    new, steps = fmlp.train_epoch(state, x, y, optimizer=fmlp.sgd(0.3), batch_size=5, seed=4, epoch=2, shuffle=shuffle)
+    new, steps = fmlp.train_epoch(
+        state, x, y, optimizer=fmlp.sgd(0.3), batch_size=5, seed=4, epoch=2, shuffle=shuffle
+    )
     np.testing.assert_array_equal(steps.count, [5, 5, 5, 5, 3])  # every sample once
     assert float(steps.count.sum()) == 23
     assert new.step == 5
@@ -159,7 +173,9 @@ def test_fit_learns_separable_data(dtype: Any) -> None:
 def test_fit_with_momentum_and_partial_batches() -> None:
     x, y = blobs(101, seed=2)
     params = fmlp.init((8, 10, 10, 3), activation="tanh", seed=1)
-    state, m = fmlp.fit(params, x, y, epochs=4, batch_size=16, optimizer=fmlp.momentum(0.05, 0.9), seed=3)
+    state, m = fmlp.fit(
+        params, x, y, epochs=4, batch_size=16, optimizer=fmlp.momentum(0.05, 0.9), seed=3
+    )
     assert isinstance(state.opt_state, fmlp.MomentumState)
     assert state.step == 4 * 7 and state.opt_state.count == 28
     assert m.train_loss[-1] < m.train_loss[0]
@@ -171,12 +187,22 @@ def test_fit_first_epoch_equals_train_epoch() -> None:
     x, y = blobs(50, seed=5)
     params = fmlp.init((8, 6, 3), seed=2)
     state, m = fmlp.fit(params, x, y, epochs=1, batch_size=16, lr=0.1, seed=7)
-    ref, steps = fmlp.train_epoch(fmlp.init_state(params, fmlp.sgd(0.1)), x, y, optimizer=fmlp.sgd(0.1), batch_size=16, seed=7, epoch=0)
+    ref, steps = fmlp.train_epoch(
+        fmlp.init_state(params, fmlp.sgd(0.1)),
+        x,
+        y,
+        optimizer=fmlp.sgd(0.1),
+        batch_size=16,
+        seed=7,
+        epoch=0,
+    )
     assert same_leaves(state.params, ref.params)
     np.testing.assert_array_equal(steps.count, [16, 16, 16, 2])
     expected_running = float(np.sum(steps.loss * steps.count) / 50)
     assert float(m.running_loss[0]) == pytest.approx(expected_running, rel=1e-12)
-    assert float(m.running_accuracy[0]) == pytest.approx(float(np.sum(steps.accuracy * steps.count) / 50), rel=1e-12)
+    assert float(m.running_accuracy[0]) == pytest.approx(
+        float(np.sum(steps.accuracy * steps.count) / 50), rel=1e-12
+    )
 
 
 def test_fit_does_not_mutate_its_inputs() -> None:
@@ -199,7 +225,17 @@ def test_fit_is_deterministic_bit_for_bit() -> None:
 
     def run(seed: int, *, shuffle: bool = True) -> tuple[Any, fmlp.EpochMetrics]:
         params = fmlp.init((8, 12, 3), scheme="he", seed=seed)
-        return fmlp.fit(params, x, y, epochs=3, batch_size=16, lr=0.1, seed=seed, validation=(xv, yv), shuffle=shuffle)
+        return fmlp.fit(
+            params,
+            x,
+            y,
+            epochs=3,
+            batch_size=16,
+            lr=0.1,
+            seed=seed,
+            validation=(xv, yv),
+            shuffle=shuffle,
+        )
 
     (s1, m1), (s2, m2) = run(11), run(11)
     for name in METRIC_FIELDS:
@@ -228,7 +264,15 @@ def test_fit_shuffle_seed_changes_the_order_only() -> None:
 def test_fit_calls_the_callback_once_per_epoch() -> None:
     x, y = blobs(40)
     calls: list[tuple[int, fmlp.EpochMetrics]] = []
-    _, m = fmlp.fit(fmlp.init((8, 6, 3), seed=0), x, y, epochs=4, batch_size=16, lr=0.1, callback=lambda e, em: calls.append((e, em)))
+    _, m = fmlp.fit(
+        fmlp.init((8, 6, 3), seed=0),
+        x,
+        y,
+        epochs=4,
+        batch_size=16,
+        lr=0.1,
+        callback=lambda e, em: calls.append((e, em)),
+    )
     assert [e for e, _ in calls] == [0, 1, 2, 3]
     for e, em in calls:
         assert em.train_loss.shape == ()
@@ -239,7 +283,16 @@ def test_fit_calls_the_callback_once_per_epoch() -> None:
 def test_fit_without_train_evaluation() -> None:
     x, y = blobs(40)
     xv, yv = blobs(20, seed=1)
-    _, m = fmlp.fit(fmlp.init((8, 6, 3), seed=0), x, y, epochs=2, batch_size=16, lr=0.1, eval_train=False, validation=(xv, yv))
+    _, m = fmlp.fit(
+        fmlp.init((8, 6, 3), seed=0),
+        x,
+        y,
+        epochs=2,
+        batch_size=16,
+        lr=0.1,
+        eval_train=False,
+        validation=(xv, yv),
+    )
     assert np.isnan(m.train_loss).all() and np.isnan(m.train_accuracy).all()
     assert np.isfinite(m.val_loss).all() and np.isfinite(m.running_loss).all()
 
@@ -295,7 +348,9 @@ def test_make_step_marks_divergence_and_keeps_params(make_params: MakeParams) ->
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 50, 2048])
-def test_evaluate_in_chunks_equals_one_shot(chunk: int, make_params: MakeParams, make_batch: MakeBatch) -> None:
+def test_evaluate_in_chunks_equals_one_shot(
+    chunk: int, make_params: MakeParams, make_batch: MakeBatch
+) -> None:
     params = make_params((6, 9, 4), "sigmoid")
     x, y = make_batch(50, 6, 4)
     result = fmlp.evaluate(params, x, y, chunk=chunk)
@@ -361,8 +416,15 @@ def test_mnist_784_512_512_10_one_epoch_over_95_percent(real_mnist: Any) -> None
     assert train.x.shape[1] == 784 and train.x.dtype == np.float32
     params = fmlp.init((784, 512, 512, 10), activation="relu", seed=0, dtype=np.float32)
     _, m = fmlp.fit(
-        params, train.x, train.y, epochs=1, batch_size=64, lr=0.1, seed=0,
-        validation=(valid.x, valid.y), eval_train=False,
+        params,
+        train.x,
+        train.y,
+        epochs=1,
+        batch_size=64,
+        lr=0.1,
+        seed=0,
+        validation=(valid.x, valid.y),
+        eval_train=False,
     )
     assert not m.diverged.any()
     assert float(m.val_accuracy[0]) > 0.95, f"validation accuracy {float(m.val_accuracy[0]):.4f}"

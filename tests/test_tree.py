@@ -40,7 +40,11 @@ def random_like(params: fmlp.MLP, seed: int) -> fmlp.MLP:
 
 
 def tols(dtype: Any) -> dict[str, float]:
-    return {"rtol": 1e-5, "atol": 1e-5} if np.dtype(dtype) == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    return (
+        {"rtol": 1e-5, "atol": 1e-5}
+        if np.dtype(dtype) == np.float32
+        else {"rtol": 1e-12, "atol": 1e-12}
+    )
 
 
 # ------------------------------------------------------------------ structure
@@ -66,7 +70,9 @@ def test_tree_map_rebuilds_and_keeps_static_fields() -> None:
         np.testing.assert_array_equal(a, 2 * b)
     # the input is untouched
     assert float(np.abs(params.layers[0].w).sum()) > 0
-    np.testing.assert_array_equal(fmlp.tree_leaves(fmlp.tree_map(lambda p: p / 2, doubled))[0], params.layers[0].w)
+    np.testing.assert_array_equal(
+        fmlp.tree_leaves(fmlp.tree_map(lambda p: p / 2, doubled))[0], params.layers[0].w
+    )
 
 
 def test_tree_map_over_optimizer_state_keeps_count() -> None:
@@ -196,7 +202,9 @@ def test_tree_add_sub_inverse(params: fmlp.MLP, seed: int) -> None:
 
 @SETTINGS
 @given(mlps(), st.integers(0, 1000), st.floats(-3, 3), st.floats(-3, 3))
-def test_tree_vdot_symmetric_and_linear(params: fmlp.MLP, seed: int, alpha: float, beta: float) -> None:
+def test_tree_vdot_symmetric_and_linear(
+    params: fmlp.MLP, seed: int, alpha: float, beta: float
+) -> None:
     u = random_like(params, seed)
     v = random_like(params, seed + 1)
     tol = 1e-4 if params.dtype == np.float32 else 1e-10

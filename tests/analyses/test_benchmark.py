@@ -27,7 +27,9 @@ from fmlp.tree import tree_copy, tree_leaves
 SMALL = (20, 16, 12, 10)
 
 
-def small_data(n: int, dtype: Any, seed: int = 0) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+def small_data(
+    n: int, dtype: Any, seed: int = 0
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     rng = np.random.default_rng(seed)
     x = rng.random((n, SMALL[0])).astype(dtype)
     y = rng.integers(0, SMALL[-1], n)
@@ -45,7 +47,14 @@ def test_step_has_the_eight_products_of_a_three_layer_step() -> None:
     gemms = bm.step_gemms(bm.SIZES, 128)
     assert len(gemms) == 8
     assert [g.name for g in gemms] == [
-        "a0@W1", "a1@W2", "a2@W3", "a0^T@dz1", "a1^T@dz2", "a2^T@dz3", "dz2@W2^T", "dz3@W3^T",
+        "a0@W1",
+        "a1@W2",
+        "a2@W3",
+        "a0^T@dz1",
+        "a1^T@dz2",
+        "a2^T@dz3",
+        "dz2@W2^T",
+        "dz3@W3^T",
     ]
     per_layer = 784 * 512 + 512 * 512 + 512 * 10
     assert bm.step_flops(bm.SIZES, 128) == 2 * 128 * (2 * per_layer + 512 * 512 + 512 * 10)
@@ -53,7 +62,9 @@ def test_step_has_the_eight_products_of_a_three_layer_step() -> None:
 
 def test_epoch_flops_count_the_last_partial_batch() -> None:
     assert bm.batch_sizes_of_epoch(300, 128) == [128, 128, 44]
-    assert bm.epoch_flops(SMALL, 300, 128) == 2 * bm.step_flops(SMALL, 128) + bm.step_flops(SMALL, 44)
+    assert bm.epoch_flops(SMALL, 300, 128) == 2 * bm.step_flops(SMALL, 128) + bm.step_flops(
+        SMALL, 44
+    )
     assert bm.epoch_flops(SMALL, 256, 128) == 2 * bm.step_flops(SMALL, 128)
 
 
@@ -63,11 +74,18 @@ def test_describe_and_ratios() -> None:
     assert d["spread"] == pytest.approx(1.5)
     with pytest.raises(ValueError, match="at least one"):
         bm.describe([])
-    fw = {"fmlp": {"seconds": [1.0, 2.0], "median": 1.5, "min": 1.0, "cpu_median": 1.0},
-          "torch": {"seconds": [2.0, 2.0], "median": 2.0, "min": 2.0, "cpu_median": 4.0},
-          "jax": {"skipped": True}}
+    fw = {
+        "fmlp": {"seconds": [1.0, 2.0], "median": 1.5, "min": 1.0, "cpu_median": 1.0},
+        "torch": {"seconds": [2.0, 2.0], "median": 2.0, "min": 2.0, "cpu_median": 4.0},
+        "jax": {"skipped": True},
+    }
     r = bm.ratios(fw)
-    assert r["fmlp/torch"] == {"of_medians": 0.75, "paired_median": 0.75, "of_mins": 0.5, "cpu_of_medians": 0.25}
+    assert r["fmlp/torch"] == {
+        "of_medians": 0.75,
+        "paired_median": 0.75,
+        "of_mins": 0.5,
+        "cpu_of_medians": 0.25,
+    }
     assert r["fmlp/jax"] is None and r["fmlp/reference"] is None
 
 
@@ -83,7 +101,9 @@ OPTIMIZERS: dict[str, Callable[[], Optimizer[Any]]] = {
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_update_into_is_bit_identical_to_update_and_leaves_state_alone(name: str, dtype: Any) -> None:
+def test_update_into_is_bit_identical_to_update_and_leaves_state_alone(
+    name: str, dtype: Any
+) -> None:
     opt: Optimizer[Any] = OPTIMIZERS[name]()
     assert opt.update_into is not None
     params = fmlp.init(SMALL, seed=1, dtype=dtype)
@@ -126,7 +146,9 @@ def test_training_step_equals_the_pure_composition_bit_for_bit(name: str, dtype:
     params = fmlp.init(SMALL, seed=3, dtype=dtype)
     x, y = small_data(50, dtype)
     order = epoch_order(50, 7, 0)
-    state, _ = train_epoch(init_state(params, opt), x, y, optimizer=opt, batch_size=16, seed=7, epoch=0)
+    state, _ = train_epoch(
+        init_state(params, opt), x, y, optimizer=opt, batch_size=16, seed=7, epoch=0
+    )
     p, s = params, opt.init(params)
     for start in range(0, 50, 16):
         idx = order[start : start + 16]
@@ -162,7 +184,9 @@ def test_reference_loop_matches_fmlp_fit(dtype: Any, atol: float) -> None:
     """Two independent implementations, two epochs with a partial last batch."""
     x, y = small_data(300, dtype)
     p0 = fmlp.init(SMALL, seed=5, dtype=dtype)
-    state, _ = fmlp.fit(p0, x, y, epochs=2, batch_size=128, lr=bm.LR, seed=bm.SEED, eval_train=False)
+    state, _ = fmlp.fit(
+        p0, x, y, epochs=2, batch_size=128, lr=bm.LR, seed=bm.SEED, eval_train=False
+    )
     ref = bm.ReferenceLoop(p0, 128)
     for epoch in range(2):
         ref.epoch(x, y, epoch_order(300, bm.SEED, epoch), bm.LR)
@@ -180,7 +204,9 @@ def test_torch_loop_matches_fmlp_in_float64() -> None:
     torch = pytest.importorskip("torch")
     x, y = small_data(300, np.float64)
     p0 = fmlp.init(SMALL, seed=6, dtype=np.float64)
-    state, _ = fmlp.fit(p0, x, y, epochs=1, batch_size=128, lr=bm.LR, seed=bm.SEED, eval_train=False)
+    state, _ = fmlp.fit(
+        p0, x, y, epochs=1, batch_size=128, lr=bm.LR, seed=bm.SEED, eval_train=False
+    )
     before = torch.get_num_threads()
     try:
         loop = bm.TorchLoop(p0, x, y, 128, threads=1)
@@ -196,7 +222,9 @@ def test_jax_loop_matches_fmlp_in_float64() -> None:
         pytest.skip("jax is not installed (the optional bench extra)")
     x, y = small_data(300, np.float64)
     p0 = fmlp.init(SMALL, seed=7, dtype=np.float64)
-    state, _ = fmlp.fit(p0, x, y, epochs=1, batch_size=128, lr=bm.LR, seed=bm.SEED, eval_train=False)
+    state, _ = fmlp.fit(
+        p0, x, y, epochs=1, batch_size=128, lr=bm.LR, seed=bm.SEED, eval_train=False
+    )
     x64 = jax.config.read("jax_enable_x64")
     try:
         loop = bm.JaxLoop(jax, p0, x, y, 128)
@@ -209,8 +237,16 @@ def test_jax_loop_matches_fmlp_in_float64() -> None:
 
 def test_train_cell_interleaves_and_agrees() -> None:
     d = synthetic_data(200, 10, dtype=np.float64)
-    out = bm.train_cell(d.x_train, d.y_train, 64, frameworks=("fmlp", "reference"), epochs=2, warmup=1,
-                        threads=1, jax=None)
+    out = bm.train_cell(
+        d.x_train,
+        d.y_train,
+        64,
+        frameworks=("fmlp", "reference"),
+        epochs=2,
+        warmup=1,
+        threads=1,
+        jax=None,
+    )
     for name in ("fmlp", "reference"):
         rec = out[name]
         assert len(rec["seconds"]) == 2 and len(rec["warmup_seconds"]) == 1
@@ -245,7 +281,10 @@ def test_child_env_unsets_or_sets_only_the_openblas_variables() -> None:
     before = dict(os.environ)
     native = bm.child_env("native", env)
     assert native == {"PATH": "/bin"}
-    assert bm.child_env("coretype-SkylakeX", env) == {"PATH": "/bin", "OPENBLAS_CORETYPE": "SkylakeX"}
+    assert bm.child_env("coretype-SkylakeX", env) == {
+        "PATH": "/bin",
+        "OPENBLAS_CORETYPE": "SkylakeX",
+    }
     assert env["OPENBLAS_CORETYPE"] == "Haswell" and dict(os.environ) == before
     with pytest.raises(ValueError, match="kernel name"):
         bm.child_env("coretype-", env)
@@ -254,7 +293,16 @@ def test_child_env_unsets_or_sets_only_the_openblas_variables() -> None:
 
 
 def test_child_argv_drops_the_setting_options() -> None:
-    argv = ["--quick", "--both", "--coretype", "Haswell", "--out", "x", "--native-blas", "--coretype=Zen"]
+    argv = [
+        "--quick",
+        "--both",
+        "--coretype",
+        "Haswell",
+        "--out",
+        "x",
+        "--native-blas",
+        "--coretype=Zen",
+    ]
     assert bm.child_argv(argv, "native") == ["--quick", "--out", "x", "--as-setting", "native"]
 
 
@@ -273,14 +321,21 @@ def test_bad_options_say_what_is_wrong(argv: list[str], message: str, tmp_path: 
         bm.main(["--quick", "--quiet", "--out", str(tmp_path), "--frameworks", "fmlp", *argv])
 
 
-def test_real_data_yes_without_a_cache_names_the_fetch_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_data_yes_without_a_cache_names_the_fetch_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FMLP_DATA", str(tmp_path / "empty"))
     with pytest.raises(SystemExit, match="fmlp.data fetch mnist"):
         bm.main(["--quick", "--out", str(tmp_path), "--real-data", "yes"])
 
 
 def test_rss_child_reports_its_own_peak(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bm.rss_child_main(["--rss-child", "reference", "--epochs", "1", "--n-train", "100", "--threads", "1"]) == 0
+    assert (
+        bm.rss_child_main(
+            ["--rss-child", "reference", "--epochs", "1", "--n-train", "100", "--threads", "1"]
+        )
+        == 0
+    )
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rec["framework"] == "reference" and rec["n_train"] == 100
     assert 0 < rec["baseline_rss_mb"] <= rec["peak_rss_mb"]
@@ -313,7 +368,9 @@ def test_quick_run_writes_the_summary(quick_run: tuple[Path, dict[str, Any]]) ->
         fw = t["frameworks"]
         assert t["epoch_flops"] == bm.epoch_flops(bm.SIZES, t["n_train"], t["batch"])
         for name in ("fmlp", "reference", "torch"):
-            assert not fw[name]["skipped"] and fw[name]["median"] > 0 and fw[name]["peak_fraction"] > 0
+            assert (
+                not fw[name]["skipped"] and fw[name]["median"] > 0 and fw[name]["peak_fraction"] > 0
+            )
         tol = 1e-9 if t["dtype"] == "float64" else 1e-3
         assert fw["reference"]["param_max_abs_diff"] < tol
         assert fw["torch"]["param_max_abs_diff"] < tol
@@ -329,7 +386,10 @@ def test_quick_run_writes_the_summary(quick_run: tuple[Path, dict[str, Any]]) ->
     child = rec["memory"]["children"]["fmlp"]
     assert not child["skipped"] and child["peak_rss_mb"] >= child["baseline_rss_mb"] > 0
     assert child["peak_rss_mb"] >= child["data_peak_rss_mb"]
-    assert child["training_peak_rss_mb"] is None or child["training_peak_rss_mb"] <= child["peak_rss_mb"]
+    assert (
+        child["training_peak_rss_mb"] is None
+        or child["training_peak_rss_mb"] <= child["peak_rss_mb"]
+    )
     names = [t["name"] for t in rec["targets"]]
     assert len(names) == 6 and all(t["met"] in (True, False, None) for t in rec["targets"])
     assert len(summary["table"]) == len(rec["training"])
@@ -342,13 +402,33 @@ def test_quick_run_resumes_without_measuring_again(quick_run: tuple[Path, dict[s
     again = json.loads((out / "benchmark" / "summary.json").read_text())
     rec = again["settings"]["default"]
     assert not any(t["computed_now"] for t in rec["training"])
-    old = {(t["dtype"], t["batch"]): t["frameworks"]["fmlp"]["seconds"] for t in first["settings"]["default"]["training"]}
-    assert all(t["frameworks"]["fmlp"]["seconds"] == old[(t["dtype"], t["batch"])] for t in rec["training"])
+    old = {
+        (t["dtype"], t["batch"]): t["frameworks"]["fmlp"]["seconds"]
+        for t in first["settings"]["default"]["training"]
+    }
+    assert all(
+        t["frameworks"]["fmlp"]["seconds"] == old[(t["dtype"], t["batch"])] for t in rec["training"]
+    )
 
 
 def test_native_blas_runs_in_a_child_without_the_openblas_variables(tmp_path: Path) -> None:
-    args = ["--quick", "--quiet", "--native-blas", "--out", str(tmp_path), "--frameworks", "fmlp", "reference",
-            "--batch-sizes", "64", "--dtypes", "float32", "--no-rss", "--threads", "1"]
+    args = [
+        "--quick",
+        "--quiet",
+        "--native-blas",
+        "--out",
+        str(tmp_path),
+        "--frameworks",
+        "fmlp",
+        "reference",
+        "--batch-sizes",
+        "64",
+        "--dtypes",
+        "float32",
+        "--no-rss",
+        "--threads",
+        "1",
+    ]
     assert bm.main(args) == 0
     rec = json.loads((tmp_path / "benchmark" / "native.json").read_text())
     assert rec["setting"] == "native" and rec["openblas_env"] == {k: None for k in bm.OPENBLAS_VARS}

@@ -47,12 +47,15 @@ def _curves(summary: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------- parameter counting
 
 
-@pytest.mark.parametrize("blocks", [
-    (ConvBlock(16), ConvBlock(32)),
-    (ConvBlock(16, padding=2), ConvBlock(32, padding=2)),
-    (ConvBlock(8, kernel=3, padding=1, pool=1), ConvBlock(12, kernel=3, pool=2)),
-    (ConvBlock(6, kernel=7),),
-])
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        (ConvBlock(16), ConvBlock(32)),
+        (ConvBlock(16, padding=2), ConvBlock(32, padding=2)),
+        (ConvBlock(8, kernel=3, padding=1, pool=1), ConvBlock(12, kernel=3, pool=2)),
+        (ConvBlock(6, kernel=7),),
+    ],
+)
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_count_matches_torch(blocks: tuple[ConvBlock, ...], dropout: float) -> None:
     spec = CNNSpec(blocks=blocks, fc=37, dropout=dropout, conv_dropout=dropout / 2)
@@ -97,7 +100,11 @@ def test_pool_before_relu_is_relu_before_pool() -> None:
             layers.append(nn.ReLU() if isinstance(layer, nn.ReLU) else layer)
     textbook = nn.Sequential(*layers)
     kinds = [type(m).__name__ for m in textbook]
-    assert kinds[:3] == ["Conv2d", "ReLU", "MaxPool2d"] and kinds[3:6] == ["Conv2d", "ReLU", "MaxPool2d"]
+    assert kinds[:3] == ["Conv2d", "ReLU", "MaxPool2d"] and kinds[3:6] == [
+        "Conv2d",
+        "ReLU",
+        "MaxPool2d",
+    ]
     assert [type(m).__name__ for m in ours][:3] == ["Conv2d", "MaxPool2d", "ReLU"]
     x = torch.randn(5, 1, 28, 28, dtype=torch.float64)
     y = torch.arange(5) % 10
@@ -106,7 +113,9 @@ def test_pool_before_relu_is_relu_before_pool() -> None:
         model.zero_grad()
         z = model(x)
         torch.autograd.backward(cnn_study.mean_cross_entropy(z, y))
-        out.append((z.detach().clone(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+        out.append(
+            (z.detach().clone(), [p.grad.clone() for p in model.parameters() if p.grad is not None])
+        )
     assert torch.equal(out[0][0], out[1][0])
     for a, b in zip(out[0][1], out[1][1]):
         assert torch.equal(a, b)
@@ -164,12 +173,15 @@ def test_match_params_refuses_when_the_convs_alone_are_too_big() -> None:
         match_params((ConvBlock(64), ConvBlock(256)), 100_000)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"blocks": (), "fc": 10}, "at least one conv block"),
-    ({"blocks": (ConvBlock(4),), "fc": 0}, "fc width"),
-    ({"blocks": (ConvBlock(4),), "fc": 10, "dropout": 1.0}, "probability"),
-    ({"blocks": (ConvBlock(4, kernel=9),) * 3, "fc": 10}, "does not fit"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"blocks": (), "fc": 10}, "at least one conv block"),
+        ({"blocks": (ConvBlock(4),), "fc": 0}, "fc width"),
+        ({"blocks": (ConvBlock(4),), "fc": 10, "dropout": 1.0}, "probability"),
+        ({"blocks": (ConvBlock(4, kernel=9),) * 3, "fc": 10}, "does not fit"),
+    ],
+)
 def test_bad_specs_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CNNSpec(**kwargs)
@@ -195,11 +207,14 @@ def test_non_mnist_shapes_are_refused() -> None:
 
 
 def test_quick_study_smoke(tmp_path: Path, tiny: StudyData) -> None:
-    summary = cnn_study.run_study(tmp_path, tiny, seeds=(0, 1), epochs=2, quick=True, quiet=True, threads=1)
+    summary = cnn_study.run_study(
+        tmp_path, tiny, seeds=(0, 1), epochs=2, quick=True, quiet=True, threads=1
+    )
     folder = tmp_path / "cnn_study"
     assert len(list((folder / "runs").glob("*.json"))) == 2 * 2 + 1  # variants x seeds + MLP
     assert sorted(summary["computed"]) == sorted(
-        ["vanilla/seed0", "vanilla/seed1", "dropout/seed0", "dropout/seed1", "mlp"])
+        ["vanilla/seed0", "vanilla/seed1", "dropout/seed0", "dropout/seed1", "mlp"]
+    )
     for name in ("cnn_errors", "cnn_vs_mlp_loss"):
         for ext in ("png", "pdf"):
             assert (folder / f"{name}.{ext}").stat().st_size > 1000
@@ -224,7 +239,9 @@ def test_quick_study_smoke(tmp_path: Path, tiny: StudyData) -> None:
                 assert all(0.0 <= e <= 1.0 for e in r["curves"][key])
             assert all(np.isfinite(r["curves"]["train_loss"]))
             assert 1 <= r["early_stop_epoch"] <= 2
-            assert r["curves"]["valid_loss"][r["early_stop_epoch"] - 1] == min(r["curves"]["valid_loss"])
+            assert r["curves"]["valid_loss"][r["early_stop_epoch"] - 1] == min(
+                r["curves"]["valid_loss"]
+            )
         agg = on_disk["aggregate"][name]
         errs = np.array([r["curves"]["valid_error"] for r in runs])
         np.testing.assert_allclose(agg["valid_error"]["mean"], errs.mean(axis=0))
@@ -241,13 +258,16 @@ def test_quick_study_smoke(tmp_path: Path, tiny: StudyData) -> None:
 
 
 def test_same_seed_same_curves_bit_for_bit(tmp_path: Path, tiny: StudyData) -> None:
-    a = cnn_study.run_study(tmp_path / "a", tiny, seeds=(5,), epochs=2, quick=True, quiet=True,
-                            threads=1, figures=False)
-    b = cnn_study.run_study(tmp_path / "b", tiny, seeds=(5,), epochs=2, quick=True, quiet=True,
-                            threads=1, figures=False)
+    a = cnn_study.run_study(
+        tmp_path / "a", tiny, seeds=(5,), epochs=2, quick=True, quiet=True, threads=1, figures=False
+    )
+    b = cnn_study.run_study(
+        tmp_path / "b", tiny, seeds=(5,), epochs=2, quick=True, quiet=True, threads=1, figures=False
+    )
     assert _curves(a) == _curves(b)
-    c = cnn_study.run_study(tmp_path / "c", tiny, seeds=(6,), epochs=2, quick=True, quiet=True,
-                            threads=1, figures=False)
+    c = cnn_study.run_study(
+        tmp_path / "c", tiny, seeds=(6,), epochs=2, quick=True, quiet=True, threads=1, figures=False
+    )
     assert _curves(c) != _curves(a)
 
 
@@ -259,19 +279,30 @@ def test_training_leaves_torch_global_state_alone(tiny: StudyData) -> None:
     threads = torch.get_num_threads()
     det = torch.are_deterministic_algorithms_enabled()
     spec = match_params(cnn_study.QUICK_BLOCKS, 20_000)
-    cnn_study.train_cnn(spec, cnn_study.to_tensors(tiny.head(64, 32)), cnn_study.TrainConfig(batch_size=32),
-                        seed=0, epochs=1, threads=1)
+    cnn_study.train_cnn(
+        spec,
+        cnn_study.to_tensors(tiny.head(64, 32)),
+        cnn_study.TrainConfig(batch_size=32),
+        seed=0,
+        epochs=1,
+        threads=1,
+    )
     assert torch.equal(torch.random.get_rng_state(), before)
     assert torch.get_num_threads() == threads
     assert torch.are_deterministic_algorithms_enabled() == det
 
 
-def test_resume_skips_finished_runs(tmp_path: Path, tiny: StudyData, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = cnn_study.run_study(tmp_path, tiny, seeds=(0,), epochs=1, quick=True, quiet=True, threads=1,
-                                figures=False)
+def test_resume_skips_finished_runs(
+    tmp_path: Path, tiny: StudyData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = cnn_study.run_study(
+        tmp_path, tiny, seeds=(0,), epochs=1, quick=True, quiet=True, threads=1, figures=False
+    )
     # Lose one run, as if the study had been interrupted before writing it.
     runs = sorted((tmp_path / "cnn_study" / "runs").glob("*.json"))
-    victim = next(p for p in runs if json.loads(p.read_text())["config"].get("variant") == "dropout")
+    victim = next(
+        p for p in runs if json.loads(p.read_text())["config"].get("variant") == "dropout"
+    )
     victim.unlink()
     trained: list[str] = []
     real_train = cnn_study.train_cnn
@@ -285,13 +316,15 @@ def test_resume_skips_finished_runs(tmp_path: Path, tiny: StudyData, monkeypatch
 
     monkeypatch.setattr(cnn_study, "train_cnn", spy)
     monkeypatch.setattr(cnn_study, "train_mlp", no_mlp)
-    second = cnn_study.run_study(tmp_path, tiny, seeds=(0,), epochs=1, quick=True, quiet=True, threads=1,
-                                 figures=False)
+    second = cnn_study.run_study(
+        tmp_path, tiny, seeds=(0,), epochs=1, quick=True, quiet=True, threads=1, figures=False
+    )
     assert trained == ["dropout"]
     assert second["computed"] == ["dropout/seed0"]
     assert _curves(second) == _curves(first)
-    third = cnn_study.run_study(tmp_path, tiny, seeds=(0,), epochs=1, quick=True, quiet=True, threads=1,
-                                figures=False)
+    third = cnn_study.run_study(
+        tmp_path, tiny, seeds=(0,), epochs=1, quick=True, quiet=True, threads=1, figures=False
+    )
     assert third["computed"] == [] and trained == ["dropout"]
 
 
@@ -308,13 +341,26 @@ def _write_search(out: Path, best: dict[str, Any]) -> None:
     path.write_text(json.dumps({"best": best}))
 
 
-def test_mlp_reference_from_the_search(tmp_path: Path, tiny: StudyData, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mlp_reference_from_the_search(
+    tmp_path: Path, tiny: StudyData, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from analyses.hparam_search import HParamConfig
 
-    config = HParamConfig(hidden=(300, 100), activation="tanh", lr=0.05, batch_size=32, seed=4,
-                          optimizer="momentum", schedule="cosine", epochs=2, dataset="synthetic")
+    config = HParamConfig(
+        hidden=(300, 100),
+        activation="tanh",
+        lr=0.05,
+        batch_size=32,
+        seed=4,
+        optimizer="momentum",
+        schedule="cosine",
+        epochs=2,
+        dataset="synthetic",
+    )
     # The search records validation curves only: the MLP must be retrained.
-    _write_search(tmp_path, {"config": config.to_dict(), "val_accuracy": [0.5, 0.6], "val_loss": [1.0, 0.9]})
+    _write_search(
+        tmp_path, {"config": config.to_dict(), "val_accuracy": [0.5, 0.6], "val_loss": [1.0, 0.9]}
+    )
     ref = cnn_study.mlp_reference(tmp_path, epochs=2)
     assert ref.params == (784 + 1) * 300 + (300 + 1) * 100 + (100 + 1) * 10
     assert ref.config["activation"] == "tanh" and ref.config["optimizer"] == "momentum"
@@ -322,8 +368,12 @@ def test_mlp_reference_from_the_search(tmp_path: Path, tiny: StudyData, monkeypa
     assert ref.search_val_accuracy == [0.5, 0.6]
 
     # With full-set train curves of the study's length, they are used as they are.
-    curves = {"train_loss": [0.3, 0.2], "val_loss": [0.35, 0.3],
-              "train_accuracy": [0.9, 0.95], "val_accuracy": [0.89, 0.93]}
+    curves = {
+        "train_loss": [0.3, 0.2],
+        "val_loss": [0.35, 0.3],
+        "train_accuracy": [0.9, 0.95],
+        "val_accuracy": [0.89, 0.93],
+    }
     _write_search(tmp_path, {"config": config.to_dict(), **curves})
     ref = cnn_study.mlp_reference(tmp_path, epochs=2)
     assert ref.curves is not None
@@ -334,8 +384,9 @@ def test_mlp_reference_from_the_search(tmp_path: Path, tiny: StudyData, monkeypa
         raise AssertionError("the MLP was retrained although the search has its curves")
 
     monkeypatch.setattr(cnn_study, "train_mlp", no_mlp)
-    summary = cnn_study.run_study(tmp_path, tiny, seeds=(0,), epochs=2, quick=True, quiet=True,
-                                  threads=1, figures=False)
+    summary = cnn_study.run_study(
+        tmp_path, tiny, seeds=(0,), epochs=2, quick=True, quiet=True, threads=1, figures=False
+    )
     assert summary["mlp"]["curve_source"] == "hparam_search"
     assert summary["mlp"]["params"] == ref.params
     assert summary["table"][0]["params"] == ref.params
@@ -347,8 +398,16 @@ def test_mlp_retrain_reproduces_the_search(tmp_path: Path) -> None:
     schedule, seed, dtype and BLAS threads), so its curves are the search's model's."""
     from analyses.hparam_search import HParamConfig, run_config
 
-    config = HParamConfig(hidden=(32, 16), lr=0.1, batch_size=50, epochs=2, schedule="step",
-                          dataset="synthetic", n_train=300, n_eval=100)
+    config = HParamConfig(
+        hidden=(32, 16),
+        lr=0.1,
+        batch_size=50,
+        epochs=2,
+        schedule="step",
+        dataset="synthetic",
+        n_train=300,
+        n_eval=100,
+    )
     record = run_config(config)
     _write_search(tmp_path, {"config": config.to_dict(), **record})
     data = synthetic_data(300, 100, dtype=np.float32)  # what the search's "synthetic" loads
@@ -391,7 +450,12 @@ def test_device_choice() -> None:
 
 @pytest.mark.real_data
 def test_cli_quick_on_real_mnist(tmp_path: Path, real_mnist: Any) -> None:
-    assert cnn_study.main(["--out", str(tmp_path), "--quick", "--quiet", "--seeds", "1", "--threads", "1"]) == 0
+    assert (
+        cnn_study.main(
+            ["--out", str(tmp_path), "--quick", "--quiet", "--seeds", "1", "--threads", "1"]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "cnn_study" / "summary.json").read_text())
     assert summary["dataset"].startswith("mnist") and summary["data_sizes"]["train"] == 600
     assert summary["epochs"] == 1
@@ -399,8 +463,9 @@ def test_cli_quick_on_real_mnist(tmp_path: Path, real_mnist: Any) -> None:
 
 def test_time_candidates_reports_every_candidate() -> None:
     spec = match_params(cnn_study.QUICK_BLOCKS, 20_000)
-    res = cnn_study.time_candidates({"a": (spec, 8, 1, True), "b": (spec, 8, 1, False)}, steps=1, rounds=2,
-                                    eval_batch=16)
+    res = cnn_study.time_candidates(
+        {"a": (spec, 8, 1, True), "b": (spec, 8, 1, False)}, steps=1, rounds=2, eval_batch=16
+    )
     assert set(res) == {"a", "b"}
     for r in res.values():
         assert len(r["train_epoch_s"]) == 2 and all(s > 0 for s in r["train_epoch_s"])

@@ -35,20 +35,26 @@ def options(activation: str = "tanh", **changes: Any) -> GradcheckOptions:
 
 
 @pytest.fixture(scope="module")
-def tanh_study(tiny: StudyData, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def tanh_study(
+    tiny: StudyData, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("gc_tanh")
     return out, gs.run(tiny, out, options("tanh"))
 
 
 @pytest.fixture(scope="module")
-def relu_study(tiny: StudyData, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def relu_study(
+    tiny: StudyData, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("gc_relu")
     return out, gs.run(tiny, out, options("relu"), figures=False)
 
 
 def _results(summary: dict[str, Any]) -> str:
     """The results as canonical JSON text (so NaN compares equal to NaN)."""
-    return json.dumps({k: summary[k] for k in ("settings", "theta", "curves", "error_model")}, sort_keys=True)
+    return json.dumps(
+        {k: summary[k] for k in ("settings", "theta", "curves", "error_model")}, sort_keys=True
+    )
 
 
 # ------------------------------------------------------------------------- the V
@@ -103,7 +109,9 @@ def test_error_model_predicts_truncation(tanh_study: tuple[Path, dict[str, Any]]
         assert em["saturation"] == max(abs(g) for g in summary["curves"][dtype]["gradient"])
         assert max(em["model"]) <= em["saturation"]
     f32 = model["by_dtype"]["float32"]
-    assert f32["loss_noise"] > 0 and f32["roundoff_coef"] == pytest.approx(math.sqrt(2) * f32["loss_noise"])
+    assert f32["loss_noise"] > 0 and f32["roundoff_coef"] == pytest.approx(
+        math.sqrt(2) * f32["loss_noise"]
+    )
     # the round-off model describes float32's right arm within an order of magnitude
     e = summary["curves"]["float32"]["max_abs_diff"][-1]
     assert 0.1 < e / (f32["roundoff_coef"] * TWELVE[-1]) < 10
@@ -123,22 +131,34 @@ def test_result_shapes_and_figure(tanh_study: tuple[Path, dict[str, Any]]) -> No
     assert summary["model"]["sizes"] == list(SIZES) and summary["model"]["activation"] == "tanh"
     for dtype in ("float64", "float32"):
         c = summary["curves"][dtype]
-        for key in ("max_abs_diff", "relative_error", "max_elementwise_relative_error", "any_kink", "eps"):
+        for key in (
+            "max_abs_diff",
+            "relative_error",
+            "max_elementwise_relative_error",
+            "any_kink",
+            "eps",
+        ):
             assert len(c[key]) == 12, (dtype, key)
         for key in ("fd", "abs_diff", "kink", "kink_units"):
             assert len(c[key]) == 12 and all(len(row) == 10 for row in c[key]), (dtype, key)
         assert c["eps"] == [1 / n for n in TWELVE]
         gmax = max(abs(g) for g in c["gradient"])
-        assert c["relative_error"] == pytest.approx([e / gmax for e in c["max_abs_diff"]], rel=1e-12)
+        assert c["relative_error"] == pytest.approx(
+            [e / gmax for e in c["max_abs_diff"]], rel=1e-12
+        )
     folder = out / "gradcheck_study"
     assert sorted(summary["figures"]) == ["gradcheck.pdf", "gradcheck.png"]
     assert (folder / "gradcheck.png").read_bytes().startswith(b"\x89PNG")
     assert (folder / "gradcheck.pdf").read_bytes().startswith(b"%PDF")
     on_disk = json.loads((folder / "summary.json").read_text())
-    assert on_disk["curves"]["float64"]["max_abs_diff"] == summary["curves"]["float64"]["max_abs_diff"]
+    assert (
+        on_disk["curves"]["float64"]["max_abs_diff"] == summary["curves"]["float64"]["max_abs_diff"]
+    )
 
 
-def test_fd_matches_the_backward_gradient(tiny: StudyData, tanh_study: tuple[Path, dict[str, Any]]) -> None:
+def test_fd_matches_the_backward_gradient(
+    tiny: StudyData, tanh_study: tuple[Path, dict[str, Any]]
+) -> None:
     """The recorded gradient is fmlp.grad's, and an independent central difference
     (mutating a private copy) agrees with the recorded one."""
     out, summary = tanh_study
@@ -149,12 +169,20 @@ def test_fd_matches_the_backward_gradient(tiny: StudyData, tanh_study: tuple[Pat
     eps, i = 1e-3, 3
     w = params.layers[1].w.copy()
     w.flat[i] += eps
-    plus = fmlp.MLP(layers=(params.layers[0], fmlp.Dense(w=w, b=params.layers[1].b), params.layers[2]), activation="tanh")
+    plus = fmlp.MLP(
+        layers=(params.layers[0], fmlp.Dense(w=w, b=params.layers[1].b), params.layers[2]),
+        activation="tanh",
+    )
     w2 = params.layers[1].w.copy()
     w2.flat[i] -= eps
-    minus = fmlp.MLP(layers=(params.layers[0], fmlp.Dense(w=w2, b=params.layers[1].b), params.layers[2]), activation="tanh")
+    minus = fmlp.MLP(
+        layers=(params.layers[0], fmlp.Dense(w=w2, b=params.layers[1].b), params.layers[2]),
+        activation="tanh",
+    )
     fd = (fmlp.loss(plus, x, y) - fmlp.loss(minus, x, y)) / (2 * eps)
-    assert summary["curves"]["float64"]["fd"][TWELVE.index(1000)][i] == pytest.approx(fd, rel=1e-9, abs=1e-15)
+    assert summary["curves"]["float64"]["fd"][TWELVE.index(1000)][i] == pytest.approx(
+        fd, rel=1e-9, abs=1e-15
+    )
 
 
 def test_p_is_min_10_m(tiny: StudyData, tmp_path: Path) -> None:
@@ -185,7 +213,9 @@ def test_perturbation_does_not_mutate(tiny: StudyData, tmp_path: Path) -> None:
 OFFSETS = (0.3, -0.3, 0.03, -0.03, 3e-3, -3e-3, 3e-5, -3e-5, 3.0, -3.0)  # none at a boundary 1/N
 
 
-def test_kinks_are_detected(tiny: StudyData, relu_study: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+def test_kinks_are_detected(
+    tiny: StudyData, relu_study: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
     """A model whose second-layer pre-activations sit at z_c = t_c a_r for the chosen
     sample (a_r: theta's input activation): perturbing w[r, c] by eps crosses the kink
     exactly when |t_c| < eps. Every recorded (N, i) flag must say so, and the kinks
@@ -200,8 +230,10 @@ def test_kinks_are_detected(tiny: StudyData, relu_study: tuple[Path, dict[str, A
     z_wanted = cache.pre_activations[1][0].copy()
     z_wanted[:10] = np.asarray(OFFSETS) * a[0]
     b1 = trained.layers[1].b + (z_wanted - cache.pre_activations[1][0])
-    params = fmlp.MLP(layers=(trained.layers[0], fmlp.Dense(w=trained.layers[1].w, b=b1), trained.layers[2]),
-                      activation="relu")
+    params = fmlp.MLP(
+        layers=(trained.layers[0], fmlp.Dense(w=trained.layers[1].w, b=b1), trained.layers[2]),
+        activation="relu",
+    )
     summary = gs.run(tiny, tmp_path, options("relu", sample_index=k), params=params, figures=False)
     assert summary["theta"]["index"] == [[0, c] for c in range(10)]
     c64 = summary["curves"]["float64"]
@@ -222,19 +254,27 @@ def test_kinks_are_detected(tiny: StudyData, relu_study: tuple[Path, dict[str, A
 # ------------------------------------------------------------- sample choice
 
 
-def test_auto_sample_skips_samples_where_theta_is_dead(tiny: StudyData, relu_study: tuple[Path, dict[str, Any]]) -> None:
+def test_auto_sample_skips_samples_where_theta_is_dead(
+    tiny: StudyData, relu_study: tuple[Path, dict[str, Any]]
+) -> None:
     _, summary = relu_study
     s = summary["settings"]
     params = checkpoint.load(summary["model"]["path"])
     k = s["sample_index"]
-    assert k > 0 and s["sample_choice"].startswith("auto") and f"samples 0..{k - 1}" in s["sample_choice"]
+    assert (
+        k > 0
+        and s["sample_choice"].startswith("auto")
+        and f"samples 0..{k - 1}" in s["sample_choice"]
+    )
     for index in (0, k - 1):
         assert not np.any(gs.theta_gradient(params, tiny, index, 1, 10))
     assert np.any(np.asarray(summary["theta"]["gradient"]) != 0)
     assert summary["settings"]["sample_label"] == int(tiny.y_train[k])
 
 
-def test_a_dead_theta_gives_exact_zeros_and_a_figure(tiny: StudyData, relu_study: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+def test_a_dead_theta_gives_exact_zeros_and_a_figure(
+    tiny: StudyData, relu_study: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
     """Sample 0 of the ReLU model: theta's input unit is inactive, so every gradient and
     every difference is exactly 0; the study says so and still draws its figure."""
     _, relu = relu_study
@@ -249,7 +289,9 @@ def test_a_dead_theta_gives_exact_zeros_and_a_figure(tiny: StudyData, relu_study
 # ----------------------------------------------------------------- model choice
 
 
-def test_uses_the_search_best_model(tiny: StudyData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_uses_the_search_best_model(
+    tiny: StudyData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     best = fmlp.init((784, 16, 16, 10), activation="tanh", seed=5)
     checkpoint.save(tmp_path / "hparam_search" / "best_params.npz", best)
     calls = _count(monkeypatch, fmlp, "fit")
@@ -263,20 +305,33 @@ def test_uses_the_search_best_model(tiny: StudyData, tmp_path: Path, monkeypatch
     assert summary["model"]["source"] == "trained default" and len(calls) == 1
 
 
-def test_missing_model_path_is_a_clear_error(tiny: StudyData, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_model_path_is_a_clear_error(
+    tiny: StudyData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         gs.run(tiny, tmp_path, options(model_path=tmp_path / "nope.npz"), figures=False)
-    argv = ["--out", str(tmp_path), "--dataset", "synthetic", "--quiet", "--model", str(tmp_path / "nope.npz")]
+    argv = [
+        "--out",
+        str(tmp_path),
+        "--dataset",
+        "synthetic",
+        "--quiet",
+        "--model",
+        str(tmp_path / "nope.npz"),
+    ]
     assert gs.main(argv) == 2
     assert "no checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("changes", "match"), [
-    ({"p": 0}, "p must be"),
-    ({"ns": (10, 0)}, "ns must be"),
-    ({"dtypes": ("float16",)}, "dtype"),
-    ({"sample_index": -1}, "sample_index"),
-])
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"p": 0}, "p must be"),
+        ({"ns": (10, 0)}, "ns must be"),
+        ({"dtypes": ("float16",)}, "dtype"),
+        ({"sample_index": -1}, "sample_index"),
+    ],
+)
 def test_options_validate(changes: dict[str, Any], match: str) -> None:
     with pytest.raises((ValueError, TypeError), match=match):
         attrs.evolve(GradcheckOptions(), **changes)
@@ -306,7 +361,9 @@ def _count(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[Any]
     return calls
 
 
-def test_resume_redoes_only_the_missing_run(tiny: StudyData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_redoes_only_the_missing_run(
+    tiny: StudyData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     opts = options("relu", ns=(1, 10, 100, 1000))
     first = gs.run(tiny, tmp_path, opts, figures=False)
     fits = _count(monkeypatch, fmlp, "fit")
@@ -318,8 +375,12 @@ def test_resume_redoes_only_the_missing_run(tiny: StudyData, tmp_path: Path, mon
     # lose the float32 curve: only it is computed again
     store = ResultStore(tmp_path, "gradcheck_study")
     runs = sorted((tmp_path / "gradcheck_study" / "runs").glob("*.json"))
-    f32 = [p for p in runs if json.loads(p.read_text())["config"].get("dtype") == "float32"
-           and json.loads(p.read_text())["config"]["kind"] == "fd"]
+    f32 = [
+        p
+        for p in runs
+        if json.loads(p.read_text())["config"].get("dtype") == "float32"
+        and json.loads(p.read_text())["config"]["kind"] == "fd"
+    ]
     assert len(f32) == 1 and store.folder == f32[0].parent.parent
     f32[0].unlink()
     third = gs.run(tiny, tmp_path, opts, figures=False)
@@ -327,7 +388,9 @@ def test_resume_redoes_only_the_missing_run(tiny: StudyData, tmp_path: Path, mon
     assert _results(third) == _results(first)
 
 
-def test_default_model_trained_once_and_same_seed_same_model(tiny: StudyData, tmp_path: Path) -> None:
+def test_default_model_trained_once_and_same_seed_same_model(
+    tiny: StudyData, tmp_path: Path
+) -> None:
     model = options("relu").default_model
     a, info_a = gs.train_default(tiny, tmp_path / "a", model)
     b, info_b = gs.train_default(tiny, tmp_path / "b", model)
@@ -341,11 +404,25 @@ def test_default_model_trained_once_and_same_seed_same_model(tiny: StudyData, tm
 
 
 def test_cli_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--out", str(tmp_path), "--dataset", "synthetic", "--quiet", "--quick", "--default-activation", "tanh"]
+    argv = [
+        "--out",
+        str(tmp_path),
+        "--dataset",
+        "synthetic",
+        "--quiet",
+        "--quick",
+        "--default-activation",
+        "tanh",
+    ]
     assert gs.main(argv) == 0
     summary = json.loads((tmp_path / "gradcheck_study" / "summary.json").read_text())
     assert summary["model"]["source"] == "trained default"
-    assert summary["model"]["training"]["epochs"] == 1 and summary["model"]["sizes"] == [784, 512, 512, 10]
+    assert summary["model"]["training"]["epochs"] == 1 and summary["model"]["sizes"] == [
+        784,
+        512,
+        512,
+        10,
+    ]
     assert summary["model"]["n_params"] == 669_706
     assert len(summary["curves"]["float64"]["max_abs_diff"]) == 12
     assert "N = 500000" in capsys.readouterr().out
@@ -363,7 +440,11 @@ def test_quick_on_real_mnist(tmp_path: Path, real_mnist: Any) -> None:
 
 
 def test_fit_truncation() -> None:
-    curve = {"N": [1, 10, 100, 1000], "max_abs_diff": [5.0, 0.02, 2e-4, 1e-3], "any_kink": [True, False, False, False]}
+    curve = {
+        "N": [1, 10, 100, 1000],
+        "max_abs_diff": [5.0, 0.02, 2e-4, 1e-3],
+        "any_kink": [True, False, False, False],
+    }
     # N = 1 crosses a kink and N = 1000 is round-off: the fit uses N = 10 and 100
     assert gs.fit_truncation(curve, roundoff_coef=1.5e-7) == pytest.approx(2.0)
     assert math.isnan(gs.fit_truncation(curve, roundoff_coef=1.0))

@@ -27,7 +27,13 @@ from fmlp.checkpoint import load as load_params
 def tiny(**changes: Any) -> hs.HParamConfig:
     """A config that trains in a fraction of a second."""
     base = hs.HParamConfig(
-        hidden=(16, 8), lr=0.1, batch_size=32, epochs=2, dataset="synthetic", n_train=200, n_eval=100,
+        hidden=(16, 8),
+        lr=0.1,
+        batch_size=32,
+        epochs=2,
+        dataset="synthetic",
+        n_train=200,
+        n_eval=100,
     )
     return attrs.evolve(base, **changes)
 
@@ -102,7 +108,9 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     return folder, json.loads((folder / "summary.json").read_text())
 
 
-def test_quick_study_writes_results_of_the_right_shape(quick_run: tuple[Path, dict[str, Any]]) -> None:
+def test_quick_study_writes_results_of_the_right_shape(
+    quick_run: tuple[Path, dict[str, Any]],
+) -> None:
     folder, summary = quick_run
     configs = hs.grid_configs(hs.quick_grid("synthetic"))
     assert summary["grid"]["n_configs"] == len(configs) == 3
@@ -126,7 +134,9 @@ def test_quick_study_writes_results_of_the_right_shape(quick_run: tuple[Path, di
     assert log["computed"] == 3 and log["executor"]["name"] == "local"
 
 
-def test_quick_study_writes_sorted_tables_and_figures(quick_run: tuple[Path, dict[str, Any]]) -> None:
+def test_quick_study_writes_sorted_tables_and_figures(
+    quick_run: tuple[Path, dict[str, Any]],
+) -> None:
     folder, summary = quick_run
     md = (folder / "table.md").read_text().splitlines()
     assert len(md) == 2 + 3 and md[0].startswith("| rank | r(valid) %")
@@ -143,7 +153,9 @@ def test_quick_study_writes_sorted_tables_and_figures(quick_run: tuple[Path, dic
     )
 
 
-def test_best_params_are_the_chosen_runs_and_give_its_accuracies(quick_run: tuple[Path, dict[str, Any]]) -> None:
+def test_best_params_are_the_chosen_runs_and_give_its_accuracies(
+    quick_run: tuple[Path, dict[str, Any]],
+) -> None:
     folder, summary = quick_run
     best = summary["best"]
     params = load_params(folder / "best_params.npz")
@@ -165,7 +177,9 @@ def test_quick_study_on_real_mnist(tmp_path: Path, real_mnist: Any) -> None:
     assert hs.main(["--out", str(tmp_path), "--quick", "--quiet", "--dataset", "mnist"]) == 0
     summary = json.loads((tmp_path / hs.STUDY / "summary.json").read_text())
     assert summary["data_sizes"] == {"train": 600, "valid": 200, "test": 200}
-    assert summary["n_ok"] == 3 and summary["best"]["final_val_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    assert (
+        summary["n_ok"] == 3 and summary["best"]["final_val_accuracy"] > 0.5
+    )  # 10 classes: chance is 0.1
 
 
 # ------------------------------------------------------------------ stage 2
@@ -181,11 +195,17 @@ def test_stage2_combines_each_dimensions_best() -> None:
         hs.Block("lr", ("lr", "activation"), (base, tiny(lr=0.3), tiny(lr=0.5, activation="tanh"))),
         hs.Block("arch", ("hidden",), (base, tiny(hidden=(32, 16)))),
         hs.Block("batch", ("batch_size",), (base, tiny(batch_size=8), tiny(batch_size=64))),
-        hs.Block("optim", ("optimizer", "schedule", "lr"), (base, tiny(optimizer="momentum", lr=0.01))),
+        hs.Block(
+            "optim", ("optimizer", "schedule", "lr"), (base, tiny(optimizer="momentum", lr=0.01))
+        ),
     )
     rows = [
-        fake_row(base, 0.90), fake_row(tiny(lr=0.3), 0.95), fake_row(tiny(lr=0.5, activation="tanh"), 0.99, "failed"),
-        fake_row(tiny(hidden=(32, 16)), 0.93), fake_row(tiny(batch_size=8), 0.80), fake_row(tiny(batch_size=64), 0.85),
+        fake_row(base, 0.90),
+        fake_row(tiny(lr=0.3), 0.95),
+        fake_row(tiny(lr=0.5, activation="tanh"), 0.99, "failed"),
+        fake_row(tiny(hidden=(32, 16)), 0.93),
+        fake_row(tiny(batch_size=8), 0.80),
+        fake_row(tiny(batch_size=64), 0.85),
         fake_row(tiny(optimizer="momentum", lr=0.01), 0.999),  # not a plain-SGD block: ignored
     ]
     block = hs.combined_block(blocks, rows)
@@ -199,19 +219,30 @@ def test_stage2_combines_each_dimensions_best() -> None:
 
 def test_study_runs_stage2_after_stage1(tmp_path: Path) -> None:
     base = tiny()
-    blocks = (hs.Block("lr", ("lr",), (base, tiny(lr=0.3))), hs.Block("arch", ("hidden",), (base, tiny(hidden=(32, 16)))))
+    blocks = (
+        hs.Block("lr", ("lr",), (base, tiny(lr=0.3))),
+        hs.Block("arch", ("hidden",), (base, tiny(hidden=(32, 16)))),
+    )
     summary = hs.study(blocks, out=tmp_path, stage2=True)
     combined = hs.HParamConfig(**summary["grid"]["stage2"]["combined"])
     stage2 = [r for r in summary["runs"] if hs.STAGE2_NAME in r["blocks"]]
     assert len(stage2) == 3 and any(r["hash"] == combined.hash for r in stage2)
-    assert summary["grid"]["n_configs"] == len(summary["runs"]) == len({r["hash"] for r in summary["runs"]})
+    assert (
+        summary["grid"]["n_configs"]
+        == len(summary["runs"])
+        == len({r["hash"] for r in summary["runs"]})
+    )
     assert len(list((tmp_path / hs.STUDY / "runs").glob("*.json"))) == len(summary["runs"])
     again = hs.study(blocks, out=tmp_path, stage2=True)
     assert again["n_computed_now"] == 0 and again["grid"]["stage2"] == summary["grid"]["stage2"]
-    assert again["invocations"] == summary["invocations"] and summary["invocations"][0]["computed"] == len(summary["runs"])
+    assert again["invocations"] == summary["invocations"] and summary["invocations"][0][
+        "computed"
+    ] == len(summary["runs"])
     assert summary["best"]["retrained"] is False
     (tmp_path / hs.STUDY / "params" / f"{summary['best']['hash']}.npz").unlink()
-    third = hs.study(blocks, out=tmp_path, stage2=True)  # the best's params are gone: retrained, same bits
+    third = hs.study(
+        blocks, out=tmp_path, stage2=True
+    )  # the best's params are gone: retrained, same bits
     assert third["best"]["retrained"] is True and third["best"]["retrain_matches_stored"] is True
     assert third["best"]["test_accuracy"] == summary["best"]["test_accuracy"]
 
@@ -244,7 +275,9 @@ def test_rerun_computes_nothing_and_a_deleted_run_alone_is_recomputed(
     assert [strip(r) for r in third.results] == [strip(r) for r in first.results]
 
 
-def test_an_interrupted_sweep_keeps_what_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_sweep_keeps_what_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     configs = [tiny(lr=0.05), tiny(lr=0.1), tiny(lr=0.2)]
     real = hs.run_config
 
@@ -318,7 +351,10 @@ def test_a_task_the_executor_cannot_run_is_reported_not_stored(tmp_path: Path) -
     store = store_of(tmp_path)
     outcome = run_sweep(flaky, configs, store=store)
     assert outcome.lost == (1,) and outcome.computed == (0,)
-    assert outcome.results[1]["status"] == "failed" and "OSError: worker lost" in outcome.results[1]["error"]
+    assert (
+        outcome.results[1]["status"] == "failed"
+        and "OSError: worker lost" in outcome.results[1]["error"]
+    )
     assert store.get(configs[1].to_dict()) is None
     run_sweep(flaky, configs, store=store)
     assert calls == [0.1, 0.2, 0.2]
@@ -354,11 +390,21 @@ def test_make_executor_rejects_bad_arguments() -> None:
 
 
 def test_local_and_process_executors_give_identical_results(tmp_path: Path) -> None:
-    configs = [tiny(lr=0.1), tiny(activation="tanh", optimizer="momentum", schedule="cosine", lr=0.05)]
+    configs = [
+        tiny(lr=0.1),
+        tiny(activation="tanh", optimizer="momentum", schedule="cosine", lr=0.05),
+    ]
     local = hs.search(configs, out=tmp_path / "local")
     with make_executor("process", workers=2, blas_threads=1) as ex:
         pooled = hs.search(configs, out=tmp_path / "process", executor=ex)
-    keys = ("val_accuracy", "val_loss", "running_loss", "running_accuracy", "final_val_accuracy", "final_val_loss")
+    keys = (
+        "val_accuracy",
+        "val_loss",
+        "running_loss",
+        "running_accuracy",
+        "final_val_accuracy",
+        "final_val_loss",
+    )
     for a, b in zip(local.results, pooled.results):
         assert a["status"] == b["status"] == "ok"
         assert {k: a[k] for k in keys} == {k: b[k] for k in keys}  # bit for bit
@@ -394,13 +440,22 @@ def test_dask_gives_the_same_results_as_local(tmp_path: Path, dask_executor: Swe
     configs = [tiny(lr=0.1), tiny(activation="sigmoid", optimizer="momentum", lr=0.05)]
     local = hs.search(configs, out=tmp_path / "local")
     remote = hs.search(configs, out=tmp_path / "dask", executor=dask_executor)
-    keys = ("val_accuracy", "val_loss", "running_loss", "running_accuracy", "final_val_loss", "status")
+    keys = (
+        "val_accuracy",
+        "val_loss",
+        "running_loss",
+        "running_accuracy",
+        "final_val_loss",
+        "status",
+    )
     for a, b in zip(local.results, remote.results):
         assert {k: a[k] for k in keys} == {k: b[k] for k in keys}  # bit for bit
     assert remote.computed == (0, 1)
 
 
-def test_dask_survives_a_worker_killed_mid_task(tmp_path: Path, dask_executor: SweepExecutor) -> None:
+def test_dask_survives_a_worker_killed_mid_task(
+    tmp_path: Path, dask_executor: SweepExecutor
+) -> None:
     configs = [tiny(lr=0.1), tiny(lr=0.05), tiny(lr=0.2)]
     markers = tmp_path / "markers"
     markers.mkdir()

@@ -44,7 +44,8 @@ def _curves(summary: dict[str, Any]) -> dict[str, Any]:
     return {
         scheme: {
             k: ({kk: vv for kk, vv in v.items() if kk not in drop} if isinstance(v, dict) else v)
-            for k, v in run.items() if k not in drop
+            for k, v in run.items()
+            if k not in drop
         }
         for scheme, run in summary["runs"].items()
     }
@@ -64,27 +65,54 @@ def test_result_shapes(study: tuple[Path, dict[str, Any]]) -> None:
     for scheme, run in summary["runs"].items():
         curves = run["curves"]
         assert curves["epoch"] == [1, 2]
-        for key in ("train_loss", "train_accuracy", "running_loss", "running_accuracy", "val_loss", "val_accuracy"):
+        for key in (
+            "train_loss",
+            "train_accuracy",
+            "running_loss",
+            "running_accuracy",
+            "val_loss",
+            "val_accuracy",
+        ):
             assert len(curves[key]) == 2, (scheme, key)
             assert all(math.isfinite(v) for v in curves[key]), (scheme, key)
         diag = run["diagnostics"]
         assert diag["epoch"] == [0, 1, 2]
-        for key in ("pre_activation_std", "grad_w_norm", "grad_b_norm", "change_w", "unit_spread_w"):
-            assert len(diag[key]) == 3 and all(len(row) == n_layers for row in diag[key]), (scheme, key)
+        for key in (
+            "pre_activation_std",
+            "grad_w_norm",
+            "grad_b_norm",
+            "change_w",
+            "unit_spread_w",
+        ):
+            assert len(diag[key]) == 3 and all(len(row) == n_layers for row in diag[key]), (
+                scheme,
+                key,
+            )
         assert all(len(row) == n_layers - 1 for row in diag["dead_fraction"])
         # at initialization nothing has moved yet
         assert diag["change_w"][0] == [0.0] * n_layers and diag["change_b"][0] == [0.0] * n_layers
         assert run["computed_now"] is True
     s = summary["settings"]
     assert s["n_params"] == fmlp.count_params(SIZES) == 26_506
-    assert (s["lr"], s["batch_size"], s["epochs"], s["seed"], s["dtype"]) == (0.05, 32, 2, 0, "float32")
+    assert (s["lr"], s["batch_size"], s["epochs"], s["seed"], s["dtype"]) == (
+        0.05,
+        32,
+        2,
+        0,
+        "float32",
+    )
     assert s["dataset_sizes"] == {"train": 200, "valid": 100, "test": 100}
     assert [row["scheme"] for row in summary["table"]] == ["zero", "normal", "glorot"]
     assert "numpy" in summary["machine"]
-    assert summary["runs_wall_seconds"] == pytest.approx(sum(r["wall_seconds"] for r in summary["runs"].values()))
+    assert summary["runs_wall_seconds"] == pytest.approx(
+        sum(r["wall_seconds"] for r in summary["runs"].values())
+    )
     # the summary on disk is the one returned (NaN-safe comparison through JSON)
     on_disk = _read(out / "init_study" / "summary.json")
-    assert on_disk["runs"]["glorot"]["curves"]["train_loss"] == summary["runs"]["glorot"]["curves"]["train_loss"]
+    assert (
+        on_disk["runs"]["glorot"]["curves"]["train_loss"]
+        == summary["runs"]["glorot"]["curves"]["train_loss"]
+    )
     assert len(list((out / "init_study" / "runs").glob("*.json"))) == 3
 
 
@@ -109,7 +137,10 @@ def test_curves_agree_with_fit(tiny: StudyData, study: tuple[Path, dict[str, Any
     state, _ = fmlp.fit(params0, d.x_train, d.y_train, epochs=2, batch_size=32, lr=opts.lr, seed=0)
     ev = fmlp.evaluate(state.params, d.x_train, d.y_train)
     assert summary["runs"]["glorot"]["curves"]["train_loss"][-1] == ev.loss
-    assert summary["runs"]["glorot"]["initial"]["train_loss"] == fmlp.evaluate(params0, d.x_train, d.y_train).loss
+    assert (
+        summary["runs"]["glorot"]["initial"]["train_loss"]
+        == fmlp.evaluate(params0, d.x_train, d.y_train).loss
+    )
 
 
 # ---------------------------------------------------------------- what explains it
@@ -121,7 +152,14 @@ def test_zero_init_symmetry_is_detected(study: tuple[Path, dict[str, Any]]) -> N
     sym = zero["symmetry"]
     assert sym["hidden_units_identical"] is True and sym["max_hidden_unit_spread"] == 0.0
     assert sym["only_output_bias_moves"] is True
-    assert sym["moved"] == {"w0": False, "b0": False, "w1": False, "b1": False, "w2": False, "b2": True}
+    assert sym["moved"] == {
+        "w0": False,
+        "b0": False,
+        "w1": False,
+        "b1": False,
+        "w2": False,
+        "b2": True,
+    }
     diag = zero["diagnostics"]
     assert all(row == [1.0, 1.0] for row in diag["dead_fraction"])  # every ReLU sits at 0
     assert all(row[:-1] == [0.0, 0.0] for row in diag["grad_w_norm"])
@@ -182,7 +220,9 @@ def _count_fit(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def test_resume_recomputes_only_the_missing_run(tiny: StudyData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_recomputes_only_the_missing_run(
+    tiny: StudyData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     opts = small(epochs=1)
     first = init_study.run(tiny, tmp_path, opts, figures=False)
     store = ResultStore(tmp_path, "init_study")
@@ -190,17 +230,25 @@ def test_resume_recomputes_only_the_missing_run(tiny: StudyData, tmp_path: Path,
     calls = _count_fit(monkeypatch)
     second = init_study.run(tiny, tmp_path, opts, figures=False)
     assert len(calls) == 1
-    assert {s: r["computed_now"] for s, r in second["runs"].items()} == {"zero": False, "normal": True, "glorot": False}
+    assert {s: r["computed_now"] for s, r in second["runs"].items()} == {
+        "zero": False,
+        "normal": True,
+        "glorot": False,
+    }
     assert _curves(first) == _curves(second)
     third = init_study.run(tiny, tmp_path, opts, figures=False)
     assert len(calls) == 1 and not any(r["computed_now"] for r in third["runs"].values())
 
 
-def test_resume_after_an_interruption(tiny: StudyData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_an_interruption(
+    tiny: StudyData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     opts = small(epochs=1)
     real = init_study.train_setup
 
-    def interrupted(data: StudyData, o: InitOptions, scheme: str, *, quiet: bool = True) -> dict[str, Any]:
+    def interrupted(
+        data: StudyData, o: InitOptions, scheme: str, *, quiet: bool = True
+    ) -> dict[str, Any]:
         if scheme == "normal":
             raise KeyboardInterrupt
         return real(data, o, scheme, quiet=quiet)  # type: ignore[arg-type]  # scheme comes from o.schemes
@@ -214,24 +262,58 @@ def test_resume_after_an_interruption(tiny: StudyData, tmp_path: Path, monkeypat
     calls = _count_fit(monkeypatch)
     summary = init_study.run(tiny, tmp_path, opts, figures=False)
     assert len(calls) == 2
-    assert {s: r["computed_now"] for s, r in summary["runs"].items()} == {"zero": False, "normal": True, "glorot": True}
+    assert {s: r["computed_now"] for s, r in summary["runs"].items()} == {
+        "zero": False,
+        "normal": True,
+        "glorot": True,
+    }
 
 
 def test_config_names_everything(tiny: StudyData) -> None:
     base = init_study.run_config(tiny, small(), "glorot")
-    for key in ("sizes", "activation", "scheme", "lr", "batch_size", "epochs", "seed", "dtype", "dataset", "dataset_sizes"):
+    for key in (
+        "sizes",
+        "activation",
+        "scheme",
+        "lr",
+        "batch_size",
+        "epochs",
+        "seed",
+        "dtype",
+        "dataset",
+        "dataset_sizes",
+    ):
         assert key in base
     assert init_study.run_config(tiny, small(lr=0.1), "glorot") != base
     assert init_study.run_config(tiny, small(), "zero") != base
-    assert init_study.run_config(synthetic_data(200, 100, seed=2), small(), "glorot")["data_digest"] != base["data_digest"]
+    assert (
+        init_study.run_config(synthetic_data(200, 100, seed=2), small(), "glorot")["data_digest"]
+        != base["data_digest"]
+    )
 
 
 # ------------------------------------------------------------------- command line
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--out", str(tmp_path), "--dataset", "synthetic", "--quiet", "--sizes", "784", "16", "10",
-            "--epochs", "1", "--n-diag", "50", "--schemes", "zero", "glorot"]
+    argv = [
+        "--out",
+        str(tmp_path),
+        "--dataset",
+        "synthetic",
+        "--quiet",
+        "--sizes",
+        "784",
+        "16",
+        "10",
+        "--epochs",
+        "1",
+        "--n-diag",
+        "50",
+        "--schemes",
+        "zero",
+        "glorot",
+    ]
     assert init_study.main(argv) == 0
     summary = _read(tmp_path / "init_study" / "summary.json")
     assert list(summary["runs"]) == ["glorot", "zero"]  # written with sorted keys
@@ -239,13 +321,20 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "glorot" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("args", "match"), [
-    (["--lr", "-1"], "lr must be a positive"),
-    (["--epochs", "0"], "epochs must be a positive"),
-    (["--sizes", "784"], "sizes must list"),
-])
-def test_cli_rejects_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], match: str) -> None:
-    assert init_study.main(["--out", str(tmp_path), "--dataset", "synthetic", "--quiet", *args]) == 2
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--lr", "-1"], "lr must be a positive"),
+        (["--epochs", "0"], "epochs must be a positive"),
+        (["--sizes", "784"], "sizes must list"),
+    ],
+)
+def test_cli_rejects_bad_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], match: str
+) -> None:
+    assert (
+        init_study.main(["--out", str(tmp_path), "--dataset", "synthetic", "--quiet", *args]) == 2
+    )
     assert match in capsys.readouterr().err
     assert not (tmp_path / "init_study").exists()
 
@@ -261,8 +350,23 @@ def test_options_validate() -> None:
 
 @pytest.mark.real_data
 def test_quick_on_real_mnist(tmp_path: Path, real_mnist: Any) -> None:
-    argv = ["--out", str(tmp_path), "--quick", "--quiet", "--sizes", "784", "32", "32", "10", "--epochs", "1"]
+    argv = [
+        "--out",
+        str(tmp_path),
+        "--quick",
+        "--quiet",
+        "--sizes",
+        "784",
+        "32",
+        "32",
+        "10",
+        "--epochs",
+        "1",
+    ]
     assert init_study.main(argv) == 0
     summary = _read(tmp_path / "init_study" / "summary.json")
-    assert summary["settings"]["dataset"] == "mnist[:600]" and summary["settings"]["dataset_sizes"]["train"] == 600
+    assert (
+        summary["settings"]["dataset"] == "mnist[:600]"
+        and summary["settings"]["dataset_sizes"]["train"] == 600
+    )
     assert summary["runs"]["zero"]["symmetry"]["only_output_bias_moves"] is True
