@@ -105,8 +105,9 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Final, Iterator, Mapping, Sequence
+from typing import Any, Final
 
 import attrs
 import numpy as np
@@ -127,7 +128,7 @@ from analyses.common import (
 )
 from fmlp.params import MLP, Dense
 from fmlp.train import epoch_order
-from fmlp.tree import tree_copy, tree_leaves
+from fmlp.tree import tree_leaves
 from fmlp.types import FloatArray, IntArray
 
 STUDY: Final = "benchmark"

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -21,16 +22,16 @@ import numpy as np
 from fmlp.types import is_int
 
 __all__ = [
-    "ConvBlock",
     "CNNSpec",
-    "layer_table",
-    "count_params",
-    "feature_shape",
-    "fc_width_for",
-    "match_params",
+    "ConvBlock",
     "build_cnn",
-    "module_param_count",
+    "count_params",
     "describe",
+    "fc_width_for",
+    "feature_shape",
+    "layer_table",
+    "match_params",
+    "module_param_count",
 ]
 
 

@@ -45,12 +45,12 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Final, Iterator, Mapping, Sequence
+from typing import Any, Final
 
 import attrs
 import numpy as np
-
 from threadpoolctl import threadpool_limits
 
 from analyses.cnn_models import (

@@ -13,8 +13,9 @@ import platform
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Final, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 import numpy as np

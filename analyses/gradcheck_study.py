@@ -70,8 +70,9 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal, Mapping, Sequence, cast
+from typing import Any, Final, Literal, cast
 
 import attrs
 import numpy as np

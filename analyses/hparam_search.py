@@ -30,8 +30,9 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Final, Literal, Mapping, Sequence, cast, get_args
+from typing import Any, Final, Literal, cast, get_args
 
 import attrs
 import numpy as np

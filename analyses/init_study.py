@@ -50,8 +50,9 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Iterator, Mapping, Sequence, cast
+from typing import Any, Final, cast
 
 import attrs
 import numpy as np

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from analyses import cnn_study, gradcheck_study, hparam_search, init_study, report
 from analyses.common import atomic_write_json, study_parser

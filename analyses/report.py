@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Final, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Final, TypeVar
 
 from analyses.common import DEFAULT_OUT, atomic_write_bytes, read_json
 from analyses.pdfdoc import Document
@@ -791,7 +792,7 @@ def results_date(out: Path) -> str:
     stamps = [p.stat().st_mtime for study in STUDIES for p in (out / study / "runs").glob("*.json")]
     if not stamps:
         return "unknown"
-    return datetime.datetime.fromtimestamp(max(stamps), tz=datetime.timezone.utc).strftime(
+    return datetime.datetime.fromtimestamp(max(stamps), tz=datetime.UTC).strftime(
         "%Y-%m-%d"
     )
 

@@ -24,18 +24,15 @@ import multiprocessing
 import os
 import time
 import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import (
     Any,
-    Callable,
     Final,
     Generic,
-    Iterator,
     Literal,
-    Mapping,
     ParamSpec,
     Protocol,
-    Sequence,
     TypeVar,
     get_args,
 )

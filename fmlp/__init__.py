@@ -56,11 +56,11 @@ from fmlp.tree import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "MLP",
     "Cache",
     "Dense",
     "EpochMetrics",
     "Evaluation",
-    "MLP",
     "MomentumState",
     "Optimizer",
     "SgdState",

@@ -7,7 +7,8 @@ which is what backpropagation keeps in its cache.
 
 from __future__ import annotations
 
-from typing import Callable, Final
+from collections.abc import Callable
+from typing import Final
 
 import attrs
 import numpy as np

@@ -6,7 +6,8 @@ adds the updates leaf-wise. An SGD step is ``params - lr * grads``.
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeAlias, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeAlias, TypeVar
 
 import attrs
 import numpy as np

@@ -39,7 +39,8 @@ with ``np.random.uniform(-d, d, shape)`` (Glorot) or ``np.random.normal(0, 1, sh
 from __future__ import annotations
 
 import math
-from typing import Any, Final, Sequence, TypeAlias, cast
+from collections.abc import Sequence
+from typing import Any, Final, TypeAlias, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray

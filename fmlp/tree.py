@@ -6,7 +6,8 @@ parameter: ``tree_map`` carries it over unchanged and ``tree_leaves`` skips it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Final, TypeVar
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
 import attrs
 import numpy as np

@@ -6,7 +6,8 @@ Helpers are handed out as fixtures (not imported from this module) so that sever
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest

@@ -270,7 +270,7 @@ def test_dtype_and_range(dtype: type[np.float32] | type[np.float64]) -> None:
         x, y = ds.get(s).x, ds.get(s).y
         assert x.dtype == dtype and y.dtype == np.int64
         assert x.shape == (len(raw.get(s).y), 784)
-        assert 0.0 <= x.min() and x.max() <= 255 / 256
+        assert x.min() >= 0.0 and x.max() <= 255 / 256
         np.testing.assert_array_equal(x * 256, raw.get(s).x)  # exactly k/256
     assert ds.train.x.min() == 0 and ds.train.x.max() == dtype(255 / 256)
 

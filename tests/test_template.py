@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import runpy
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -771,7 +772,7 @@ def test_one_epoch_on_real_mnist() -> None:
     (xt, yt), (xv, yv), (xs, ys) = data
     assert xt.shape == (50_000, 784) and yt.shape == (50_000, 10)
     assert xv.shape == xs.shape == (10_000, 784) and yv.shape == ys.shape == (10_000, 10)
-    assert xt.dtype == yt.dtype == np.float64 and 0.0 <= xt.min() and xt.max() < 1.0
+    assert xt.dtype == yt.dtype == np.float64 and xt.min() >= 0.0 and xt.max() < 1.0
     assert np.array_equal(yt.sum(axis=1), np.ones(50_000))
     nn = NN(hidden_dims=(512, 512), lr=0.1, batch_size=64, data=data, seed=0)
     logs = nn.train_loop(1)

@@ -4,7 +4,8 @@ determinism, validation of arguments, and the real-MNIST acceptance run."""
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -431,7 +432,7 @@ def test_native_blas_runs_in_a_child_without_the_openblas_variables(tmp_path: Pa
     ]
     assert bm.main(args) == 0
     rec = json.loads((tmp_path / "benchmark" / "native.json").read_text())
-    assert rec["setting"] == "native" and rec["openblas_env"] == {k: None for k in bm.OPENBLAS_VARS}
+    assert rec["setting"] == "native" and rec["openblas_env"] == dict.fromkeys(bm.OPENBLAS_VARS)
     assert not (tmp_path / "benchmark" / "default.json").exists()
     summary = json.loads((tmp_path / "benchmark" / "summary.json").read_text())
     assert list(summary["settings"]) == ["native"]

@@ -7,15 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import attrs
 import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from analyses import cnn_study  # noqa: E402
-from analyses.cnn_models import (  # noqa: E402
+from analyses import cnn_study
+from analyses.cnn_models import (
     CNNSpec,
     ConvBlock,
     build_cnn,
@@ -26,7 +25,7 @@ from analyses.cnn_models import (  # noqa: E402
     match_params,
     module_param_count,
 )
-from analyses.common import StudyData, synthetic_data  # noqa: E402
+from analyses.common import StudyData, synthetic_data
 
 MLP_PARAMS = 669_706  # 784-512-512-10
 

@@ -14,11 +14,11 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-import fmlp  # noqa: E402
-from analyses import gradcheck_study as gs  # noqa: E402
-from analyses.common import ResultStore, StudyData, synthetic_data  # noqa: E402
-from analyses.gradcheck_study import DefaultModel, GradcheckOptions  # noqa: E402
-from fmlp import checkpoint  # noqa: E402
+import fmlp
+from analyses import gradcheck_study as gs
+from analyses.common import ResultStore, StudyData, synthetic_data
+from analyses.gradcheck_study import DefaultModel, GradcheckOptions
+from fmlp import checkpoint
 
 SIZES = (784, 32, 32, 10)
 TWELVE = [1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 500000]

@@ -9,8 +9,9 @@ import json
 import math
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import attrs
 import numpy as np
@@ -381,9 +382,8 @@ def test_inline_executor_reports_exceptions_through_the_future() -> None:
 
 
 def test_make_executor_rejects_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="unknown executor 'mpi'"):
-        with make_executor("mpi"):
-            pass
+    with pytest.raises(ValueError, match="unknown executor 'mpi'"), make_executor("mpi"):
+        pass
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         with make_executor("process", workers=0):
             pass

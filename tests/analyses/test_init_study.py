@@ -14,10 +14,10 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-import fmlp  # noqa: E402
-from analyses import init_study  # noqa: E402
-from analyses.common import ResultStore, StudyData, synthetic_data  # noqa: E402
-from analyses.init_study import InitOptions  # noqa: E402
+import fmlp
+from analyses import init_study
+from analyses.common import ResultStore, StudyData, synthetic_data
+from analyses.init_study import InitOptions
 
 SIZES = (784, 32, 32, 10)
 
