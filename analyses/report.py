@@ -792,9 +792,7 @@ def results_date(out: Path) -> str:
     stamps = [p.stat().st_mtime for study in STUDIES for p in (out / study / "runs").glob("*.json")]
     if not stamps:
         return "unknown"
-    return datetime.datetime.fromtimestamp(max(stamps), tz=datetime.UTC).strftime(
-        "%Y-%m-%d"
-    )
+    return datetime.datetime.fromtimestamp(max(stamps), tz=datetime.UTC).strftime("%Y-%m-%d")
 
 
 # ----------------------------------------------------------------------------- main
