@@ -67,7 +67,6 @@ from analyses.common import (
     ResultStore,
     StudyData,
     Timer,
-    atomic_write_bytes,
     load_study_data,
     machine_info,
     progress,
@@ -77,6 +76,7 @@ from analyses.common import (
     use_agg,
 )
 from analyses.hparam_search import BASE, DTYPES, RUN_BLAS_THREADS, HParamConfig, make_optimizer
+from fmlp.atomic import atomic_write_bytes
 from fmlp.types import FloatArray, IntArray
 
 # Measured on the shared 2-core machine: with GNU OpenMP's default (active, spinning)

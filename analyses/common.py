@@ -11,7 +11,6 @@ import math
 import os
 import platform
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Final, TypeVar
 import attrs
 import numpy as np
 
+from fmlp.atomic import atomic_write_bytes
 from fmlp.types import FloatArray, IntArray
 
 T = TypeVar("T")
@@ -115,22 +115,6 @@ def synthetic_data(
 
 
 # ------------------------------------------------------------------ atomic files
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
-    so a reader never sees a partial file and an interruption leaves the old one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(value: Any) -> Any:

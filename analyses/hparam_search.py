@@ -45,7 +45,6 @@ from analyses.common import (
     ResultStore,
     StudyData,
     Timer,
-    atomic_write_bytes,
     atomic_write_json,
     config_hash,
     load_study_data,
@@ -58,6 +57,7 @@ from analyses.common import (
     use_agg,
 )
 from analyses.sweep import EXECUTOR_NAMES, SweepExecutor, SweepOutcome, make_executor, run_sweep
+from fmlp.atomic import atomic_write_bytes
 from fmlp.checkpoint import load as load_params
 from fmlp.checkpoint import save as save_params
 from fmlp.types import ACTIVATION_NAMES, SCHEME_NAMES, ActivationName, SchemeName, is_int

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from analyses.common import DEFAULT_OUT, atomic_write_bytes, read_json
+from analyses.common import DEFAULT_OUT, read_json
 from analyses.pdfdoc import Document
+from fmlp.atomic import atomic_write_bytes
 
 STUDIES: Final = ("init_study", "hparam_search", "gradcheck_study", "cnn_study")
 COMMANDS: Final = {
