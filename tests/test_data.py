@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import pickle
+import stat
 import struct
 import subprocess
 import sys
@@ -317,6 +318,17 @@ def test_cache_write_is_atomic(isolated: Path, monkeypatch: pytest.MonkeyPatch) 
         fd.write_cache(raw_dataset(seed=2), "mnist")
     assert no_temp_files(isolated)
     assert_dataset_matches(fd.load("mnist"), old)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_cache_file_gets_the_umask_permissions(isolated: Path, umask: int, mode: int) -> None:
+    old = os.umask(umask)
+    try:
+        path = fd.write_cache(raw_dataset(), "mnist")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert no_temp_files(isolated)
 
 
 def test_corrupt_cache_names_the_file(isolated: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from fmlp.atomic import atomic_open
 from fmlp.data.records import (
     SPLITS,
     DataError,
@@ -75,12 +75,12 @@ def content_sha256(raw: RawDataset) -> str:
 def write_cache(raw: RawDataset, name: str, *, directory: Path | None = None) -> Path:
     """Store ``raw`` as ``<directory>/<name>.npz`` atomically; returns the path.
 
-    The arrays go to a temporary file in the same directory, which is flushed,
-    synced and renamed over the target; on any error it is removed, so readers
-    see the old file or the new one, never a partial one.
+    Written through :func:`fmlp.atomic.atomic_open`: a temporary file beside the
+    target, synced and renamed over it (the folder is created when missing, the file
+    gets the umask's permissions), so readers see the old file or the new one, never
+    a partial one, and an error leaves no temporary file behind.
     """
     directory = cache_dir() if directory is None else directory
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{_check_name(name)}.npz"
     arrays: dict[str, Any] = {
         "format_version": np.array(CACHE_FORMAT, dtype=np.int64),
@@ -90,19 +90,8 @@ def write_cache(raw: RawDataset, name: str, *, directory: Path | None = None) ->
     for s in SPLITS:
         arrays[f"{s}_x"] = np.ascontiguousarray(raw.get(s).x)
         arrays[f"{s}_y"] = np.ascontiguousarray(raw.get(s).y)
-    tmp = directory / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.npz.tmp"
-    fd = os.open(
-        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666
-    )  # the umask applies, unlike mkstemp's 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_open(target) as f:
+        np.savez(f, **arrays)
     return target
 
 
