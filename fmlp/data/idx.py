@@ -79,7 +79,8 @@ def parse_idx(data: bytes, *, ndim: int, where: str | Path = "<bytes>") -> U8:
     actual = len(data) - header
     if actual != expected:
         raise DataError(
-            f"{where}: inconsistent sizes: the header declares {'x'.join(map(str, dims))} = {expected} bytes, "
+            f"{where}: inconsistent sizes: the header declares "
+            f"{'x'.join(map(str, dims))} = {expected} bytes, "
             f"the file holds {actual} ({'truncated' if actual < expected else 'trailing bytes'})"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
@@ -94,13 +95,17 @@ def _read_idx_pair(images_path: Path, labels_path: Path) -> RawSplit:
         )
     if images.shape[0] != labels.shape[0]:
         raise DataError(
-            f"inconsistent sizes: {images_path} holds {images.shape[0]} images, {labels_path} {labels.shape[0]} labels"
+            f"inconsistent sizes: {images_path} holds {images.shape[0]} images, "
+            f"{labels_path} {labels.shape[0]} labels"
         )
     return _check_raw_split(images.reshape(images.shape[0], N_PIXELS), labels, str(labels_path))
 
 
 def _find_idx(directory: Path) -> dict[str, Path] | None:
-    """The four idx files in ``directory`` (uncompressed preferred to ``.gz``), or None if any is missing."""
+    """The four idx files in ``directory`` (uncompressed preferred to ``.gz``).
+
+    None if any of them is missing.
+    """
     found: dict[str, Path] = {}
     for role, stems in IDX_STEMS.items():
         candidates = [directory / (stem + ext) for ext in ("", ".gz") for stem in stems]

@@ -111,7 +111,7 @@ def load(
     root: Path | str | None = None,
     allow_download: bool = False,
 ) -> Dataset[np.float32] | Dataset[np.float64]:
-    """Load ``name`` ("mnist" or "fashion-mnist"): x (N, 784) ``dtype`` in [0, 255/256], y (N,) int64.
+    """Load ``name`` (mnist or fashion-mnist): x (N, 784) ``dtype`` in [0, 255/256], y (N,) int64.
 
     With ``root``: the idx files there (or in ``root/MNIST/raw``,
     ``root/FashionMNIST/raw``), downloaded first by torchvision if
@@ -170,7 +170,8 @@ def _missing_message(name: str, tried: Sequence[str]) -> str:
         how += " (after: apt-get install dataset-fashion-mnist)"
     return (
         f"{name} not found. Tried: {'; '.join(tried)}. {how}; "
-        "or pass root=<directory with the idx files> (allow_download=True lets torchvision download them)."
+        "or pass root=<directory with the idx files> "
+        "(allow_download=True lets torchvision download them)."
     )
 
 
