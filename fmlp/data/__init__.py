@@ -37,7 +37,7 @@ The package, one module per part, each importing only the ones listed before it:
 - ``cache``: the cache folder, ``write_cache`` and reading a cache file back, checked.
 - ``idx``: ``parse_idx`` and ``read_idx_dir`` (MNIST, Fashion-MNIST, torchvision's layout).
 - ``mnist_pickle``: the wheel's ``mnist.pkl.gz``, verified, and ``RestrictedUnpickler``.
-- ``sources``: ``load`` and ``fetch``, which pick a source in the order above.
+- ``sources``: ``load`` and ``fetch``, which choose among the sources 1 to 4 above.
 - ``cli`` (and ``__main__``): ``python -m fmlp.data fetch ...``.
 
 Every name is importable from ``fmlp.data`` itself.
