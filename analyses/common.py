@@ -1,40 +1,93 @@
-"""What every study shares: its data, a resumable results store, figures, progress bars
-and a record of the machine. Studies import this; fmlp itself never does."""
+"""What every study shares, written once: the problem's sizes, the data split and how a
+worker loads it, the MLP configuration and its optimizer, figures, and a record of the
+machine. Studies import this; fmlp itself never does, and no study imports another.
+"""
 
 from __future__ import annotations
 
-import argparse
+import functools
 import hashlib
 import importlib.metadata
-import json
+import io
 import math
 import os
 import platform
 import subprocess
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, get_args
 
 import attrs
 import numpy as np
 
+import fmlp
 from fmlp.atomic import atomic_write_bytes
-from fmlp.types import FloatArray, IntArray
+from fmlp.types import (
+    ACTIVATION_NAMES,
+    SCHEME_NAMES,
+    ActivationName,
+    FloatArray,
+    IntArray,
+    SchemeName,
+    is_int,
+)
 
-T = TypeVar("T")
-
-DEFAULT_OUT: Final = Path("results")
+N_INPUT: Final = 784
+"""Inputs: 28 x 28 pixels."""
+N_CLASSES: Final = 10
+PARAM_RANGE: Final = (500_000, 1_000_000)
+"""Weights and biases of the assignment's MLPs: two hidden layers within this range."""
 QUICK_TRAIN: Final = 600
 QUICK_EVAL: Final = 200
+
+DTypeName = Literal["float32", "float64"]
+DTYPES: Final[dict[str, type[np.float32] | type[np.float64]]] = {
+    "float32": np.float32,
+    "float64": np.float64,
+}
 
 
 # --------------------------------------------------------------------------- data
 
 
+def _positive_or_none(name: str, value: int | None) -> None:
+    if value is not None and (not is_int(value) or value <= 0):
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+
+
+@attrs.frozen
+class DataSpec:
+    """The data every study uses, by name: ``mnist`` (the classic 50,000 / 10,000 /
+    10,000 split), ``fashion-mnist`` (the same split sizes), or ``synthetic`` (a small
+    learnable stand-in for tests). ``n_train`` / ``n_eval`` keep the first samples of
+    the training / validation and test splits (None: all). Workers load the data by
+    this name from their own cache, so no pixels travel with a task."""
+
+    name: str = "mnist"
+    n_train: int | None = None
+    n_eval: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("the dataset name is empty: use mnist, fashion-mnist or synthetic")
+        _positive_or_none("n_train", self.n_train)
+        _positive_or_none("n_eval", self.n_eval)
+
+    @property
+    def label(self) -> str:
+        if self.n_train is None and self.n_eval is None:
+            return self.name
+        return f"{self.name}[train {self.n_train or 'all'}, eval {self.n_eval or 'all'}]"
+
+
+def quick_data(name: str = "mnist") -> DataSpec:
+    """The smoke-run data: the first 600 training and 200 validation / test samples."""
+    return DataSpec(name, QUICK_TRAIN, QUICK_EVAL)
+
+
 @attrs.frozen(eq=False)
 class StudyData:
-    """The three splits a study uses. x: (N, 784) in [0, 1]; y: int64 (N,)."""
+    """The three splits. x: (N, 784) in [0, 1]; y: int64 (N,)."""
 
     name: str
     x_train: FloatArray
@@ -44,26 +97,18 @@ class StudyData:
     x_test: FloatArray
     y_test: IntArray
 
-    def astype(self, dtype: Any) -> StudyData:
-        """The same data with images cast to ``dtype`` (labels unchanged)."""
-        return attrs.evolve(
-            self,
-            x_train=np.ascontiguousarray(self.x_train, dtype=dtype),
-            x_valid=np.ascontiguousarray(self.x_valid, dtype=dtype),
-            x_test=np.ascontiguousarray(self.x_test, dtype=dtype),
-        )
-
-    def head(self, n_train: int, n_eval: int) -> StudyData:
+    def head(self, n_train: int | None, n_eval: int | None) -> StudyData:
         """The first ``n_train`` training and ``n_eval`` validation/test samples."""
+        t = slice(None, n_train)
+        e = slice(None, n_eval)
         return attrs.evolve(
             self,
-            name=f"{self.name}[:{n_train}]",
-            x_train=self.x_train[:n_train],
-            y_train=self.y_train[:n_train],
-            x_valid=self.x_valid[:n_eval],
-            y_valid=self.y_valid[:n_eval],
-            x_test=self.x_test[:n_eval],
-            y_test=self.y_test[:n_eval],
+            x_train=self.x_train[t],
+            y_train=self.y_train[t],
+            x_valid=self.x_valid[e],
+            y_valid=self.y_valid[e],
+            x_test=self.x_test[e],
+            y_test=self.y_test[e],
         )
 
     @property
@@ -71,210 +116,289 @@ class StudyData:
         return {"train": len(self.y_train), "valid": len(self.y_valid), "test": len(self.y_test)}
 
 
-def load_study_data(
-    name: str = "mnist", *, quick: bool = False, dtype: Any = np.float64
-) -> StudyData:
-    """MNIST (or another dataset fmlp.data knows) as StudyData; ``quick`` keeps the first
-    600 training and 200 validation/test samples."""
-    import fmlp.data as fdata
-
-    ds = fdata.load(name, dtype=dtype)
-    out = StudyData(
-        name=name,
-        x_train=ds.train.x,
-        y_train=ds.train.y,
-        x_valid=ds.valid.x,
-        y_valid=ds.valid.y,
-        x_test=ds.test.x,
-        y_test=ds.test.y,
-    )
-    return out.head(QUICK_TRAIN, QUICK_EVAL) if quick else out
-
-
 def synthetic_data(
-    n_train: int = 600,
-    n_eval: int = 200,
-    *,
-    n_features: int = 784,
-    n_classes: int = 10,
-    seed: int = 0,
-    dtype: Any = np.float64,
+    n_train: int = QUICK_TRAIN, n_eval: int = QUICK_EVAL, *, seed: int = 0, dtype: Any = np.float64
 ) -> StudyData:
-    """A small learnable stand-in for MNIST (for tests): each class is a noisy copy of
-    its own random prototype in [0, 1]^n_features."""
+    """A small learnable stand-in for MNIST: each class is a noisy copy of its own
+    random prototype in [0, 1]^784."""
     rng = np.random.default_rng(seed)
-    prototypes = rng.random((n_classes, n_features))
+    prototypes = rng.random((N_CLASSES, N_INPUT))
 
     def draw(n: int) -> tuple[FloatArray, IntArray]:
-        y = rng.integers(0, n_classes, n)
-        x = np.clip(prototypes[y] + 0.3 * rng.standard_normal((n, n_features)), 0.0, 1.0)
+        y = rng.integers(0, N_CLASSES, n)
+        x = np.clip(prototypes[y] + 0.3 * rng.standard_normal((n, N_INPUT)), 0.0, 1.0)
         return np.ascontiguousarray(x, dtype=dtype), y.astype(np.int64)
 
     (xt, yt), (xv, yv), (xs, ys) = draw(n_train), draw(n_eval), draw(n_eval)
     return StudyData("synthetic", xt, yt, xv, yv, xs, ys)
 
 
-# ------------------------------------------------------------------ atomic files
+@functools.lru_cache(maxsize=4)
+def _load_full(name: str, dtype: DTypeName) -> StudyData:
+    import fmlp.data as fdata
+
+    ds = fdata.load(name, dtype=DTYPES[dtype])
+    return StudyData(
+        name, ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, ds.test.x, ds.test.y
+    )
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+def load_data(spec: DataSpec, dtype: DTypeName = "float32") -> StudyData:
+    """The data ``spec`` names, in ``dtype``; loaded once per process and dtype."""
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}: expected float32 or float64")
+    if spec.name == "synthetic":
+        return synthetic_data(spec.n_train or QUICK_TRAIN, spec.n_eval or QUICK_EVAL, dtype=DTYPES[dtype])
+    data = _load_full(spec.name, dtype)
+    if spec.n_train is None and spec.n_eval is None:
+        return data
+    return data.head(spec.n_train, spec.n_eval)
 
 
-def to_jsonable(value: Any) -> Any:
-    """Arrays to lists and numpy scalars to Python; NaN and inf are kept (JSON5-style
-    NaN/Infinity, which Python's json reads back)."""
-    return json.loads(json.dumps(value, default=_json_default))
+def data_digest(data: StudyData) -> str:
+    """A cheap fingerprint of the data (labels and every k-th training image)."""
+    h = hashlib.sha256()
+    step = max(1, len(data.y_train) // 1000)
+    for arr in (
+        data.y_train,
+        data.y_valid,
+        np.ascontiguousarray(data.x_train[::step], dtype=np.float64),
+    ):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]
 
 
-def atomic_write_json(path: Path, value: Any) -> None:
-    text = json.dumps(value, default=_json_default, indent=1, sort_keys=True)
-    atomic_write_bytes(path, (text + "\n").encode())
+# --------------------------------------------------------------------- the MLP
+
+OptimizerName = Literal["sgd", "momentum", "nesterov", "adam", "adamw"]
+ScheduleName = Literal["constant", "cosine", "step"]
+OPTIMIZER_NAMES: Final[tuple[str, ...]] = get_args(OptimizerName)
+SCHEDULE_NAMES: Final[tuple[str, ...]] = get_args(ScheduleName)
+MOMENTUM_BETA: Final = 0.9
+STEP_EVERY_EPOCHS: Final = 2
+STEP_FACTOR: Final = 0.5
+SCHEDULE_TEXT: Final[dict[str, str]] = {
+    "constant": "constant learning rate",
+    "cosine": "cosine decay from lr to 0 over all steps of the run's epochs",
+    "step": f"lr halved every {STEP_EVERY_EPOCHS} epochs",
+}
+OPTIMIZER_TEXT: Final[dict[str, str]] = {
+    "sgd": "plain SGD",
+    "momentum": f"SGD with heavy-ball momentum {MOMENTUM_BETA}",
+    "nesterov": f"SGD with Nesterov momentum {MOMENTUM_BETA}",
+    "adam": "Adam (0.9, 0.999, 1e-8)",
+    "adamw": "AdamW (0.9, 0.999, 1e-8), decoupled weight decay",
+}
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+def _widths(value: Any) -> tuple[int, ...]:
+    widths = tuple(value)
+    if not widths or not all(is_int(w) and int(w) > 0 for w in widths):
+        raise ValueError(f"hidden must list positive integer widths, e.g. (512, 512); got {value!r}")
+    return tuple(int(w) for w in widths)
 
 
-def config_hash(config: Mapping[str, Any]) -> str:
-    """A short stable name for a configuration: sha256 of its canonical JSON."""
-    text = json.dumps(to_jsonable(dict(config)), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(allowed)}")
 
 
 @attrs.frozen
-class ResultStore:
-    """One JSON file per finished run under ``<out>/<study>/runs/<hash>.json``, where the
-    hash names the run's full configuration. A study asks ``get`` before training and
-    skips runs already done, so an interrupted study resumes where it stopped."""
+class MlpConfig:
+    """How an MLP is built and trained: everything a run depends on besides the data.
 
-    out: Path
-    study: str
+    hidden: the hidden widths (784 inputs and 10 classes are implied). optimizer:
+    ``sgd``, ``momentum`` / ``nesterov`` (beta 0.9), ``adam`` or ``adamw``.
+    weight_decay: L2 added to the gradient (decoupled from it for adamw). schedule:
+    ``constant``, ``cosine`` (to 0 over ``epochs`` epochs) or ``step`` (halved every 2
+    epochs). Every schedule is defined over the full ``epochs``, so a run paused after
+    some epochs and resumed goes on exactly as an uninterrupted one.
+    """
+
+    hidden: tuple[int, ...] = attrs.field(converter=_widths)
+    activation: ActivationName = "relu"
+    optimizer: OptimizerName = "sgd"
+    lr: float = attrs.field(default=0.1, converter=float)
+    schedule: ScheduleName = "constant"
+    weight_decay: float = attrs.field(default=0.0, converter=float)
+    batch_size: int = 64
+    epochs: int = 10
+    init: SchemeName = "glorot"
+    seed: int = 0
+    dtype: DTypeName = "float32"
+
+    def __attrs_post_init__(self) -> None:
+        _choice("activation", self.activation, ACTIVATION_NAMES)
+        _choice("optimizer", self.optimizer, OPTIMIZER_NAMES)
+        _choice("schedule", self.schedule, SCHEDULE_NAMES)
+        _choice("init scheme", self.init, SCHEME_NAMES)
+        _choice("dtype", self.dtype, tuple(DTYPES))
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        for name in ("batch_size", "epochs"):
+            value = getattr(self, name)
+            if not is_int(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 
     @property
-    def folder(self) -> Path:
-        return self.out / self.study
+    def sizes(self) -> tuple[int, ...]:
+        """All widths, input to output: (784, *hidden, 10)."""
+        return (N_INPUT, *self.hidden, N_CLASSES)
 
-    def path(self, config: Mapping[str, Any]) -> Path:
-        return self.folder / "runs" / f"{config_hash(config)}.json"
+    @property
+    def n_params(self) -> int:
+        return fmlp.count_params(self.sizes)
 
-    def get(self, config: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The stored result of ``config``, or None. A corrupt file counts as absent."""
-        path = self.path(config)
-        if not path.exists():
-            return None
-        try:
-            record = read_json(path)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None
-        if not isinstance(record, dict) or record.get("config") != to_jsonable(dict(config)):
-            return None
-        result = record.get("result")
-        return result if isinstance(result, dict) else None
+    @property
+    def architecture(self) -> str:
+        return "-".join(str(s) for s in self.sizes)
 
-    def put(
-        self, config: Mapping[str, Any], result: Mapping[str, Any], *, seconds: float | None = None
-    ) -> None:
-        record: dict[str, Any] = {"config": dict(config), "result": dict(result)}
-        if seconds is not None:
-            record["seconds"] = seconds
-        atomic_write_json(self.path(config), record)
+    @property
+    def in_range(self) -> bool:
+        """Two hidden layers and 0.5M-1.0M parameters."""
+        return len(self.hidden) == 2 and PARAM_RANGE[0] <= self.n_params <= PARAM_RANGE[1]
 
-    def seconds(self, config: Mapping[str, Any]) -> float:
-        """How long ``config``'s stored run took to compute (0 when not recorded)."""
-        try:
-            record = read_json(self.path(config))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            return 0.0
-        value = record.get("seconds") if isinstance(record, dict) else None
-        return float(value) if isinstance(value, (int, float)) else 0.0
+    @property
+    def plain_sgd(self) -> bool:
+        """The assignment's training: plain SGD at a constant learning rate, no decay."""
+        return self.optimizer == "sgd" and self.schedule == "constant" and self.weight_decay == 0
 
-    def run(
-        self, config: Mapping[str, Any], compute: Callable[[], Mapping[str, Any]]
-    ) -> tuple[dict[str, Any], bool]:
-        """The stored result of ``config``, or ``compute()`` stored then returned.
-        The flag says whether it was computed now."""
-        cached = self.get(config)
-        if cached is not None:
-            return cached, False
-        start = time.perf_counter()
-        result = dict(to_jsonable(dict(compute())))
-        self.put(config, result, seconds=time.perf_counter() - start)
-        return result, True
-
-    def write_summary(self, summary: Mapping[str, Any]) -> Path:
-        """The study's summary, ``<out>/<study>/summary.json``, which the report reads."""
-        path = self.folder / "summary.json"
-        atomic_write_json(path, dict(summary))
-        return path
+    def describe(self) -> str:
+        wd = f", weight decay {self.weight_decay:g}" if self.weight_decay else ""
+        return (
+            f"{self.architecture} {self.activation}, {self.optimizer} lr {self.lr:g} "
+            f"{self.schedule}{wd}, batch {self.batch_size}"
+        )
 
 
-# ------------------------------------------------------------------------ figures
+BASE_MLP: Final = MlpConfig(hidden=(512, 512))
+"""The base configuration: 784-512-512-10 (669,706 parameters), ReLU, plain SGD at lr
+0.1, batch 64, 10 epochs, Glorot, seed 0, float32."""
 
 
-def save_figure(fig: Any, out_dir: Path, name: str) -> list[Path]:
-    """Save a matplotlib figure as ``name.png`` and ``name.pdf`` (fixed metadata, so the
-    same results give the same bytes), atomically; returns both paths."""
-    import io
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    return -(-n_train // batch_size)
 
-    paths = []
+
+def make_optimizer(config: MlpConfig, n_train: int) -> fmlp.Optimizer[Any]:
+    """The config's optimizer with its learning-rate schedule over ``config.epochs``
+    epochs of ``n_train`` samples (steps counted from 0)."""
+    per_epoch = steps_per_epoch(n_train, config.batch_size)
+    lr: float | Callable[[int], float]
+    if config.schedule == "constant":
+        lr = config.lr
+    elif config.schedule == "cosine":
+        lr = fmlp.cosine_decay(config.lr, total_steps=config.epochs * per_epoch)
+    else:
+        lr = fmlp.step_decay(config.lr, every=STEP_EVERY_EPOCHS * per_epoch, factor=STEP_FACTOR)
+    wd = config.weight_decay
+    if config.optimizer == "adamw":
+        return fmlp.adamw(lr, weight_decay=wd)
+    if config.optimizer == "adam":
+        base = fmlp.adam(lr)
+    elif config.optimizer in ("momentum", "nesterov"):
+        base = fmlp.momentum(lr, MOMENTUM_BETA, nesterov=config.optimizer == "nesterov")
+    else:
+        base = fmlp.sgd(lr)
+    return fmlp.chain(fmlp.add_decayed_weights(wd), base) if wd else base
+
+
+def init_params(config: MlpConfig) -> fmlp.MLP:
+    return fmlp.init(
+        config.sizes,
+        scheme=config.init,
+        activation=config.activation,
+        seed=config.seed,
+        dtype=DTYPES[config.dtype],
+    )
+
+
+def params_digest(params: fmlp.MLP) -> str:
+    """sha256 of the parameters (dtype, shapes and bytes of every leaf) and activation."""
+    h = hashlib.sha256(params.activation.encode())
+    for leaf in fmlp.tree_leaves(params):
+        h.update(f"{leaf.dtype}{leaf.shape}".encode())
+        h.update(np.ascontiguousarray(leaf).tobytes())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------- figures
+
+
+def new_figure(*, figsize: tuple[float, float]) -> Any:
+    """A matplotlib Figure that draws with its own Agg canvas: no pyplot, no global
+    backend, nothing left open."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize)
+
+
+def save_figure(fig: Any, folder: Path, name: str) -> list[str]:
+    """Save ``fig`` as ``name.png`` and ``name.pdf`` with fixed metadata (the same data
+    give the same bytes), atomically; returns the two file names."""
+    names = []
     for ext, meta in (
         ("png", {"Software": None}),
         ("pdf", {"CreationDate": None, "Producer": None, "Creator": None}),
     ):
         buf = io.BytesIO()
         fig.savefig(
-            buf, format=ext, metadata=meta, dpi=150 if ext == "png" else None, bbox_inches="tight"
+            buf,
+            format=ext,
+            metadata=meta,
+            dpi=150 if ext == "png" else None,
+            bbox_inches="tight",
         )
-        path = out_dir / f"{name}.{ext}"
-        atomic_write_bytes(path, buf.getvalue())
-        paths.append(path)
-    return paths
-
-
-def use_agg() -> None:
-    """Render without a display."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-
-
-# ---------------------------------------------------------------------- progress
-
-
-def progress(
-    items: Iterable[T], *, total: int | None = None, desc: str = "", quiet: bool = False
-) -> Iterator[T]:
-    """Iterate with a tqdm progress bar on stderr unless ``quiet``."""
-    if quiet:
-        yield from items
-        return
-    from tqdm import tqdm
-
-    yield from tqdm(items, total=total, desc=desc, leave=False, dynamic_ncols=True)
+        atomic_write_bytes(folder / f"{name}.{ext}", buf.getvalue())
+        names.append(f"{name}.{ext}")
+    return names
 
 
 # ---------------------------------------------------------------------- machine
 
 
-def blas_info() -> list[dict[str, Any]]:
-    """The BLAS libraries numpy loaded, with their kernel (``architecture``) and threads."""
+@attrs.frozen
+class BlasInfo:
+    internal_api: str | None
+    version: str | None
+    architecture: str | None
+    num_threads: int | None
+
+
+@attrs.frozen
+class MachineInfo:
+    """Versions and machine facts recorded beside the results."""
+
+    python: str
+    numpy: str
+    torch: str | None
+    fmlp: str
+    fmlp_commit: str
+    cores: int
+    platform: str
+    blas: tuple[BlasInfo, ...]
+    openblas_coretype: str | None
+
+
+def _blas_info() -> tuple[BlasInfo, ...]:
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        return []
-    keys = ("internal_api", "version", "architecture", "num_threads", "threading_layer")
-    return [
-        {k: info.get(k) for k in keys}
+        return ()
+    return tuple(
+        BlasInfo(
+            internal_api=info.get("internal_api"),
+            version=info.get("version"),
+            architecture=info.get("architecture"),
+            num_threads=info.get("num_threads"),
+        )
         for info in threadpool_info()
         if info.get("user_api") == "blas"
-    ]
+    )
 
 
 def git_commit() -> str:
@@ -291,52 +415,24 @@ def git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def machine_info() -> dict[str, Any]:
-    """Versions and machine facts recorded beside every study's results."""
-    import fmlp
-
-    info: dict[str, Any] = {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "fmlp": fmlp.__version__,
-        "fmlp_commit": git_commit(),
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "blas": blas_info(),
-        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
-    }
+def machine_info() -> MachineInfo:
     try:  # the installed version, without paying for importing torch
-        info["torch"] = importlib.metadata.version("torch")
+        torch_version: str | None = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
-        info["torch"] = None
-    return info
-
-
-class Timer:
-    """Wall time of a block: ``with Timer() as t: ...; t.seconds``."""
-
-    seconds: float = math.nan
-
-    def __enter__(self) -> Timer:
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self._start
-
-
-# ----------------------------------------------------------------------- command line
-
-
-def study_parser(description: str) -> argparse.ArgumentParser:
-    """The options every study takes: --out, --quick, --quiet, --dataset."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="results folder (default: results)"
+        torch_version = None
+    return MachineInfo(
+        python=platform.python_version(),
+        numpy=np.__version__,
+        torch=torch_version,
+        fmlp=fmlp.__version__,
+        fmlp_commit=git_commit(),
+        cores=os.cpu_count() or 1,
+        platform=platform.platform(),
+        blas=_blas_info(),
+        openblas_coretype=os.environ.get("OPENBLAS_CORETYPE"),
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="a few hundred samples, 1-2 epochs: a smoke run"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
-    return parser
+
+
+def floats(values: Any) -> tuple[float, ...]:
+    """A numpy array (or sequence) as a tuple of Python floats (NaN kept)."""
+    return tuple(float(v) for v in np.asarray(values, dtype=np.float64).ravel())

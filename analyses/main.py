@@ -1,78 +1,118 @@
-"""The main job: every study on real MNIST, then the PDF report.
+"""The main job: every study on one executor, then the PDF report.
 
     python -m analyses.main [--out results] [--quick] [--quiet] [--dataset mnist]
+        [--only STUDY ...] [--executor process|local|dask] [--workers N]
+        [--scheduler ADDRESS] [--no-report] [--no-timings]
 
-Each study resumes from its results on disk, so a second run with nothing changed only
-rebuilds the report. Wall times of this invocation go to ``<out>/main/timings.json``.
+All runs of all studies are tasks on one executor (by default a local process pool, one
+single-threaded worker per core), each submitted as soon as its inputs exist. Every
+finished run is stored as it arrives, so a second invocation computes nothing that is
+stored: an interrupted job resumes, and a job with nothing left to do only rebuilds the
+(byte-identical) report. Wall time, CPU time and core utilization of each invocation
+that computed something go to ``<out>/pipeline/timings.json``.
 """
 
 from __future__ import annotations
 
-import os
+import argparse
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from analyses import cnn_study, gradcheck_study, hparam_search, init_study, report
-from analyses.common import atomic_write_json, study_parser
-
-Study = tuple[str, Callable[[Sequence[str] | None], int]]
-
-# The order matters: the finite-difference and CNN studies read the search's best model.
-STUDIES: tuple[Study, ...] = (
-    ("init_study", init_study.main),
-    ("hparam_search", hparam_search.main),
-    ("gradcheck_study", gradcheck_study.main),
-    ("cnn_study", cnn_study.main),
+from analyses.pipeline.driver import (
+    PipelineError,
+    PipelineReport,
+    log_invocation,
+    run_pipeline,
 )
+from analyses.pipeline.executors import EXECUTOR_NAMES, make_executor
+from analyses.pipeline.store import ResultStore
+from analyses.pipeline.tasks import RunContext
+from analyses.studies import STUDY_NAMES, SuiteOptions, suite
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Run every fmlp study, then build the PDF report.")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
+    p.add_argument("--quick", action="store_true", help="the studies on 600 / 200 samples: a smoke run")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=STUDY_NAMES,
+        help="run only this study (repeatable); artifacts it needs from the others are read "
+        "from their stored results",
+    )
+    p.add_argument(
+        "--executor",
+        choices=EXECUTOR_NAMES,
+        default="process",
+        help="process: a local process pool, one single-threaded worker per core (default); "
+        "local: everything in this process, one run at a time; dask: Dask distributed "
+        "(needs pip install '.[cluster]')",
+    )
+    p.add_argument("--workers", type=int, default=None, help="pool or LocalCluster size (default: cores)")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="with --executor dask: a running scheduler (e.g. tcp://host:8786); default: a LocalCluster",
+    )
+    p.add_argument("--no-report", action="store_true", help="do not build the PDF")
+    p.add_argument(
+        "--no-timings",
+        action="store_true",
+        help="leave wall times, core utilization and dates out of the report, so that the same "
+        "results give the same PDF bytes on any run",
+    )
+    return p
+
+
+def _print_report(report: PipelineReport) -> None:
+    rows = ", ".join(
+        f"{name} {t.wall_seconds:.1f} s" for name, t in report.timings.items()
+    )
+    print(
+        f"pipeline: {report.wall_seconds:.1f} s wall ({rows}); {report.computed} runs computed, "
+        f"{report.cpu_seconds:.1f} CPU s on {report.workers} {report.executor} workers: "
+        f"core utilization {100 * report.utilization:.0f}%",
+        file=sys.stderr,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = study_parser("Run every fmlp study, then build the PDF report.")
-    parser.add_argument(
-        "--only",
-        action="append",
-        choices=[name for name, _ in STUDIES],
-        help="run only this study (repeatable); the report still needs all four",
-    )
-    parser.add_argument("--no-report", action="store_true", help="skip building the PDF")
-    args = parser.parse_args(argv)
-    common: list[str] = ["--out", str(args.out), "--dataset", args.dataset]
-    if args.quick:
-        common.append("--quick")
-    if args.quiet:
-        common.append("--quiet")
-    timings: dict[str, float] = {}
-    cores = os.cpu_count() or 1
-    for name, study_main in STUDIES:
-        if args.only and name not in args.only:
-            continue
-        print(f"== {name}", file=sys.stderr, flush=True)
-        extra: list[str] = []
-        if name == "hparam_search" and cores > 1 and not args.quick:
-            # one single-threaded run per core: the same bits as sequential, all cores busy
-            extra = ["--executor", "process", "--workers", str(cores)]
-        start = time.perf_counter()
-        code = study_main(common + extra)
-        timings[name] = round(time.perf_counter() - start, 3)
-        if code:
-            print(f"{name} failed with exit code {code}", file=sys.stderr)
-            return code
-    if not args.no_report:
-        start = time.perf_counter()
-        code = report.main(["--out", str(args.out)])
-        timings["report"] = round(time.perf_counter() - start, 3)
-        if code:
-            return code
-    atomic_write_json(Path(args.out) / "main" / "timings.json", timings)
-    total = sum(timings.values())
-    print(
-        "wall time: "
-        + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
-        + f"; total {total:.1f} s",
-        file=sys.stderr,
-    )
+    args = parser().parse_args(argv)
+    options = SuiteOptions.quick(args.dataset) if args.quick else SuiteOptions.full(args.dataset)
+    studies = suite(options)
+    selected = [s for s in studies if not args.only or s.name in args.only]
+    store = ResultStore(args.out)
+    ctx = RunContext(out=str(args.out.resolve()), quiet=args.quiet)
+    log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        with make_executor(args.executor, workers=args.workers, scheduler=args.scheduler) as ex:
+            report = run_pipeline(
+                selected, store=store, executor=ex, ctx=ctx, available=studies, log=log
+            )
+    except (PipelineError, ValueError) as exc:
+        print(f"main: {exc}", file=sys.stderr)
+        return 2
+    log_invocation(store, report)
+    _print_report(report)
+    if report.errors:
+        for name, error in report.errors.items():
+            print(f"main: {name}: {error}", file=sys.stderr)
+        return 1
+    if args.no_report:
+        return 0
+    from analyses.report import build_report
+
+    try:
+        path, pages = build_report(args.out, studies, timings=not args.no_timings)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"main: the report cannot be built: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {path} ({pages} pages)")
     return 0
 
 

@@ -1,5 +1,6 @@
 """A small flowing-text layout on matplotlib's PdfPages: headings, wrapped paragraphs,
-monospaced tables and images, paginated on A4. Output bytes depend only on content."""
+monospaced tables and images, paginated on A4. Output bytes depend only on content.
+Pages are plain matplotlib Figures: no pyplot, no global backend."""
 
 from __future__ import annotations
 
@@ -18,9 +19,6 @@ class Document:
     """Append content top to bottom; a new page starts when the current one is full."""
 
     def __init__(self, title: str) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
         from matplotlib.backends.backend_pdf import PdfPages
 
         self._buf = io.BytesIO()
@@ -39,10 +37,10 @@ class Document:
 
     # -- pages -----------------------------------------------------------------
     def new_page(self) -> None:
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         self._flush()
-        self._fig = plt.figure(figsize=(PAGE_W, PAGE_H))
+        self._fig = Figure(figsize=(PAGE_W, PAGE_H))
         self._y = MARGIN
         self.pages += 1
         self._fig.text(
@@ -50,11 +48,8 @@ class Document:
         )
 
     def _flush(self) -> None:
-        import matplotlib.pyplot as plt
-
         if self._fig is not None:
             self._pdf.savefig(self._fig)
-            plt.close(self._fig)
             self._fig = None
 
     def _need(self, height: float) -> None:

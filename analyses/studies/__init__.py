@@ -1,0 +1,41 @@
+"""The studies and their settings: the full study suite, or the quick smoke run.
+
+Each study is a package of its own (``init``, ``search``, ``gradcheck``, ``cnn``); none
+imports another. What passes between them is a declared artifact (``artifacts``), and
+this module only lists them for the pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from analyses.common import DataSpec, quick_data
+from analyses.pipeline.driver import Study
+from analyses.studies.init import InitOptions, InitStudy
+
+
+@attrs.frozen
+class SuiteOptions:
+    """The settings of every study: the full suite, or the quick one (the same studies on
+    600 / 200 samples for an epoch or two)."""
+
+    data: DataSpec
+    init: InitOptions
+
+    @classmethod
+    def full(cls, dataset: str = "mnist") -> SuiteOptions:
+        return cls(data=DataSpec(dataset), init=InitOptions())
+
+    @classmethod
+    def quick(cls, dataset: str = "mnist") -> SuiteOptions:
+        return cls(data=quick_data(dataset), init=InitOptions.quick())
+
+
+def suite(options: SuiteOptions) -> list[Study[Any]]:
+    """Every study, configured."""
+    return [InitStudy(options.data, options.init)]
+
+
+STUDY_NAMES: tuple[str, ...] = ("init", "search", "gradcheck", "cnn")

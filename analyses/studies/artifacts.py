@@ -1,0 +1,39 @@
+"""What passes between studies: typed artifacts and their keys.
+
+A study that provides an artifact returns it from its summary; a study that needs one
+declares its key and gets it from the pipeline, never by importing the other study or
+reading its files by path. The keys and records live here, in neither study.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+from analyses.common import MlpConfig
+from analyses.pipeline.driver import ArtifactKey
+
+
+@attrs.frozen
+class ChosenMlp:
+    """The MLP the hyper-parameter search chose, after its last epoch.
+
+    params_file: its parameters (``fmlp.checkpoint``), relative to the results folder.
+    val_accuracy / val_loss: per epoch 1..E on the validation set. test_accuracy:
+    measured once, after the choice.
+    """
+
+    config: MlpConfig
+    n_params: int
+    params_file: str
+    params_sha256: str
+    val_accuracy: tuple[float, ...]
+    val_loss: tuple[float, ...]
+    test_accuracy: float
+    test_loss: float
+
+
+CHOSEN_MLP: Final = ArtifactKey("search.chosen_mlp", ChosenMlp)
+"""The search's chosen MLP: the finite-difference study checks its gradient, the CNN
+study matches its size and compares with it."""

@@ -1,0 +1,386 @@
+"""The search's summary, its choice, and the study the pipeline runs.
+
+Ranking: within a rung, by r(valid) at the rung's last epoch (higher first), then the
+validation loss, then the trial's name, so ties break the same way every time. The
+table ranks every configuration by how far it got (the 10-epoch finalists first), then
+by its r(valid) at its last rung. The chosen model is the best finalist; its test
+accuracy is measured once, after the choice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Final, Literal
+
+import attrs
+from threadpoolctl import threadpool_limits
+
+import fmlp
+from analyses.common import (
+    DataSpec,
+    MachineInfo,
+    MlpConfig,
+    init_params,
+    load_data,
+    machine_info,
+    make_optimizer,
+    params_digest,
+)
+from analyses.pipeline.driver import ArtifactKey, Artifacts, StudyError
+from analyses.pipeline.records import JsonRecord
+from analyses.pipeline.store import StoredRun
+from analyses.pipeline.tasks import RunContext, Task
+from analyses.studies.artifacts import CHOSEN_MLP, ChosenMlp
+from analyses.studies.search.halving import RankKey, SuccessiveHalving
+from analyses.studies.search.runs import STUDY, SearchRun, SegmentResult, trial_name
+from analyses.studies.search.space import (
+    ARCHITECTURES,
+    LR_RANGES,
+    WEIGHT_DECAY_RANGES,
+    SearchOptions,
+)
+from fmlp import checkpoint
+from fmlp.atomic import atomic_write_text
+
+CHOSEN_PARAMS: Final = f"{STUDY}/chosen_params.npz"
+SELECTION: Final = (
+    "successive halving: every configuration trains to the first rung; at each rung the "
+    "best third by r(valid) at the rung's last epoch (ties: lower validation loss, then "
+    "name) resume from their checkpoints to the next rung. The chosen model is the best "
+    "configuration of the last rung; its test accuracy is measured once, after the choice."
+)
+
+
+@attrs.frozen
+class Trial:
+    """One configuration and everything it did.
+
+    rungs: how many rungs it ran; epochs: epochs trained; curves per epoch 1..epochs
+    (its rungs' segments joined). r_valid: at its last epoch. promoted[k]: whether it
+    left rung k for the next. rank: 1 for the best (finalists first)."""
+
+    name: str
+    config: MlpConfig
+    source: Literal["grid", "sampled"]
+    n_params: int
+    rungs: int
+    epochs: int
+    val_accuracy: tuple[float, ...]
+    val_loss: tuple[float, ...]
+    running_loss: tuple[float, ...]
+    status: Literal["ok", "diverged", "failed"]
+    error: str | None
+    r_valid: float
+    promoted: tuple[bool, ...]
+    rank: int
+
+
+@attrs.frozen
+class SearchSummary(JsonRecord):
+    """The whole search: settings, every trial (ranked), the choice, the compute spent."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    dataset: str
+    dataset_sizes: dict[str, int]
+    rung_epochs: tuple[int, ...]
+    eta: int
+    rung_sizes: tuple[int, ...]
+    seed: int
+    n_grid: int
+    n_sampled: int
+    space: tuple[str, ...]
+    selection: str
+    trials: tuple[Trial, ...]
+    chosen: ChosenMlp | None
+    best_plain_sgd: str | None
+    epochs_trained: int
+    epochs_without_halving: int
+    runs_resumed: int
+    figures: tuple[str, ...]
+    machine: MachineInfo
+
+    def trial(self, name: str) -> Trial:
+        return next(t for t in self.trials if t.name == name)
+
+
+def space_text() -> tuple[str, ...]:
+    """The wide space, in words, from the constants that define it."""
+    archs = ", ".join("-".join(map(str, (784, *h, 10))) for h in ARCHITECTURES)
+    lrs = "; ".join(f"{k} {lo:g}-{hi:g}" for k, (lo, hi) in LR_RANGES.items())
+    wds = "; ".join(f"{k} {lo:g}-{hi:g}" for k, (lo, hi) in WEIGHT_DECAY_RANGES.items())
+    return (
+        f"architectures: {archs}",
+        "nonlinearity: relu or tanh",
+        "optimizer: sgd, momentum, nesterov (beta 0.9), adam, adamw (0.9, 0.999, 1e-8)",
+        f"learning rate, log-uniform by optimizer: {lrs}",
+        "schedule: constant, cosine to 0 over 10 epochs, or halved every 2 epochs",
+        f"weight decay, log-uniform (half of the non-AdamW configurations, all AdamW): {wds}",
+        "mini-batch: 32, 64, 128 or 256",
+    )
+
+
+def _rank_key(result: SegmentResult, name: str) -> RankKey | None:
+    if result.status != "ok":
+        return None
+    acc, loss = result.val_accuracy[-1], result.val_loss[-1]
+    if not (math.isfinite(acc) and math.isfinite(loss)):
+        return None
+    return (-acc, loss, name)
+
+
+class _SearchPlan:
+    def __init__(self, data: DataSpec, options: SearchOptions, out: Path) -> None:
+        self.data = data
+        self.options = options
+        self.out = out
+        self.configs = {trial_name(data, c): c for c in options.configs}
+        self.grid = {trial_name(data, c) for c in options.grid}
+        self.halving = SuccessiveHalving(list(self.configs), options.rungs)
+        self.segments: dict[tuple[str, int], SegmentResult] = {}
+        self.failures: dict[tuple[str, int], str] = {}
+
+    def ready(self) -> Sequence[Task[Any]]:
+        rungs = self.options.rungs
+        return [
+            SearchRun(self.data, self.configs[name], rungs.start(k), rungs.epochs[k], rung=k)
+            for name, k in self.halving.ready()
+        ]
+
+    def record(self, task: Task[Any], run: StoredRun) -> None:
+        assert isinstance(task, SearchRun)
+        name = trial_name(task.data, task.config)
+        if run.failure is not None:
+            self.failures[(name, task.rung)] = run.failure.error
+            self.halving.report(name, task.rung, None)
+            return
+        result: SegmentResult = run.result
+        self.segments[(name, task.rung)] = result
+        self.halving.report(name, task.rung, _rank_key(result, name))
+
+    def done(self) -> bool:
+        return self.halving.done()
+
+    # ------------------------------------------------------------------ finish
+
+    def _trial(self, name: str) -> Trial:
+        config = self.configs[name]
+        last = self.halving.last_rung(name)
+        segs = [self.segments.get((name, k)) for k in range(last + 1)]
+        acc: list[float] = []
+        loss: list[float] = []
+        running: list[float] = []
+        for seg in segs:
+            if seg is not None:
+                acc += seg.val_accuracy
+                loss += seg.val_loss
+                running += seg.running_loss
+        failure = self.failures.get((name, last))
+        final = segs[-1]
+        status: Literal["ok", "diverged", "failed"]
+        error: str | None
+        if failure is not None or final is None:
+            status, error = "failed", failure or "no result"
+        elif final.status != "ok":
+            status, error = "diverged", final.error
+        else:
+            status, error = "ok", None
+        return Trial(
+            name=name,
+            config=config,
+            source="grid" if name in self.grid else "sampled",
+            n_params=config.n_params,
+            rungs=last + 1,
+            epochs=len(acc),
+            val_accuracy=tuple(acc),
+            val_loss=tuple(loss),
+            running_loss=tuple(running),
+            status=status,
+            error=error,
+            r_valid=acc[-1] if acc and status == "ok" else math.nan,
+            promoted=tuple(name in self.halving.promoted(k) for k in range(last + 1)),
+            rank=0,
+        )
+
+    def _choose(self, best: Trial) -> ChosenMlp:
+        """Copy the chosen model's parameters beside the summary and measure its test
+        accuracy, once."""
+        seg = self.segments[(best.name, best.rungs - 1)]
+        config = best.config
+        d = load_data(self.data, config.dtype)
+        template = fmlp.init_state(init_params(config), make_optimizer(config, len(d.y_train)))
+        params = checkpoint.load_state(self.out / seg.checkpoint, like=template).params
+        if params_digest(params) != seg.params_sha256:
+            raise StudyError(
+                f"the checkpoint {seg.checkpoint} does not hold the parameters its run reported; "
+                f"delete {self.out / STUDY} and rerun the search"
+            )
+        checkpoint.save(self.out / CHOSEN_PARAMS, params)
+        with threadpool_limits(limits=1):
+            test = fmlp.evaluate(params, d.x_test, d.y_test)
+        return ChosenMlp(
+            config=config,
+            n_params=fmlp.n_params(params),
+            params_file=CHOSEN_PARAMS,
+            params_sha256=seg.params_sha256,
+            val_accuracy=best.val_accuracy,
+            val_loss=best.val_loss,
+            test_accuracy=test.accuracy,
+            test_loss=test.loss,
+        )
+
+    def _drop_stale_checkpoints(self, finalists: set[str]) -> None:
+        """Checkpoints of stopped trials can never be resumed: remove them, keep the
+        finalists' last ones."""
+        folder = self.out / STUDY / "checkpoints"
+        last_epoch = self.options.rungs.epochs[-1]
+        for name in self.configs:
+            for path in sorted((folder / name).glob("epoch-*.npz")):
+                if name in finalists and path.name == f"epoch-{last_epoch}.npz":
+                    continue
+                path.unlink(missing_ok=True)
+
+    def finish(self, folder: Path) -> SearchSummary:
+        trials = [self._trial(name) for name in self.configs]
+        trials.sort(
+            key=lambda t: (
+                -t.rungs,
+                t.status != "ok",
+                -t.r_valid if t.status == "ok" else 0.0,
+                t.val_loss[-1] if t.status == "ok" else math.inf,
+                t.name,
+            )
+        )
+        trials = [attrs.evolve(t, rank=i) for i, t in enumerate(trials, 1)]
+        last = self.options.rungs.epochs[-1]
+        finalists = [t for t in trials if t.epochs == last and t.status == "ok"]
+        chosen = self._choose(finalists[0]) if finalists else None
+        plain = [t for t in trials if t.config.plain_sgd and t.status == "ok"]
+        data = load_data(self.data, "float32")
+        from analyses.studies.search.figures import plot_by_setting, plot_ladder
+
+        rungs = self.options.rungs
+        figures = plot_ladder(trials, rungs.epochs, folder) + plot_by_setting(trials, folder)
+        atomic_write_text(folder / "table.md", markdown_table(trials))
+        atomic_write_text(folder / "table.csv", csv_table(trials))
+        self._drop_stale_checkpoints({t.name for t in finalists})
+        return SearchSummary(
+            dataset=self.data.label,
+            dataset_sizes=data.sizes,
+            rung_epochs=rungs.epochs,
+            eta=rungs.eta,
+            rung_sizes=tuple(len(self.halving.entrants(k)) for k in range(len(rungs.epochs))),
+            seed=self.options.seed,
+            n_grid=len(self.grid),
+            n_sampled=len(self.configs) - len(self.grid),
+            space=space_text(),
+            selection=SELECTION,
+            trials=tuple(trials),
+            chosen=chosen,
+            best_plain_sgd=plain[0].name if plain else None,
+            epochs_trained=sum(t.epochs for t in trials),
+            epochs_without_halving=len(trials) * last,
+            runs_resumed=sum(1 for (_, k), s in self.segments.items() if k > 0 and s.resumed),
+            figures=tuple(figures),
+            machine=machine_info(),
+        )
+
+
+# --------------------------------------------------------------------- tables
+
+TABLE_COLUMNS: Final = (
+    "rank",
+    "r_valid",
+    "epochs",
+    "architecture",
+    "n_params",
+    "activation",
+    "optimizer",
+    "lr",
+    "schedule",
+    "weight_decay",
+    "batch_size",
+    "source",
+    "status",
+    "name",
+)
+
+
+def table_rows(trials: Sequence[Trial]) -> list[dict[str, Any]]:
+    return [
+        {
+            "rank": t.rank,
+            "r_valid": t.r_valid,
+            "epochs": t.epochs,
+            "architecture": t.config.architecture,
+            "n_params": t.n_params,
+            "activation": t.config.activation,
+            "optimizer": t.config.optimizer,
+            "lr": t.config.lr,
+            "schedule": t.config.schedule,
+            "weight_decay": t.config.weight_decay,
+            "batch_size": t.config.batch_size,
+            "source": t.source,
+            "status": t.status if t.error is None else f"{t.status}: {t.error}",
+            "name": t.name,
+        }
+        for t in trials
+    ]
+
+
+def _pct(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{100 * value:.2f}"
+
+
+def markdown_table(trials: Sequence[Trial]) -> str:
+    """Every configuration, ranked (accuracies in %)."""
+    head = ("rank", "r(valid) %", "epochs", "architecture", "params", "act.", "optimizer", "lr",
+            "schedule", "wd", "batch", "source", "status")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in table_rows(trials):
+        cells = (
+            str(r["rank"]), _pct(r["r_valid"]), str(r["epochs"]), r["architecture"],
+            f"{r['n_params']:,}", r["activation"], r["optimizer"], f"{r['lr']:g}", r["schedule"],
+            f"{r['weight_decay']:g}", str(r["batch_size"]), r["source"],
+            str(r["status"]).replace("|", "/"),
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(trials: Sequence[Trial]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in table_rows(trials):
+        writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------- study
+
+
+@attrs.frozen
+class SearchStudy:
+    """Which hyper-parameters reach 97% validation accuracy: successive halving over
+    the assignment's plain-SGD grid and a sample of a wider space."""
+
+    data: DataSpec
+    options: SearchOptions = attrs.field(factory=SearchOptions.full)
+
+    name: ClassVar[str] = STUDY
+    needs: ClassVar[tuple[ArtifactKey[Any], ...]] = ()
+    provides: ClassVar[tuple[ArtifactKey[Any], ...]] = (CHOSEN_MLP,)
+    summary_type: ClassVar[type[SearchSummary]] = SearchSummary
+
+    def plan(self, artifacts: Artifacts, ctx: RunContext) -> _SearchPlan:
+        return _SearchPlan(self.data, self.options, Path(ctx.out))
+
+    def artifacts(self, summary: SearchSummary) -> dict[ArtifactKey[Any], object]:
+        if summary.chosen is None:
+            raise StudyError("no configuration finished the last rung successfully: nothing was chosen")
+        return {CHOSEN_MLP: summary.chosen}
