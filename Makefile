@@ -7,7 +7,7 @@ STAMP := $(VENV)/.fmlp-installed
 QUICK ?=
 RESULTS ?= $(if $(QUICK),results-quick,results)
 
-.PHONY: test report bench venv typecheck data pytest clean
+.PHONY: test report bench venv lint typecheck data pytest clean
 
 venv: $(STAMP)
 
@@ -17,17 +17,25 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster]'
 	touch $(STAMP)
 
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-# The tests that need the real MNIST skip themselves when it cannot be fetched.
+# The tests that need the real MNIST skip themselves when it cannot be fetched; under
+# CI (the environment variable CI set) a failed fetch fails instead, so CI always tests
+# on the real data.
 data: $(STAMP)
-	$(PY) -m fmlp.data fetch mnist --no-progress || echo "warning: MNIST could not be fetched; the tests that need it will be skipped" >&2
+	@$(PY) -m fmlp.data fetch mnist --no-progress || { \
+	  if [ -n "$$CI" ]; then echo "error: MNIST could not be fetched, and CI needs it" >&2; exit 1; fi; \
+	  echo "warning: MNIST could not be fetched; the tests that need it will be skipped" >&2; }
 
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-test: typecheck data pytest
+test: lint typecheck data pytest
 
 report: $(STAMP)
 	$(PY) -m fmlp.data fetch mnist
