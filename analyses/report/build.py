@@ -17,9 +17,11 @@ from analyses.pipeline.driver import TIMINGS_FILE, Invocation, Study
 from analyses.pipeline.records import JsonRecord, RecordError, from_json
 from analyses.pipeline.store import ResultStore, read_json
 from analyses.report import init as init_section
+from analyses.report import search as search_section
 from analyses.report.fmt import duration
 from analyses.report.pdfdoc import Document
 from analyses.studies.init import InitSummary
+from analyses.studies.search import SearchSummary
 from fmlp.atomic import atomic_write_bytes
 
 S = TypeVar("S", bound=JsonRecord)
@@ -53,6 +55,14 @@ SECTIONS: tuple[Section[Any], ...] = (
         InitSummary,
         init_section.section,
         _init_headline,
+        lambda s: s.machine,
+    ),
+    Section(
+        "search",
+        "hyper-parameter search",
+        SearchSummary,
+        search_section.section,
+        search_section.headline,
         lambda s: s.machine,
     ),
 )

@@ -14,6 +14,7 @@ import attrs
 from analyses.common import DataSpec, quick_data
 from analyses.pipeline.driver import Study
 from analyses.studies.init import InitOptions, InitStudy
+from analyses.studies.search import SearchOptions, SearchStudy
 
 
 @attrs.frozen
@@ -23,19 +24,23 @@ class SuiteOptions:
 
     data: DataSpec
     init: InitOptions
+    search: SearchOptions
 
     @classmethod
     def full(cls, dataset: str = "mnist") -> SuiteOptions:
-        return cls(data=DataSpec(dataset), init=InitOptions())
+        return cls(data=DataSpec(dataset), init=InitOptions(), search=SearchOptions.full())
 
     @classmethod
     def quick(cls, dataset: str = "mnist") -> SuiteOptions:
-        return cls(data=quick_data(dataset), init=InitOptions.quick())
+        return cls(data=quick_data(dataset), init=InitOptions.quick(), search=SearchOptions.quick())
 
 
 def suite(options: SuiteOptions) -> list[Study[Any]]:
     """Every study, configured."""
-    return [InitStudy(options.data, options.init)]
+    return [
+        InitStudy(options.data, options.init),
+        SearchStudy(options.data, options.search),
+    ]
 
 
 STUDY_NAMES: tuple[str, ...] = ("init", "search", "gradcheck", "cnn")

@@ -1,0 +1,180 @@
+"""The report's hyper-parameter search section: every configuration tried with its
+r(valid) at its last rung, the choice, the compute successive halving saved, and
+comments derived from the results."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from analyses.report.common import figures
+from analyses.report.fmt import pct, split_sizes, thousands
+from analyses.report.pdfdoc import Document
+from analyses.studies.search import SearchSummary, Trial
+
+
+def _best_by(trials: list[Trial], field: str, epoch: int = 1) -> list[tuple[float, str]]:
+    """The best r(valid) after ``epoch`` epochs (every trial has the first) by a config field."""
+    best: dict[str, float] = defaultdict(lambda: -math.inf)
+    for t in trials:
+        if len(t.val_accuracy) >= epoch and math.isfinite(t.val_accuracy[epoch - 1]):
+            key = str(getattr(t.config, field))
+            best[key] = max(best[key], t.val_accuracy[epoch - 1])
+    return sorted(((v, k) for k, v in best.items()), reverse=True)
+
+
+def comments(s: SearchSummary) -> list[str]:
+    notes: list[str] = []
+    trials = list(s.trials)
+    last = s.rung_epochs[-1]
+    chosen = s.chosen
+    if chosen is None:
+        return ["No configuration finished the last rung successfully, so no model was chosen."]
+    finalists = [t for t in trials if t.epochs == last and t.status == "ok"]
+    over = [t for t in trials if t.status == "ok" and t.r_valid >= 0.97]
+    notes.append(
+        f"The chosen model reaches r(valid) = {pct(chosen.val_accuracy[-1])} after {last} epochs "
+        f"({'at least' if chosen.val_accuracy[-1] >= 0.97 else 'below'} the 97% asked for) and a "
+        f"test accuracy of {pct(chosen.test_accuracy)}, measured once after the choice; "
+        f"{len(over)} of the {len(trials)} configurations end at or above 97% at their last rung."
+    )
+    first = sorted(
+        (t for t in trials if t.val_accuracy and math.isfinite(t.val_accuracy[0])),
+        key=lambda t: (-t.val_accuracy[0], t.name),
+    )
+    chosen_trial = next(t for t in trials if t.rank == 1)
+    where = next((i for i, t in enumerate(first, 1) if t.name == chosen_trial.name), None)
+    if where is not None:
+        finalist_ranks = sorted(
+            next(i for i, t in enumerate(first, 1) if t.name == f.name) for f in finalists
+        )
+        notes.append(
+            f"After one epoch the chosen configuration ranked {where} of {len(first)}; the "
+            f"{len(finalists)} finalists ranked {', '.join(map(str, finalist_ranks))}. "
+            + (
+                "An early lead predicted the final order well here."
+                if where <= max(3, len(first) // 10)
+                else "The final winner was not an early leader: the first rung kept a third "
+                "of the field, wide enough to let it through."
+            )
+        )
+    saved = 1 - s.epochs_trained / s.epochs_without_halving
+    notes.append(
+        f"Successive halving trained {thousands(s.epochs_trained)} configuration-epochs instead of "
+        f"the {thousands(s.epochs_without_halving)} that {len(trials)} configurations x {last} "
+        f"epochs would cost: {100 * saved:.0f}% of the compute saved. Rungs held "
+        + ", ".join(f"{n} configurations at {e} epoch{'s' if e > 1 else ''}" for n, e in zip(s.rung_sizes, s.rung_epochs, strict=True))
+        + "."
+    )
+    by_opt = _best_by(trials, "optimizer")
+    if len(by_opt) > 1:
+        notes.append(
+            "Best r(valid) after the first epoch by optimizer: "
+            + ", ".join(f"{k} {pct(v)}" for v, k in by_opt)
+            + "."
+        )
+    by_act = _best_by(trials, "activation")
+    if len(by_act) > 1:
+        notes.append(
+            "By nonlinearity: "
+            + ", ".join(f"{k} {pct(v)}" for v, k in by_act)
+            + f": {by_act[0][1]} learns fastest."
+        )
+    if s.best_plain_sgd is not None:
+        t = s.trial(s.best_plain_sgd)
+        notes.append(
+            f"The best run in the assignment's own setting (plain SGD at a constant learning "
+            f"rate) is {t.config.describe()}: r(valid) {pct(t.r_valid)} after the {t.epochs} "
+            f"epoch{'s' if t.epochs > 1 else ''} it trained"
+            + (
+                "."
+                if t.epochs == last
+                else "; it was stopped early, behind configurations with momentum, Adam or a "
+                "decaying learning rate."
+            )
+        )
+    bad = [t for t in trials if t.status != "ok"]
+    if bad:
+        notes.append(
+            f"{len(bad)} configuration(s) failed or diverged and are recorded as such: "
+            + "; ".join(f"{t.config.describe()}: {t.error}" for t in bad)
+        )
+    return notes
+
+
+def section(doc: Document, s: SearchSummary, folder: Path) -> None:
+    doc.heading("2. Hyper-parameter search")
+    doc.paragraph(
+        f"Glorot initialization throughout, {s.dataset} ({split_sizes(s.dataset_sizes)}), seed 0, "
+        f"float32. {len(s.trials)} configurations: {s.n_grid} in the assignment's own setting "
+        f"around 784-512-512-10 ReLU, plain SGD at a constant learning rate 0.1, batch 64 "
+        f"(nonlinearity x learning rate, architecture, mini-batch size), and {s.n_sampled} drawn "
+        f"with seed {s.seed} from a wider space:"
+    )
+    doc.bullets(list(s.space))
+    doc.paragraph(
+        f"Rungs end after {', '.join(map(str, s.rung_epochs))} epochs (eta = {s.eta}); every "
+        "learning-rate schedule spans all the epochs, so a run resumed from its checkpoint "
+        "continues exactly as if it had never stopped. " + s.selection
+    )
+    doc.paragraph(
+        "Every configuration tried, with r(valid) at the last epoch it trained (the table is "
+        "ranked: the finalists first):"
+    )
+    doc.table(
+        ["#", "r(valid)", "ep.", "architecture", "params", "act.", "optimizer", "lr", "sched.", "wd", "batch"],
+        [
+            [
+                str(t.rank),
+                pct(t.r_valid) if t.status == "ok" else t.status,
+                str(t.epochs),
+                t.config.architecture,
+                thousands(t.n_params),
+                t.config.activation,
+                t.config.optimizer,
+                f"{t.config.lr:g}",
+                t.config.schedule,
+                f"{t.config.weight_decay:g}",
+                str(t.config.batch_size),
+            ]
+            for t in s.trials
+        ],
+        size=6.5,
+    )
+    c = s.chosen
+    if c is not None:
+        doc.paragraph(
+            f"Chosen model: {c.config.describe()}, {thousands(c.n_params)} parameters, "
+            f"{c.config.epochs} epochs: r(valid) {pct(c.val_accuracy[-1])}, test accuracy "
+            f"{pct(c.test_accuracy)}."
+        )
+    figures(doc, folder, s.figures)
+    doc.heading("Comments", 2)
+    doc.bullets(comments(s))
+
+
+def headline(s: SearchSummary) -> list[list[str]]:
+    rows: list[list[str]] = []
+    c = s.chosen
+    if c is not None:
+        rows.append(["best MLP, validation accuracy r(valid)", pct(c.val_accuracy[-1]), c.config.describe()])
+        rows.append(["best MLP, test accuracy (measured once)", pct(c.test_accuracy), ""])
+    if s.best_plain_sgd is not None:
+        t = s.trial(s.best_plain_sgd)
+        rows.append(
+            [
+                "best plain-SGD MLP (constant lr), r(valid)",
+                pct(t.r_valid),
+                f"{t.config.architecture} {t.config.activation} lr {t.config.lr:g}, {t.epochs} epochs",
+            ]
+        )
+    saved = 1 - s.epochs_trained / s.epochs_without_halving
+    rows.append(
+        [
+            "search compute saved by successive halving",
+            f"{100 * saved:.0f}%",
+            f"{s.epochs_trained} of {s.epochs_without_halving} configuration-epochs",
+        ]
+    )
+    return rows
