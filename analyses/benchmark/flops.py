@@ -4,6 +4,7 @@ layers) and their 2 m k n FLOPs. No timing here; ``gemm`` times these shapes."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import attrs
@@ -11,7 +12,7 @@ import attrs
 
 def layer_dims(sizes: Sequence[int]) -> list[tuple[int, int]]:
     """(fan_in, fan_out) of every layer."""
-    return list(zip(sizes[:-1], sizes[1:]))
+    return list(itertools.pairwise(sizes))
 
 
 @attrs.frozen

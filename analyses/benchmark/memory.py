@@ -72,7 +72,6 @@ def rss_child_main(argv: Sequence[str]) -> int:
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    name: str = args.rss_child
     with limited_threads(args.threads, import_torch=False):
         return _rss_child(args)
 

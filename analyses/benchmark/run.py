@@ -4,10 +4,12 @@ data loading, the memory children, and the record that holds them with its targe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ def source_hash() -> str:
     h = hashlib.sha256()
     fmlp_root = Path(fmlp.__file__).resolve().parent
     bench_root = Path(__file__).resolve().parent
-    for path in sorted(fmlp_root.glob("*.py")) + sorted(bench_root.glob("*.py")):
+    for path in [*sorted(fmlp_root.glob("*.py")), *sorted(bench_root.glob("*.py"))]:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
@@ -109,30 +111,9 @@ def _run_setting(
                 if fresh:
                     store.path(cell_cfg).unlink(missing_ok=True)
 
-                def compute() -> dict[str, Any]:
-                    key = (dataset, dtype)
-                    if key not in data_cache:
-                        data_cache.clear()
-                        data_cache[key] = get_data(dataset, dtype, cfg.n_train, cfg.eval_samples)
-                    d = data_cache[key]
-                    log(f"{dataset} {dtype} batch {batch} (load {load_avg()})")
-                    la = load_avg()
-                    fw = train_cell(
-                        d.x_train,
-                        d.y_train,
-                        batch,
-                        frameworks=cfg.frameworks,
-                        epochs=cfg.epochs,
-                        warmup=cfg.warmup,
-                        threads=threads,
-                        jax=jax,
-                    )
-                    return {
-                        "frameworks": fw,
-                        "load_avg": [la, load_avg()],
-                        "n_train": int(d.x_train.shape[0]),
-                    }
-
+                compute = functools.partial(
+                    _measure_cell, cfg, dataset, dtype, batch, data_cache, threads, jax, log
+                )
                 result, now = store.run(cell_cfg, compute)
                 n = int(result["n_train"])
                 flops = epoch_flops(SIZES, n, batch)
@@ -208,3 +189,40 @@ def _run_setting(
     record["load_avg"] = {"start": load_start, "end": load_avg()}
     record["wall_seconds"] = time.perf_counter() - t_start
     return record
+
+
+def _measure_cell(
+    cfg: BenchConfig,
+    dataset: str,
+    dtype: str,
+    batch: int,
+    data_cache: dict[tuple[str, str], StudyData],
+    threads: int,
+    jax: Any | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """What the results store keeps of one cell: every framework's epochs on ``dataset`` in
+    ``dtype`` at ``batch``. ``data_cache`` keeps the data last made, since the cells of one
+    dataset and dtype follow each other."""
+    key = (dataset, dtype)
+    if key not in data_cache:
+        data_cache.clear()
+        data_cache[key] = get_data(dataset, dtype, cfg.n_train, cfg.eval_samples)
+    d = data_cache[key]
+    log(f"{dataset} {dtype} batch {batch} (load {load_avg()})")
+    la = load_avg()
+    fw = train_cell(
+        d.x_train,
+        d.y_train,
+        batch,
+        frameworks=cfg.frameworks,
+        epochs=cfg.epochs,
+        warmup=cfg.warmup,
+        threads=threads,
+        jax=jax,
+    )
+    return {
+        "frameworks": fw,
+        "load_avg": [la, load_avg()],
+        "n_train": int(d.x_train.shape[0]),
+    }

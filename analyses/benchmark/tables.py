@@ -53,18 +53,22 @@ def format_table(record: Mapping[str, Any]) -> str:
     fws = [n for n in FRAMEWORKS if n in record["config"]["frameworks"]]
     blas = record["blas"][0] if record["blas"] else {}
     env = record["openblas_env"]
+    threads = record["threads"]
+    load = record["load_avg"]
     lines = [
         f"setting {record['setting']}: OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']} "
-        f"OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']}; BLAS {blas.get('internal_api')} {blas.get('version')} "
-        f"kernel {blas.get('architecture')}, {record['threads']['numpy_blas']} threads (torch "
-        f"{record['threads']['torch']}); load {record['load_avg']['start']} -> {record['load_avg']['end']}",
+        f"OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']}; "
+        f"BLAS {blas.get('internal_api')} {blas.get('version')} "
+        f"kernel {blas.get('architecture')}, {threads['numpy_blas']} threads "
+        f"(torch {threads['torch']}); load {load['start']} -> {load['end']}",
         "GEMM peak: "
         + ", ".join(
             f"{dt} {p['size']}^3 {p['gflops_best']:.1f} GFLOP/s (median {p['gflops_median']:.1f})"
             for dt, p in record["gemm"]["peak"].items()
         ),
-        "seconds per epoch, median±IQR over measured epochs; GFLOP/s and %peak are fmlp's; GEMM-only is the "
-        "8 products timed alone; ratios of median wall times, 'cpu' of median CPU times",
+        "seconds per epoch, median±IQR over measured epochs; GFLOP/s and %peak are fmlp's; "
+        "GEMM-only is the 8 products timed alone; ratios of median wall times, "
+        "'cpu' of median CPU times",
     ]
     head = [
         "data",
@@ -108,7 +112,8 @@ def format_table(record: Mapping[str, Any]) -> str:
     lines.append(
         "evaluation (fmlp.evaluate): "
         + ", ".join(
-            f"{dt} {ev[dt]['samples']} samples in {ev[dt]['seconds_median']:.3f}s ({ev[dt]['samples_per_second']:.0f}/s)"
+            f"{dt} {ev[dt]['samples']} samples in {ev[dt]['seconds_median']:.3f}s "
+            f"({ev[dt]['samples_per_second']:.0f}/s)"
             for dt in record["config"]["dtypes"]
         )
     )
@@ -123,11 +128,12 @@ def format_table(record: Mapping[str, Any]) -> str:
     )
     mem = record["memory"]
     lines.append(
-        f"peak RSS: this process {mem['parent_peak_rss_mb']:.0f} MB; children (MB, {record['config']['rss_dataset']}, "
+        f"peak RSS: this process {mem['parent_peak_rss_mb']:.0f} MB; "
+        f"children (MB, {record['config']['rss_dataset']}, "
         "peak / after data / training alone): "
         + ", ".join(
-            f"{n} {c['peak_rss_mb']:.0f} / {c['baseline_rss_mb']:.0f} / {_fmt_mb(c['training_peak_rss_mb'])} "
-            f"({c['epochs']} ep)"
+            f"{n} {c['peak_rss_mb']:.0f} / {c['baseline_rss_mb']:.0f} / "
+            f"{_fmt_mb(c['training_peak_rss_mb'])} ({c['epochs']} ep)"
             if not c.get("skipped")
             else f"{n}: {c.get('note')}"
             for n, c in mem["children"].items()
@@ -180,8 +186,8 @@ def format_side_by_side(settings: Mapping[str, Mapping[str, Any]]) -> str:
     lines = [
         "seconds per epoch under each OpenBLAS setting ("
         + "; ".join(
-            f"{s}: kernel {settings[s]['blas'][0].get('architecture') if settings[s]['blas'] else '?'}"
-            for s in names
+            f"{s}: kernel {rec['blas'][0].get('architecture') if rec['blas'] else '?'}"
+            for s, rec in settings.items()
         )
         + ")"
     ]

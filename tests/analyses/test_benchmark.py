@@ -336,7 +336,7 @@ def test_real_data_yes_without_a_cache_names_the_fetch_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FMLP_DATA", str(tmp_path / "empty"))
-    with pytest.raises(SystemExit, match="fmlp.data fetch mnist"):
+    with pytest.raises(SystemExit, match=r"fmlp\.data fetch mnist"):
         cli.main(["--quick", "--out", str(tmp_path), "--real-data", "yes"])
 
 
