@@ -1,5 +1,5 @@
 """Training at the hardware limit: fmlp against PyTorch eager, JAX ``jit`` + ``lax.scan``,
-a minimal in-place numpy loop and the machine's own GEMM peak (issue 8).
+a minimal in-place numpy loop and the machine's own GEMM peak.
 
     python -m analyses.benchmark [--out results] [--quick] [--quiet] [--dataset mnist]
         [--native-blas | --both] [--coretype NAME] [--epochs 5] [--warmup 1]
@@ -14,8 +14,8 @@ samples in the same order (fmlp's ``epoch_order(n, seed, epoch)``):
 - seconds per training epoch, in float32 and float64, at batch 64, 128 and 256, on
   synthetic data of MNIST's shape (50,000 x 784) and, when the cache holds it, on MNIST
   itself, for: ``fmlp`` (``fmlp.fit`` with ``eval_train=False``; the time of each epoch
-  is its own ``EpochMetrics.seconds``), ``reference`` (a minimal in-place numpy loop
-  written below: preallocated buffers, ``out=`` products, -lr folded into the logits'
+  is its own ``EpochMetrics.seconds``), ``reference`` (a minimal in-place numpy loop,
+  ``numpy_loops``: preallocated buffers, ``out=`` products, -lr folded into the logits'
   gradient), ``torch`` (eager autograd and ``torch.optim.SGD``, same dtype and thread
   count) and ``jax`` (``jax.jit`` of an epoch that is a ``jax.lax.scan`` of the step;
   skipped with a note when jax is not installed; compilation timed apart). The
@@ -43,7 +43,7 @@ with ``OPENBLAS_CORETYPE=NAME``. Only those child processes see a changed enviro
 
 Results (written atomically): each measured cell (setting, dataset, dtype, batch) is
 one run under ``<out>/benchmark/runs/<config hash>.json`` whose configuration includes
-a hash of fmlp's source and of this file, so an interrupted benchmark resumes without
+a hash of fmlp's source and of this package, so an interrupted benchmark resumes without
 measuring finished cells again while a changed implementation is measured afresh
 (``--fresh`` measures everything again). ``<out>/benchmark/<setting>.json`` holds one
 setting's results and ``<out>/benchmark/summary.json`` all settings measured so far:
@@ -86,8 +86,8 @@ setting's results and ``<out>/benchmark/summary.json`` all settings measured so 
   peak: what the target compares), ``seconds``, ``what``; or ``skipped`` and ``note``.
 - ``float64_over_float32``: per dataset and batch, each framework's median float64
   epoch time over its float32 one.
-- ``targets``: the issue's targets, each ``name``, ``value``, ``threshold``, ``met``
-  (null when not measured), ``note``.
+- ``targets``: what fmlp's training is held to (see ``targets``), each ``name``,
+  ``value``, ``threshold``, ``met`` (null when not measured), ``note``.
 - ``table``: the rows printed on screen (``setting``, ``dataset``, ``dtype``, ``batch``
   and per framework the median seconds, fmlp's GFLOP/s and peak fraction, the ratios).
 

@@ -1,5 +1,13 @@
 """The targets fmlp's training speed and memory are held to, each checked against the
-synthetic cells of one setting's record."""
+synthetic cells of one setting's record.
+
+fmlp is a functional library: every step returns new parameters. The targets say what
+that may cost: fmlp trains in at most three quarters of PyTorch eager's time and no
+slower than a jitted JAX epoch, its products reach three quarters of the machine's
+sgemm peak, it is at most 15% slower than an in-place numpy loop doing the same
+arithmetic, float64 costs it no more than about twice float32 (what BLAS allows), and a
+10-epoch ``fit`` on MNIST stays under 1 GB of resident memory. A target is judged in
+every setting measured; where it is meant for one setting, its note says which."""
 
 from __future__ import annotations
 
@@ -29,7 +37,7 @@ def _target(
 
 
 def evaluate_targets(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, measured on the synthetic cells of this setting."""
+    """Every target, measured on the synthetic cells of this setting."""
     out = []
     c128 = _cell(record, "float32", 128)
     r = c128["ratios"] if c128 else {}
@@ -41,7 +49,7 @@ def evaluate_targets(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             torch_r["of_medians"] if torch_r else None,
             0.75,
             below=True,
-            note="the issue asks it under the default environment",
+            note="meant for the default setting, the environment the studies run in",
         )
     )
     out.append(
@@ -50,7 +58,7 @@ def evaluate_targets(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             jax_r["of_medians"] if jax_r else None,
             1.0,
             below=True,
-            note="the issue asks it on the native kernel",
+            note="meant for the native setting (XLA does not use OpenBLAS's kernel)",
         )
     )
     c256 = _cell(record, "float32", 256)
@@ -61,7 +69,7 @@ def evaluate_targets(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             frac,
             0.75,
             below=False,
-            note="the issue asks it on the native kernel",
+            note="meant for the native setting, OpenBLAS's own kernel choice",
         )
     )
     refs = [
@@ -101,7 +109,7 @@ def evaluate_targets(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             rss,
             RSS_LIMIT_MB,
             below=True,
-            note="the issue asks 10 epochs on MNIST",
+            note="meant for 10 epochs on MNIST, the default run (--quick measures less)",
         )
     )
     return out
