@@ -5,14 +5,13 @@ memory child (``--rss-child``)."""
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from analyses.benchmark.config import make_config
-from analyses.benchmark.environment import child_env, openblas_env
+from analyses.benchmark.environment import child_env, openblas_env, run_child
 from analyses.benchmark.memory import rss_child_main
 from analyses.benchmark.run import run_setting
 from analyses.benchmark.spec import BATCH_SIZES, DTYPES, FRAMEWORKS
@@ -106,8 +105,9 @@ def child_argv(argv: Sequence[str], setting: str) -> list[str]:
 
 
 def run_child_setting(argv: Sequence[str], setting: str, folder: Path) -> dict[str, Any] | None:
-    cmd = [sys.executable, "-m", "analyses.benchmark", *child_argv(argv, setting)]
-    proc = subprocess.run(cmd, env=child_env(setting), check=False)
+    """Measure ``setting`` in a child process under its own OpenBLAS environment, and
+    read the record it wrote; None (with a message) when the child fails."""
+    proc = run_child(child_argv(argv, setting), env=child_env(setting))
     path = folder / f"{setting}.json"
     if proc.returncode != 0 or not path.exists():
         print(

@@ -8,7 +8,6 @@ import argparse
 import json
 import math
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -17,7 +16,12 @@ from typing import Any, Final
 
 import fmlp
 from analyses.benchmark.data import get_data
-from analyses.benchmark.environment import limited_threads, threads_of_blas
+from analyses.benchmark.environment import (
+    limited_threads,
+    run_child,
+    threads_of_blas,
+    torch_threads_as,
+)
 from analyses.benchmark.jax_loop import JaxLoop, import_jax
 from analyses.benchmark.numpy_loops import ReferenceLoop
 from analyses.benchmark.spec import DTYPES, EVAL_SAMPLES, FRAMEWORKS, LR, MNIST_TRAIN, SEED, SIZES
@@ -92,31 +96,33 @@ def _rss_child(args: argparse.Namespace) -> int:
     reset = reset_peak_rss()  # so the training's own peak can be told from the data's
     p0 = fmlp.init(SIZES, seed=SEED, dtype=args.dtype)
     t0 = time.perf_counter()
-    if name == "fmlp":
-        fmlp.fit(
-            p0,
-            x,
-            y,
-            epochs=args.epochs,
-            batch_size=args.batch,
-            lr=LR,
-            seed=SEED,
-            validation=(data.x_valid, data.y_valid),
-        )
-    else:
-        loop: Any
-        if name == "reference":
-            loop = ReferenceLoop(p0, args.batch)
-        elif name == "torch":
-            loop = TorchLoop(p0, x, y, args.batch, threads_of_blas())
+    # torch, imported above only in its own child, uses as many threads as numpy's BLAS
+    with torch_threads_as(threads_of_blas(), import_torch=False):
+        if name == "fmlp":
+            fmlp.fit(
+                p0,
+                x,
+                y,
+                epochs=args.epochs,
+                batch_size=args.batch,
+                lr=LR,
+                seed=SEED,
+                validation=(data.x_valid, data.y_valid),
+            )
         else:
-            loop = JaxLoop(jax, p0, x, y, args.batch)
-        for epoch in range(args.epochs):
-            order = epoch_order(x.shape[0], SEED, epoch)
+            loop: Any
             if name == "reference":
-                loop.epoch(x, y, order, LR)
+                loop = ReferenceLoop(p0, args.batch)
+            elif name == "torch":
+                loop = TorchLoop(p0, x, y, args.batch)
             else:
-                loop.epoch(order)
+                loop = JaxLoop(jax, p0, x, y, args.batch)
+            for epoch in range(args.epochs):
+                order = epoch_order(x.shape[0], SEED, epoch)
+                if name == "reference":
+                    loop.epoch(x, y, order, LR)
+                else:
+                    loop.epoch(order)
     print(
         json.dumps(
             {
@@ -151,10 +157,9 @@ def measure_rss(
     dataset: str,
     threads: int | None,
 ) -> dict[str, Any]:
+    """Peak memory of ``framework`` training in a child process of its own, as the child
+    reports it, or ``skipped`` with a note when the child fails."""
     cmd = [
-        sys.executable,
-        "-m",
-        "analyses.benchmark",
         "--rss-child",
         framework,
         "--dtype",
@@ -170,7 +175,7 @@ def measure_rss(
     ]
     if threads is not None:
         cmd += ["--threads", str(threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = run_child(cmd, capture=True)
     if proc.returncode != 0:
         return {
             "skipped": True,

@@ -22,6 +22,8 @@ from analyses.benchmark.environment import (
     openblas_env,
     threads_of_blas,
     torch_threads,
+    torch_threads_as,
+    xla_flags,
 )
 from analyses.benchmark.flops import batch_sizes_of_epoch, epoch_flops
 from analyses.benchmark.gemm import measure_gemm
@@ -48,8 +50,11 @@ def source_hash() -> str:
 def run_setting(
     cfg: BenchConfig, setting: str, store: ResultStore, *, fresh: bool, quiet: bool
 ) -> dict[str, Any]:
-    """Measure everything under the current process's environment, as ``setting``."""
-    with limited_threads(cfg.threads) as notes:
+    """Measure everything under the current process's environment, as ``setting``, with
+    every library limited to ``cfg.threads`` threads when given; torch always uses as many
+    threads as numpy's BLAS, so that the two compare like with like."""
+    # threads_of_blas() is read once limited_threads has applied its limit
+    with limited_threads(cfg.threads) as notes, torch_threads_as(threads_of_blas()):
         return _run_setting(cfg, setting, store, fresh=fresh, quiet=quiet, notes=list(notes))
 
 
@@ -94,7 +99,7 @@ def _run_setting(
         "openblas_env": env,
         "source": source_hash(),
         "n_train": cfg.n_train,
-        "xla_flags": os.environ.get("XLA_FLAGS"),
+        "xla_flags": xla_flags(),
         "epochs": cfg.epochs,
         "warmup": cfg.warmup,
         "frameworks": list(cfg.frameworks),
@@ -112,7 +117,7 @@ def _run_setting(
                     store.path(cell_cfg).unlink(missing_ok=True)
 
                 compute = functools.partial(
-                    _measure_cell, cfg, dataset, dtype, batch, data_cache, threads, jax, log
+                    _measure_cell, cfg, dataset, dtype, batch, data_cache, jax, log
                 )
                 result, now = store.run(cell_cfg, compute)
                 n = int(result["n_train"])
@@ -173,7 +178,7 @@ def _run_setting(
             "torch": torch_threads(),
             "cpu_count": os.cpu_count(),
             "requested": cfg.threads,
-            "xla_flags": os.environ.get("XLA_FLAGS"),
+            "xla_flags": xla_flags(),
             "jax_devices": [str(d) for d in jax.devices()] if jax is not None else None,
         },
         "config": cfg.as_dict(),
@@ -197,7 +202,6 @@ def _measure_cell(
     dtype: str,
     batch: int,
     data_cache: dict[tuple[str, str], StudyData],
-    threads: int,
     jax: Any | None,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
@@ -218,7 +222,6 @@ def _measure_cell(
         frameworks=cfg.frameworks,
         epochs=cfg.epochs,
         warmup=cfg.warmup,
-        threads=threads,
         jax=jax,
     )
     return {

@@ -1,6 +1,7 @@
 """PyTorch eager as a training loop: the same MLP as ``nn.Linear``/``ReLU`` layers from the
 same weights, trained with autograd and ``torch.optim.SGD``. torch is imported when a
-loop is made, never at import time."""
+loop is made, never at import time; its thread count is the caller's
+(``environment.torch_threads_as``)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from fmlp.types import FloatArray, IntArray
 class TorchLoop:
     """PyTorch eager: nn.Linear/ReLU layers, autograd, torch.optim.SGD, same weights."""
 
-    def __init__(self, params: MLP, x: FloatArray, y: IntArray, batch: int, threads: int) -> None:
+    def __init__(self, params: MLP, x: FloatArray, y: IntArray, batch: int) -> None:
         import torch
 
         self.torch = torch
-        torch.set_num_threads(threads)
         tdtype = torch.float32 if params.dtype == np.float32 else torch.float64
         modules: list[torch.nn.Module] = []
         for i, layer in enumerate(params.layers):

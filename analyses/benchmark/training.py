@@ -55,11 +55,11 @@ def train_cell(
     frameworks: Sequence[str],
     epochs: int,
     warmup: int,
-    threads: int,
     jax: Any | None,
 ) -> dict[str, Any]:
     """Seconds per epoch of every framework on (x, y), interleaved epoch by epoch: fmlp's
-    ``fit`` runs the epochs and the others run theirs in its epoch callback."""
+    ``fit`` runs the epochs and the others run theirs in its epoch callback. Each library
+    uses the threads this process gives it (see ``environment``)."""
     if jax is None:
         return _train_cell(
             x,
@@ -68,7 +68,6 @@ def train_cell(
             frameworks=frameworks,
             epochs=epochs,
             warmup=warmup,
-            threads=threads,
             jax=None,
         )
     x64 = jax.config.read("jax_enable_x64")  # a float64 cell turns it on; put it back after
@@ -80,7 +79,6 @@ def train_cell(
             frameworks=frameworks,
             epochs=epochs,
             warmup=warmup,
-            threads=threads,
             jax=jax,
         )
     finally:
@@ -95,7 +93,6 @@ def _train_cell(
     frameworks: Sequence[str],
     epochs: int,
     warmup: int,
-    threads: int,
     jax: Any | None,
 ) -> dict[str, Any]:
     n = x.shape[0]
@@ -111,7 +108,7 @@ def _train_cell(
             if torch_threads() is None:
                 notes[name] = "torch is not installed"
             else:
-                others[name] = TorchLoop(p0, x, y, batch, threads)
+                others[name] = TorchLoop(p0, x, y, batch)
         elif name == "jax":
             if jax is None:
                 notes[name] = "jax is not installed (pip install -e '.[bench]')"

@@ -212,18 +212,15 @@ def test_reference_loop_refuses_other_activations() -> None:
 
 
 def test_torch_loop_matches_fmlp_in_float64() -> None:
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     x, y = small_data(300, np.float64)
     p0 = fmlp.init(SMALL, seed=6, dtype=np.float64)
     state, _ = fmlp.fit(
         p0, x, y, epochs=1, batch_size=128, lr=spec.LR, seed=spec.SEED, eval_train=False
     )
-    before = torch.get_num_threads()
-    try:
-        loop = torch_loop.TorchLoop(p0, x, y, 128, threads=1)
+    with environment.torch_threads_as(1):
+        loop = torch_loop.TorchLoop(p0, x, y, 128)
         loop.epoch(epoch_order(300, spec.SEED, 0))
-    finally:
-        torch.set_num_threads(before)
     assert training.max_abs_diff(loop.params(), state.params) < 1e-12
 
 
@@ -255,7 +252,6 @@ def test_train_cell_interleaves_and_agrees() -> None:
         frameworks=("fmlp", "reference"),
         epochs=2,
         warmup=1,
-        threads=1,
         jax=None,
     )
     for name in ("fmlp", "reference"):
