@@ -1,16 +1,20 @@
 """JAX as a training loop: an epoch is one ``jax.jit`` function, a ``jax.lax.scan`` of the
-SGD step. jax is the optional ``bench`` extra, imported by name only when asked for."""
+SGD step. jax is the optional ``bench`` extra, imported by name only when asked for. A
+float64 loop turns on jax's process-wide ``jax_enable_x64``; ``x64_restored`` puts it
+back."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from analyses.benchmark.spec import LR
-from fmlp.params import MLP, Dense
+from fmlp import MLP, Dense
 from fmlp.types import FloatArray, IntArray
 
 
@@ -21,6 +25,20 @@ def import_jax() -> Any | None:
         return importlib.import_module("jax")
     except ImportError:
         return None
+
+
+@contextlib.contextmanager
+def x64_restored(jax: Any | None) -> Iterator[None]:
+    """jax's ``jax_enable_x64`` as it was before the block, after it (nothing without
+    jax)."""
+    if jax is None:
+        yield
+        return
+    x64 = jax.config.read("jax_enable_x64")
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", x64)
 
 
 class JaxLoop:

@@ -22,10 +22,10 @@ from analyses.benchmark.environment import (
     threads_of_blas,
     torch_threads_as,
 )
-from analyses.benchmark.jax_loop import JaxLoop, import_jax
-from analyses.benchmark.numpy_loops import ReferenceLoop
-from analyses.benchmark.spec import DTYPES, EVAL_SAMPLES, FRAMEWORKS, LR, MNIST_TRAIN, SEED, SIZES
-from analyses.benchmark.torch_loop import TorchLoop
+from analyses.benchmark.jax_loop import import_jax
+from analyses.benchmark.numpy_loops import fit_fmlp
+from analyses.benchmark.spec import DTYPES, EVAL_SAMPLES, FRAMEWORKS, MNIST_TRAIN, SEED, SIZES
+from analyses.benchmark.training import make_loop
 from fmlp.train import epoch_order
 
 MB: Final = 1e6
@@ -99,30 +99,18 @@ def _rss_child(args: argparse.Namespace) -> int:
     # torch, imported above only in its own child, uses as many threads as numpy's BLAS
     with torch_threads_as(threads_of_blas(), import_torch=False):
         if name == "fmlp":
-            fmlp.fit(
+            fit_fmlp(
                 p0,
                 x,
                 y,
                 epochs=args.epochs,
-                batch_size=args.batch,
-                lr=LR,
-                seed=SEED,
+                batch=args.batch,
                 validation=(data.x_valid, data.y_valid),
             )
         else:
-            loop: Any
-            if name == "reference":
-                loop = ReferenceLoop(p0, args.batch)
-            elif name == "torch":
-                loop = TorchLoop(p0, x, y, args.batch)
-            else:
-                loop = JaxLoop(jax, p0, x, y, args.batch)
+            loop = make_loop(name, p0, x, y, args.batch, jax)
             for epoch in range(args.epochs):
-                order = epoch_order(x.shape[0], SEED, epoch)
-                if name == "reference":
-                    loop.epoch(x, y, order, LR)
-                else:
-                    loop.epoch(order)
+                loop.epoch(epoch_order(x.shape[0], SEED, epoch))
     print(
         json.dumps(
             {

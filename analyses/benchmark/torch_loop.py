@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from analyses.benchmark.spec import LR
-from fmlp.params import MLP, Dense
+from fmlp import MLP, Dense
 from fmlp.types import FloatArray, IntArray
 
 

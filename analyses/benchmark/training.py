@@ -7,20 +7,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 import fmlp
 from analyses.benchmark.environment import torch_threads
 from analyses.benchmark.flops import epoch_flops
-from analyses.benchmark.jax_loop import JaxLoop
-from analyses.benchmark.numpy_loops import ReferenceLoop
-from analyses.benchmark.spec import LR, SEED, SIZES
+from analyses.benchmark.jax_loop import JaxLoop, x64_restored
+from analyses.benchmark.numpy_loops import ReferenceLoop, fit_fmlp
+from analyses.benchmark.spec import SEED, SIZES
 from analyses.benchmark.torch_loop import TorchLoop
-from fmlp.params import MLP
+from fmlp import MLP, tree_leaves
 from fmlp.train import epoch_order
-from fmlp.tree import tree_leaves
 from fmlp.types import FloatArray, IntArray
 
 
@@ -47,6 +46,30 @@ def max_abs_diff(a: MLP, b: MLP) -> float:
     )
 
 
+class Loop(Protocol):
+    """A framework's training loop as a cell drives it: made from the initial parameters
+    and the training set, it trains one epoch visiting the samples in ``order`` (fmlp's
+    ``epoch_order``) and gives back its parameters as an MLP."""
+
+    def epoch(self, order: IntArray) -> None: ...
+
+    def params(self) -> MLP: ...
+
+
+def make_loop(
+    name: str, params: MLP, x: FloatArray, y: IntArray, batch: int, jax: Any | None
+) -> Loop:
+    """The training loop of framework ``name`` ("reference", "torch" or "jax"; fmlp trains
+    through ``fit_fmlp``), from ``params`` on (x, y) at ``batch``."""
+    if name == "reference":
+        return ReferenceLoop(params, x, y, batch)
+    if name == "torch":
+        return TorchLoop(params, x, y, batch)
+    if name == "jax" and jax is not None:
+        return JaxLoop(jax, params, x, y, batch)
+    raise ValueError(f"no training loop for {name!r} (jax: {jax is not None})")
+
+
 def train_cell(
     x: FloatArray,
     y: IntArray,
@@ -60,29 +83,10 @@ def train_cell(
     """Seconds per epoch of every framework on (x, y), interleaved epoch by epoch: fmlp's
     ``fit`` runs the epochs and the others run theirs in its epoch callback. Each library
     uses the threads this process gives it (see ``environment``)."""
-    if jax is None:
+    with x64_restored(jax):  # a float64 cell turns it on
         return _train_cell(
-            x,
-            y,
-            batch,
-            frameworks=frameworks,
-            epochs=epochs,
-            warmup=warmup,
-            jax=None,
+            x, y, batch, frameworks=frameworks, epochs=epochs, warmup=warmup, jax=jax
         )
-    x64 = jax.config.read("jax_enable_x64")  # a float64 cell turns it on; put it back after
-    try:
-        return _train_cell(
-            x,
-            y,
-            batch,
-            frameworks=frameworks,
-            epochs=epochs,
-            warmup=warmup,
-            jax=jax,
-        )
-    finally:
-        jax.config.update("jax_enable_x64", x64)
 
 
 def _train_cell(
@@ -98,23 +102,19 @@ def _train_cell(
     n = x.shape[0]
     p0 = fmlp.init(SIZES, seed=SEED, dtype=x.dtype)
     total = warmup + epochs
-    others: dict[str, Any] = {}
+    others: dict[str, Loop] = {}
     compile_s: dict[str, float] = {}
     notes: dict[str, str] = {}
     for name in frameworks:
-        if name == "reference":
-            others[name] = ReferenceLoop(p0, batch)
-        elif name == "torch":
-            if torch_threads() is None:
-                notes[name] = "torch is not installed"
-            else:
-                others[name] = TorchLoop(p0, x, y, batch)
-        elif name == "jax":
-            if jax is None:
-                notes[name] = "jax is not installed (pip install -e '.[bench]')"
-            else:
-                loop = JaxLoop(jax, p0, x, y, batch)
-                others[name] = loop
+        if name == "fmlp":
+            continue
+        if name == "torch" and torch_threads() is None:
+            notes[name] = "torch is not installed"
+        elif name == "jax" and jax is None:
+            notes[name] = "jax is not installed (pip install -e '.[bench]')"
+        else:
+            loop = others[name] = make_loop(name, p0, x, y, batch, jax)
+            if isinstance(loop, JaxLoop):
                 compile_s[name] = loop.compile_seconds
     times: dict[str, list[float]] = {name: [] for name in [*others, "fmlp"]}
     cpu: dict[str, list[float]] = {name: [] for name in [*others, "fmlp"]}
@@ -125,10 +125,7 @@ def _train_cell(
         order = epoch_order(n, SEED, epoch)
         for name, loop in others.items():
             t0, c0 = time.perf_counter(), time.process_time()
-            if name == "reference":
-                loop.epoch(x, y, order, LR)
-            else:
-                loop.epoch(order)
+            loop.epoch(order)
             times[name].append(time.perf_counter() - t0)
             cpu[name].append(time.process_time() - c0)
         fmlp_cpu_start[0] = time.process_time()
@@ -136,16 +133,8 @@ def _train_cell(
     final: dict[str, MLP] = {}
     if "fmlp" in frameworks:
         fmlp_cpu_start[0] = time.process_time()
-        state, metrics = fmlp.fit(
-            p0,
-            x,
-            y,
-            epochs=total,
-            batch_size=batch,
-            lr=LR,
-            seed=SEED,
-            eval_train=False,
-            callback=lambda epoch, m: run_others(epoch),
+        state, metrics = fit_fmlp(
+            p0, x, y, epochs=total, batch=batch, callback=lambda epoch, m: run_others(epoch)
         )
         times["fmlp"] = [float(s) for s in metrics.seconds]
         final["fmlp"] = state.params

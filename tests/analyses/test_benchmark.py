@@ -198,9 +198,9 @@ def test_reference_loop_matches_fmlp_fit(dtype: Any, atol: float) -> None:
     state, _ = fmlp.fit(
         p0, x, y, epochs=2, batch_size=128, lr=spec.LR, seed=spec.SEED, eval_train=False
     )
-    ref = numpy_loops.ReferenceLoop(p0, 128)
+    ref = numpy_loops.ReferenceLoop(p0, x, y, 128)
     for epoch in range(2):
-        ref.epoch(x, y, epoch_order(300, spec.SEED, epoch), spec.LR)
+        ref.epoch(epoch_order(300, spec.SEED, epoch))
     assert training.max_abs_diff(ref.params(), state.params) < atol
     assert training.max_abs_diff(ref.params(), p0) > 100 * atol  # it did train
     assert leaves_equal(p0, fmlp.init(SMALL, seed=5, dtype=dtype))  # and copied the weights
@@ -208,7 +208,9 @@ def test_reference_loop_matches_fmlp_fit(dtype: Any, atol: float) -> None:
 
 def test_reference_loop_refuses_other_activations() -> None:
     with pytest.raises(ValueError, match="ReLU"):
-        numpy_loops.ReferenceLoop(fmlp.init(SMALL, seed=0, activation="tanh"), 16)
+        numpy_loops.ReferenceLoop(
+            fmlp.init(SMALL, seed=0, activation="tanh"), *small_data(16, np.float64), 16
+        )
 
 
 def test_torch_loop_matches_fmlp_in_float64() -> None:
