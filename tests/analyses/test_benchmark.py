@@ -1,4 +1,4 @@
-"""The benchmark (analyses/benchmark.py): its FLOP count, its reference loops against
+"""The benchmark (analyses/benchmark/): its FLOP count, its reference loops against
 fmlp, its OpenBLAS child settings, and a ``--quick`` smoke run of the whole command.
 
 Also the fast paths of fmlp's training hot path that the benchmark drove: an
@@ -73,9 +73,8 @@ def test_step_has_the_eight_products_of_a_three_layer_step() -> None:
 
 def test_epoch_flops_count_the_last_partial_batch() -> None:
     assert flops.batch_sizes_of_epoch(300, 128) == [128, 128, 44]
-    assert flops.epoch_flops(SMALL, 300, 128) == 2 * flops.step_flops(
-        SMALL, 128
-    ) + flops.step_flops(SMALL, 44)
+    step = flops.step_flops
+    assert flops.epoch_flops(SMALL, 300, 128) == 2 * step(SMALL, 128) + step(SMALL, 44)
     assert flops.epoch_flops(SMALL, 256, 128) == 2 * flops.step_flops(SMALL, 128)
 
 
