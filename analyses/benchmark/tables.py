@@ -4,7 +4,7 @@ times of several OpenBLAS settings side by side."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from analyses.benchmark.spec import FRAMEWORKS
@@ -22,6 +22,12 @@ def _fmt_s(rec: Mapping[str, Any] | None) -> str:
 
 def _fmt_r(r: Mapping[str, Any] | None, key: str = "of_medians") -> str:
     return "—" if r is None else f"{r[key]:.2f}"
+
+
+def _aligned(head: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    """The header and rows as lines, each column left-aligned to its widest cell."""
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in [head, *body]]
 
 
 def table_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -105,9 +111,7 @@ def format_table(record: Mapping[str, Any]) -> str:
                 _fmt_r(t["ratios"]["fmlp/reference"], "cpu_of_medians"),
             ]
         )
-    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body)
+    lines.extend(_aligned(head, body))
     ev = record["evaluation"]
     lines.append(
         "evaluation (fmlp.evaluate): "
@@ -182,7 +186,6 @@ def format_side_by_side(settings: Mapping[str, Mapping[str, Any]]) -> str:
                 )
                 row.append(_fmt_s(cell["frameworks"].get(fw)) if cell else "—")
         body.append(row)
-    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     lines = [
         "seconds per epoch under each OpenBLAS setting ("
         + "; ".join(
@@ -191,6 +194,5 @@ def format_side_by_side(settings: Mapping[str, Mapping[str, Any]]) -> str:
         )
         + ")"
     ]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body)
+    lines.extend(_aligned(head, body))
     return "\n".join(lines)
