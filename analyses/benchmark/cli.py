@@ -23,6 +23,8 @@ SCHEMA: Final = "fmlp-benchmark/1"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options every study takes (--out, --quick, --quiet, --dataset) and the
+    benchmark's own."""
     parser = study_parser(
         "fmlp's training speed against PyTorch, JAX, an in-place numpy loop and the GEMM peak."
     )
@@ -138,6 +140,11 @@ def write_summary(store: ResultStore) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark as ``argv`` says and return the exit status: the default setting
+    in this process (unless ``--native-blas``), the other OpenBLAS settings in child
+    processes, then ``summary.json``. With ``--rss-child`` this process is a memory child
+    instead; with ``--as-setting`` it is a settings child, which writes its record and no
+    summary."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--rss-child" in argv or any(a.startswith("--rss-child=") for a in argv):
         return rss_child_main(argv)

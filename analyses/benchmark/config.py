@@ -16,6 +16,9 @@ from analyses.common import QUICK_EVAL, QUICK_TRAIN
 
 @attrs.frozen
 class BenchConfig:
+    """The options of one run once the defaults are filled in: the cells measured,
+    the repetitions of each measurement and the memory children."""
+
     quick: bool
     n_train: int
     epochs: int
@@ -39,10 +42,13 @@ class BenchConfig:
     dataset: str
 
     def as_dict(self) -> dict[str, Any]:
+        """The options as the ``config`` of a setting's record."""
         return attrs.asdict(self)
 
 
 def make_config(args: argparse.Namespace) -> BenchConfig:
+    """The run's options from the parsed command line, with the quick-mode defaults; a bad
+    value exits with a message that names its option."""
     quick: bool = args.quick
     for b in args.batch_sizes:
         if b <= 0:

@@ -30,6 +30,7 @@ class GemmShape:
 
     @property
     def flops(self) -> int:
+        """2 m k n: a multiply and an add per term."""
         return 2 * self.m * self.k * self.n
 
 

@@ -31,6 +31,7 @@ def _aligned(head: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
 
 
 def table_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of ``summary.json``'s ``table``, one per cell of a setting's record."""
     rows = []
     for t in record["training"]:
         fw = t["frameworks"]
@@ -56,6 +57,7 @@ def table_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def format_table(record: Mapping[str, Any]) -> str:
+    """A setting's record as the text printed on screen."""
     fws = [n for n in FRAMEWORKS if n in record["config"]["frameworks"]]
     blas = record["blas"][0] if record["blas"] else {}
     env = record["openblas_env"]

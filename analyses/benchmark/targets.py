@@ -19,6 +19,7 @@ RSS_LIMIT_MB: Final = 1000.0
 
 
 def _cell(record: Mapping[str, Any], dtype: str, batch: int) -> Mapping[str, Any] | None:
+    """The synthetic cell of ``dtype`` and ``batch``, or None when it was not measured."""
     for r in record["training"]:
         if r["dataset"] == "synthetic" and r["dtype"] == dtype and r["batch"] == batch:
             return r  # type: ignore[no-any-return]  # records are JSON dicts

@@ -40,6 +40,7 @@ def describe(seconds: Sequence[float]) -> dict[str, float]:
 
 
 def max_abs_diff(a: MLP, b: MLP) -> float:
+    """The largest |difference| between the parameters of two MLPs, in float64."""
     return max(
         float(np.max(np.abs(p.astype(np.float64) - q.astype(np.float64))))
         for p, q in zip(tree_leaves(a), tree_leaves(b), strict=True)
