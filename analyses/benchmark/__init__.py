@@ -5,7 +5,7 @@ a minimal in-place numpy loop and the machine's own GEMM peak.
         [--native-blas | --both] [--coretype NAME] [--epochs 5] [--warmup 1]
         [--n-train 50000] [--batch-sizes 64 128 256] [--dtypes float32 float64]
         [--frameworks fmlp reference torch jax] [--real-data auto|yes|no]
-        [--rss-epochs 10] [--no-rss] [--fresh]
+        [--rss-epochs 10] [--no-rss] [--threads N] [--fresh]
 
 What one run measures, all on the model 784-512-512-10 ReLU trained by SGD (lr 0.01,
 mean cross-entropy), every framework from the same initial weights and visiting the
@@ -96,10 +96,12 @@ The package, one concern per module; each imports only modules listed before it:
 - ``spec``: the model, learning rate, seed, batch sizes, dtypes and frameworks measured.
 - ``flops``: the matrix products of a step and the exact FLOPs of a step and an epoch.
 - ``gemm``: the GEMM peak and the time of each training product alone.
-- ``environment``: OpenBLAS variables, a settings child's environment, thread limits.
+- ``environment``: OpenBLAS variables, child processes, thread counts, the load average.
 - ``data``: synthetic or cached data; loading and evaluation throughput.
-- ``numpy_loops``, ``torch_loop``, ``jax_loop``: the training loops fmlp is compared with.
-- ``training``: one cell, every framework interleaved epoch by epoch, and its statistics.
+- ``numpy_loops``: fmlp's ``fit`` as the benchmark runs it, and the in-place numpy loop.
+- ``torch_loop``, ``jax_loop``: the PyTorch eager and the JAX ``jit`` + ``scan`` loops.
+- ``training``: the loops' interface, one cell (every framework interleaved epoch by
+  epoch) and its statistics.
 - ``memory``: the peak-memory child processes.
 - ``config``: the options of a run as a record; ``targets``: the targets and their checks.
 - ``tables``: the printed text; ``run``: one setting measured from start to end.

@@ -47,7 +47,7 @@ def torch_threads_as(threads: int, *, import_torch: bool = True) -> Iterator[Non
     torch is imported first unless ``import_torch`` is false, in which case only a torch
     already imported is set; nothing happens when torch is not installed."""
     if import_torch:
-        torch_threads()
+        torch_threads()  # imports torch when it is installed
     torch = sys.modules.get("torch")
     if torch is None:
         yield
