@@ -1,4 +1,4 @@
-"""The benchmark (analyses/benchmark.py): its FLOP count, its reference loops against
+"""The benchmark (analyses/benchmark/): its FLOP count, its reference loops against
 fmlp, its OpenBLAS child settings, and a ``--quick`` smoke run of the whole command.
 
 Also the fast paths of fmlp's training hot path that the benchmark drove: an
@@ -19,7 +19,17 @@ import numpy as np
 import pytest
 
 import fmlp
-from analyses import benchmark as bm
+from analyses.benchmark import (
+    cli,
+    environment,
+    flops,
+    jax_loop,
+    memory,
+    numpy_loops,
+    spec,
+    torch_loop,
+    training,
+)
 from analyses.common import synthetic_data
 from fmlp.optim import Optimizer, apply_updates, momentum, sgd
 from fmlp.train import epoch_order, init_state, make_step, train_epoch
@@ -45,7 +55,7 @@ def leaves_equal(a: fmlp.MLP, b: fmlp.MLP) -> bool:
 
 
 def test_step_has_the_eight_products_of_a_three_layer_step() -> None:
-    gemms = bm.step_gemms(bm.SIZES, 128)
+    gemms = flops.step_gemms(spec.SIZES, 128)
     assert len(gemms) == 8
     assert [g.name for g in gemms] == [
         "a0@W1",
@@ -58,29 +68,28 @@ def test_step_has_the_eight_products_of_a_three_layer_step() -> None:
         "dz3@W3^T",
     ]
     per_layer = 784 * 512 + 512 * 512 + 512 * 10
-    assert bm.step_flops(bm.SIZES, 128) == 2 * 128 * (2 * per_layer + 512 * 512 + 512 * 10)
+    assert flops.step_flops(spec.SIZES, 128) == 2 * 128 * (2 * per_layer + 512 * 512 + 512 * 10)
 
 
 def test_epoch_flops_count_the_last_partial_batch() -> None:
-    assert bm.batch_sizes_of_epoch(300, 128) == [128, 128, 44]
-    assert bm.epoch_flops(SMALL, 300, 128) == 2 * bm.step_flops(SMALL, 128) + bm.step_flops(
-        SMALL, 44
-    )
-    assert bm.epoch_flops(SMALL, 256, 128) == 2 * bm.step_flops(SMALL, 128)
+    assert flops.batch_sizes_of_epoch(300, 128) == [128, 128, 44]
+    step = flops.step_flops
+    assert flops.epoch_flops(SMALL, 300, 128) == 2 * step(SMALL, 128) + step(SMALL, 44)
+    assert flops.epoch_flops(SMALL, 256, 128) == 2 * flops.step_flops(SMALL, 128)
 
 
 def test_describe_and_ratios() -> None:
-    d = bm.describe([1.0, 2.0, 4.0])
+    d = training.describe([1.0, 2.0, 4.0])
     assert d["median"] == 2.0 and d["min"] == 1.0 and d["max"] == 4.0
     assert d["spread"] == pytest.approx(1.5)
     with pytest.raises(ValueError, match="at least one"):
-        bm.describe([])
+        training.describe([])
     fw = {
         "fmlp": {"seconds": [1.0, 2.0], "median": 1.5, "min": 1.0, "cpu_median": 1.0},
         "torch": {"seconds": [2.0, 2.0], "median": 2.0, "min": 2.0, "cpu_median": 4.0},
         "jax": {"skipped": True},
     }
-    r = bm.ratios(fw)
+    r = training.ratios(fw)
     assert r["fmlp/torch"] == {
         "of_medians": 0.75,
         "paired_median": 0.75,
@@ -186,66 +195,64 @@ def test_reference_loop_matches_fmlp_fit(dtype: Any, atol: float) -> None:
     x, y = small_data(300, dtype)
     p0 = fmlp.init(SMALL, seed=5, dtype=dtype)
     state, _ = fmlp.fit(
-        p0, x, y, epochs=2, batch_size=128, lr=bm.LR, seed=bm.SEED, eval_train=False
+        p0, x, y, epochs=2, batch_size=128, lr=spec.LR, seed=spec.SEED, eval_train=False
     )
-    ref = bm.ReferenceLoop(p0, 128)
+    ref = numpy_loops.ReferenceLoop(p0, x, y, 128)
     for epoch in range(2):
-        ref.epoch(x, y, epoch_order(300, bm.SEED, epoch), bm.LR)
-    assert bm.max_abs_diff(ref.params(), state.params) < atol
-    assert bm.max_abs_diff(ref.params(), p0) > 100 * atol  # it did train
+        ref.epoch(epoch_order(300, spec.SEED, epoch))
+    assert training.max_abs_diff(ref.params(), state.params) < atol
+    assert training.max_abs_diff(ref.params(), p0) > 100 * atol  # it did train
     assert leaves_equal(p0, fmlp.init(SMALL, seed=5, dtype=dtype))  # and copied the weights
 
 
 def test_reference_loop_refuses_other_activations() -> None:
     with pytest.raises(ValueError, match="ReLU"):
-        bm.ReferenceLoop(fmlp.init(SMALL, seed=0, activation="tanh"), 16)
+        numpy_loops.ReferenceLoop(
+            fmlp.init(SMALL, seed=0, activation="tanh"), *small_data(16, np.float64), 16
+        )
 
 
 def test_torch_loop_matches_fmlp_in_float64() -> None:
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     x, y = small_data(300, np.float64)
     p0 = fmlp.init(SMALL, seed=6, dtype=np.float64)
     state, _ = fmlp.fit(
-        p0, x, y, epochs=1, batch_size=128, lr=bm.LR, seed=bm.SEED, eval_train=False
+        p0, x, y, epochs=1, batch_size=128, lr=spec.LR, seed=spec.SEED, eval_train=False
     )
-    before = torch.get_num_threads()
-    try:
-        loop = bm.TorchLoop(p0, x, y, 128, threads=1)
-        loop.epoch(epoch_order(300, bm.SEED, 0))
-    finally:
-        torch.set_num_threads(before)
-    assert bm.max_abs_diff(loop.params(), state.params) < 1e-12
+    with environment.torch_threads_as(1):
+        loop = torch_loop.TorchLoop(p0, x, y, 128)
+        loop.epoch(epoch_order(300, spec.SEED, 0))
+    assert training.max_abs_diff(loop.params(), state.params) < 1e-12
 
 
 def test_jax_loop_matches_fmlp_in_float64() -> None:
-    jax = bm.import_jax()
+    jax = jax_loop.import_jax()
     if jax is None:
         pytest.skip("jax is not installed (the optional bench extra)")
     x, y = small_data(300, np.float64)
     p0 = fmlp.init(SMALL, seed=7, dtype=np.float64)
     state, _ = fmlp.fit(
-        p0, x, y, epochs=1, batch_size=128, lr=bm.LR, seed=bm.SEED, eval_train=False
+        p0, x, y, epochs=1, batch_size=128, lr=spec.LR, seed=spec.SEED, eval_train=False
     )
     x64 = jax.config.read("jax_enable_x64")
     try:
-        loop = bm.JaxLoop(jax, p0, x, y, 128)
+        loop = jax_loop.JaxLoop(jax, p0, x, y, 128)
         assert loop.compile_seconds > 0
-        loop.epoch(epoch_order(300, bm.SEED, 0))
+        loop.epoch(epoch_order(300, spec.SEED, 0))
     finally:
         jax.config.update("jax_enable_x64", x64)
-    assert bm.max_abs_diff(loop.params(), state.params) < 1e-12
+    assert training.max_abs_diff(loop.params(), state.params) < 1e-12
 
 
 def test_train_cell_interleaves_and_agrees() -> None:
     d = synthetic_data(200, 10, dtype=np.float64)
-    out = bm.train_cell(
+    out = training.train_cell(
         d.x_train,
         d.y_train,
         64,
         frameworks=("fmlp", "reference"),
         epochs=2,
         warmup=1,
-        threads=1,
         jax=None,
     )
     for name in ("fmlp", "reference"):
@@ -262,35 +269,35 @@ def test_train_cell_interleaves_and_agrees() -> None:
 
 
 def test_limited_threads_restores_what_it_changed() -> None:
-    blas_before = bm.threads_of_blas()
+    blas_before = environment.threads_of_blas()
     xla_before = os.environ.get("XLA_FLAGS")
-    torch_before = bm.torch_threads()
-    with bm.limited_threads(1) as notes:
-        assert bm.threads_of_blas() == 1
+    torch_before = environment.torch_threads()
+    with environment.limited_threads(1) as notes:
+        assert environment.threads_of_blas() == 1
         assert isinstance(notes, list)
         if torch_before is not None:
-            assert bm.torch_threads() == 1
-    assert bm.threads_of_blas() == blas_before
+            assert environment.torch_threads() == 1
+    assert environment.threads_of_blas() == blas_before
     assert os.environ.get("XLA_FLAGS") == xla_before
-    assert bm.torch_threads() == torch_before
-    with bm.limited_threads(None) as notes:
-        assert notes == [] and bm.threads_of_blas() == blas_before
+    assert environment.torch_threads() == torch_before
+    with environment.limited_threads(None) as notes:
+        assert notes == [] and environment.threads_of_blas() == blas_before
 
 
 def test_child_env_unsets_or_sets_only_the_openblas_variables() -> None:
     env = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "1048576", "PATH": "/bin"}
     before = dict(os.environ)
-    native = bm.child_env("native", env)
+    native = environment.child_env("native", env)
     assert native == {"PATH": "/bin"}
-    assert bm.child_env("coretype-SkylakeX", env) == {
+    assert environment.child_env("coretype-SkylakeX", env) == {
         "PATH": "/bin",
         "OPENBLAS_CORETYPE": "SkylakeX",
     }
     assert env["OPENBLAS_CORETYPE"] == "Haswell" and dict(os.environ) == before
     with pytest.raises(ValueError, match="kernel name"):
-        bm.child_env("coretype-", env)
+        environment.child_env("coretype-", env)
     with pytest.raises(ValueError, match="unknown child setting"):
-        bm.child_env("fast", env)
+        environment.child_env("fast", env)
 
 
 def test_child_argv_drops_the_setting_options() -> None:
@@ -304,7 +311,7 @@ def test_child_argv_drops_the_setting_options() -> None:
         "--native-blas",
         "--coretype=Zen",
     ]
-    assert bm.child_argv(argv, "native") == ["--quick", "--out", "x", "--as-setting", "native"]
+    assert cli.child_argv(argv, "native") == ["--quick", "--out", "x", "--as-setting", "native"]
 
 
 @pytest.mark.parametrize(
@@ -319,20 +326,20 @@ def test_child_argv_drops_the_setting_options() -> None:
 )
 def test_bad_options_say_what_is_wrong(argv: list[str], message: str, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=message):
-        bm.main(["--quick", "--quiet", "--out", str(tmp_path), "--frameworks", "fmlp", *argv])
+        cli.main(["--quick", "--quiet", "--out", str(tmp_path), "--frameworks", "fmlp", *argv])
 
 
 def test_real_data_yes_without_a_cache_names_the_fetch_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FMLP_DATA", str(tmp_path / "empty"))
-    with pytest.raises(SystemExit, match="fmlp.data fetch mnist"):
-        bm.main(["--quick", "--out", str(tmp_path), "--real-data", "yes"])
+    with pytest.raises(SystemExit, match=r"fmlp\.data fetch mnist"):
+        cli.main(["--quick", "--out", str(tmp_path), "--real-data", "yes"])
 
 
 def test_rss_child_reports_its_own_peak(capsys: pytest.CaptureFixture[str]) -> None:
     assert (
-        bm.rss_child_main(
+        memory.rss_child_main(
             ["--rss-child", "reference", "--epochs", "1", "--n-train", "100", "--threads", "1"]
         )
         == 0
@@ -348,14 +355,14 @@ def test_rss_child_reports_its_own_peak(capsys: pytest.CaptureFixture[str]) -> N
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("bench")
-    assert bm.main(["--quick", "--quiet", "--out", str(out), "--threads", "1"]) == 0
+    assert cli.main(["--quick", "--quiet", "--out", str(out), "--threads", "1"]) == 0
     summary = json.loads((out / "benchmark" / "summary.json").read_text())
     return out, summary
 
 
 def test_quick_run_writes_the_summary(quick_run: tuple[Path, dict[str, Any]]) -> None:
     out, summary = quick_run
-    assert summary["schema"] == bm.SCHEMA
+    assert summary["schema"] == cli.SCHEMA
     rec = summary["settings"]["default"]
     assert (out / "benchmark" / "default.json").exists()
     assert rec["config"]["quick"] and rec["threads"]["numpy_blas"] == 1
@@ -363,11 +370,11 @@ def test_quick_run_writes_the_summary(quick_run: tuple[Path, dict[str, Any]]) ->
     assert all(p["gflops_best"] > 0 for p in rec["gemm"]["peak"].values())
     assert len(rec["gemm"]["shapes"]["float32"]["128"]["products"]) == 8
     cells = {(t["dataset"], t["dtype"], t["batch"]) for t in rec["training"]}
-    assert cells == {("synthetic", dt, b) for dt in bm.DTYPES for b in bm.BATCH_SIZES}
-    jax_installed = bm.import_jax() is not None
+    assert cells == {("synthetic", dt, b) for dt in spec.DTYPES for b in spec.BATCH_SIZES}
+    jax_installed = jax_loop.import_jax() is not None
     for t in rec["training"]:
         fw = t["frameworks"]
-        assert t["epoch_flops"] == bm.epoch_flops(bm.SIZES, t["n_train"], t["batch"])
+        assert t["epoch_flops"] == flops.epoch_flops(spec.SIZES, t["n_train"], t["batch"])
         for name in ("fmlp", "reference", "torch"):
             assert (
                 not fw[name]["skipped"] and fw[name]["median"] > 0 and fw[name]["peak_fraction"] > 0
@@ -399,7 +406,7 @@ def test_quick_run_writes_the_summary(quick_run: tuple[Path, dict[str, Any]]) ->
 def test_quick_run_resumes_without_measuring_again(quick_run: tuple[Path, dict[str, Any]]) -> None:
     out, first = quick_run
     args = ["--quick", "--quiet", "--out", str(out), "--threads", "1", "--no-rss"]
-    assert bm.main(args) == 0
+    assert cli.main(args) == 0
     again = json.loads((out / "benchmark" / "summary.json").read_text())
     rec = again["settings"]["default"]
     assert not any(t["computed_now"] for t in rec["training"])
@@ -430,9 +437,11 @@ def test_native_blas_runs_in_a_child_without_the_openblas_variables(tmp_path: Pa
         "--threads",
         "1",
     ]
-    assert bm.main(args) == 0
+    assert cli.main(args) == 0
     rec = json.loads((tmp_path / "benchmark" / "native.json").read_text())
-    assert rec["setting"] == "native" and rec["openblas_env"] == dict.fromkeys(bm.OPENBLAS_VARS)
+    assert rec["setting"] == "native" and rec["openblas_env"] == dict.fromkeys(
+        environment.OPENBLAS_VARS
+    )
     assert not (tmp_path / "benchmark" / "default.json").exists()
     summary = json.loads((tmp_path / "benchmark" / "summary.json").read_text())
     assert list(summary["settings"]) == ["native"]

@@ -1,0 +1,78 @@
+"""The data the benchmark trains on (synthetic of MNIST's shape, or a cached dataset), and
+the two throughputs that are not training: loading a dataset from the cache and
+``fmlp.evaluate``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+import fmlp
+from analyses.benchmark.spec import SEED, SIZES
+from analyses.common import StudyData, load_study_data, synthetic_data
+
+
+def get_data(dataset: str, dtype: str, n_train: int, n_eval: int) -> StudyData:
+    """Synthetic data of MNIST's shape, or a cached dataset, cut to ``n_train`` training
+    and ``n_eval`` validation/test samples, in ``dtype``."""
+    if dataset == "synthetic":
+        return synthetic_data(n_train, n_eval, dtype=dtype)
+    return load_study_data(dataset, dtype=dtype).head(n_train, n_eval)
+
+
+def measure_evaluation(
+    data: StudyData, dtypes: Sequence[str], samples: int, reps: int
+) -> dict[str, Any]:
+    """Seconds of ``fmlp.evaluate`` on ``samples`` rows of the validation+test images."""
+    out: dict[str, Any] = {}
+    x_all = np.concatenate([data.x_valid, data.x_test])[:samples]
+    y_all = np.concatenate([data.y_valid, data.y_test])[:samples]
+    for dtype in dtypes:
+        x = np.ascontiguousarray(x_all, dtype=dtype)
+        params = fmlp.init(SIZES, seed=SEED, dtype=dtype)
+        fmlp.evaluate(params, x, y_all)
+        secs = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fmlp.evaluate(params, x, y_all)
+            secs.append(time.perf_counter() - t0)
+        med = float(np.median(secs))
+        out[dtype] = {
+            "samples": int(x.shape[0]),
+            "seconds": secs,
+            "seconds_median": med,
+            "samples_per_second": x.shape[0] / med,
+        }
+    return out
+
+
+def dataset_cached(name: str) -> bool:
+    """True when fmlp's data cache holds ``name``."""
+    try:
+        from fmlp import data as fdata
+
+        return bool(fdata.cache_path(name).exists())
+    except (ImportError, AttributeError, ValueError, OSError):
+        return False
+
+
+def measure_loading(name: str, dtypes: Sequence[str], reps: int) -> dict[str, Any]:
+    """Seconds to load ``name`` from the cache into arrays of each dtype."""
+    if not dataset_cached(name):
+        return {
+            "available": False,
+            "dataset": name,
+            "note": f"{name} is not in the cache (python -m fmlp.data fetch {name})",
+        }
+    out: dict[str, Any] = {"available": True, "dataset": name}
+    for dtype in dtypes:
+        secs = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            load_study_data(name, dtype=dtype)
+            secs.append(time.perf_counter() - t0)
+        out[dtype] = {"seconds": secs, "seconds_median": float(np.median(secs))}
+    return out
