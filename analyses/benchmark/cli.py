@@ -16,7 +16,7 @@ from analyses.benchmark.memory import rss_child_main
 from analyses.benchmark.run import run_setting
 from analyses.benchmark.spec import BATCH_SIZES, DTYPES, FRAMEWORKS
 from analyses.benchmark.tables import format_side_by_side, format_table, table_rows
-from analyses.common import ResultStore, atomic_write_json, read_json, study_parser
+from analyses.benchmark.store import ResultStore, atomic_write_json, benchmark_parser, read_json
 
 STUDY: Final = "benchmark"
 SCHEMA: Final = "fmlp-benchmark/1"
@@ -25,7 +25,7 @@ SCHEMA: Final = "fmlp-benchmark/1"
 def build_parser() -> argparse.ArgumentParser:
     """The options every study takes (--out, --quick, --quiet, --dataset) and the
     benchmark's own."""
-    parser = study_parser(
+    parser = benchmark_parser(
         "fmlp's training speed against PyTorch, JAX, an in-place numpy loop and the GEMM peak."
     )
     parser.prog = "python -m analyses.benchmark"  # not __main__.py, the file argparse sees

@@ -12,7 +12,7 @@ import numpy as np
 
 import fmlp
 from analyses.benchmark.spec import SEED, SIZES
-from analyses.common import StudyData, load_study_data, synthetic_data
+from analyses.common import DataSpec, DTypeName, StudyData, load_data, synthetic_data
 
 
 def get_data(dataset: str, dtype: str, n_train: int, n_eval: int) -> StudyData:
@@ -20,7 +20,16 @@ def get_data(dataset: str, dtype: str, n_train: int, n_eval: int) -> StudyData:
     and ``n_eval`` validation/test samples, in ``dtype``."""
     if dataset == "synthetic":
         return synthetic_data(n_train, n_eval, dtype=dtype)
-    return load_study_data(dataset, dtype=dtype).head(n_train, n_eval)
+    return load_data(DataSpec(dataset), _dtype_name(dtype)).head(n_train, n_eval)
+
+
+def _dtype_name(dtype: str) -> DTypeName:
+    name = str(np.dtype(dtype))
+    if name == "float32":
+        return "float32"
+    if name == "float64":
+        return "float64"
+    raise ValueError(f"unsupported dtype {dtype}: the benchmark trains in float32 or float64")
 
 
 def measure_evaluation(
@@ -67,12 +76,14 @@ def measure_loading(name: str, dtypes: Sequence[str], reps: int) -> dict[str, An
             "dataset": name,
             "note": f"{name} is not in the cache (python -m fmlp.data fetch {name})",
         }
+    from fmlp import data as fdata
+
     out: dict[str, Any] = {"available": True, "dataset": name}
     for dtype in dtypes:
         secs = []
         for _ in range(reps):
             t0 = time.perf_counter()
-            load_study_data(name, dtype=dtype)
+            fdata.load(name, dtype=np.dtype(dtype).type)
             secs.append(time.perf_counter() - t0)
         out[dtype] = {"seconds": secs, "seconds_median": float(np.median(secs))}
     return out

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 
-from analyses.common import blas_info
+from analyses.benchmark.store import blas_info
 
 OPENBLAS_VARS: Final = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MODULE: Final = "analyses.benchmark"

@@ -32,7 +32,9 @@ from analyses.benchmark.memory import measure_rss, peak_rss_mb
 from analyses.benchmark.spec import SIZES
 from analyses.benchmark.targets import evaluate_targets
 from analyses.benchmark.training import dtype_ratios, ratios, train_cell
-from analyses.common import ResultStore, StudyData, blas_info, machine_info
+from analyses.benchmark.store import ResultStore, blas_info
+from analyses.common import StudyData, machine_info
+from analyses.pipeline.records import to_json
 
 
 def source_hash() -> str:
@@ -171,7 +173,7 @@ def _run_setting(
         "setting": setting,
         "openblas_env": env,
         "same_as_native": not any(env.values()),
-        "machine": machine_info(),
+        "machine": to_json(machine_info()),
         "blas": blas_info(),
         "threads": {
             "numpy_blas": threads,
