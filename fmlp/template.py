@@ -8,13 +8,15 @@ This module offers that interface exactly (``from fmlp.template import NN`` in p
 - ``relu``, ``sigmoid``, ``tanh`` and their derivatives: ``fmlp.activations``;
 - ``softmax``: ``fmlp.losses.softmax``;
 - ``forward``: ``fmlp.model.forward_with_cache``;
-- ``backward``: ``fmlp.model._backprop``, whose ``trace`` reports the per-row gradients
+- ``backward``: ``fmlp.model.backprop``, whose ``trace`` reports the per-row gradients
   the template names ``dA{l}`` and ``dZ{l}``;
 - ``update``: ``fmlp.optim.sgd`` and ``fmlp.optim.apply_updates``;
 - ``initialize_weights``: ``fmlp.params.init_weight``.
 
-The one formula written here is ``loss``: the template defines it on clipped
-probabilities and one-hot labels, which no core function computes.
+The formulas written here are the template's own, on probabilities and one-hot labels,
+which no core function takes: ``loss`` on clipped probabilities, and the gradient of
+the summed loss with respect to the logits, ``dA{m} = output - labels``, from which
+``backprop`` takes over.
 
 Conventions of the template, kept as they were:
 
@@ -47,7 +49,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from fmlp import activations as act
 from fmlp.losses import softmax as core_softmax
-from fmlp.model import _backprop, forward_with_cache
+from fmlp.model import backprop, forward_with_cache
 from fmlp.optim import apply_updates, sgd
 from fmlp.params import MLP, Dense, init_weight
 from fmlp.types import ACTIVATION_NAMES, FloatArray, IntArray, SchemeName, check_activation, is_int
@@ -344,7 +346,7 @@ class NN:
             )
         n = output.shape[0]
         trace: list[FloatArray] = []
-        sums = _backprop(params, acts, np.asarray(output - y, dtype=params.dtype), trace=trace)
+        sums = backprop(params, acts, np.asarray(output - y, dtype=params.dtype), trace=trace)
         grads: dict[str, FloatArray] = {}
         for layer_n in range(m, 0, -1):
             if layer_n < m:

@@ -16,8 +16,8 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from fmlp.losses import softmax_cross_entropy_grad
-from fmlp.model import _backprop, _hidden, check_inputs, check_labels
+from fmlp.losses import cross_entropy, softmax_cross_entropy_grad
+from fmlp.model import backprop, check_inputs, check_labels, forward_unchecked
 from fmlp.optim import Optimizer, apply_updates, sgd
 from fmlp.params import MLP
 from fmlp.tree import static_field, tree_copy, tree_stack
@@ -120,13 +120,13 @@ def make_step(
         if state.diverged:
             nan = _f64(math.nan)
             return state, StepMetrics(loss=nan, accuracy=nan, count=_f64(n))
-        acts, z = _hidden(state.params, x)
+        z, acts, _ = forward_unchecked(state.params, x)
         correct = int(np.count_nonzero(z.argmax(axis=1) == y))
         value, dz = softmax_cross_entropy_grad(z, y, donate=True)
         metrics = StepMetrics(loss=_f64(value), accuracy=_f64(correct / n), count=_f64(n))
         if not math.isfinite(value):
             return attrs.evolve(state, diverged=True), metrics
-        grads = _backprop(state.params, acts, dz)
+        grads = backprop(state.params, acts, dz)
         # grads were made by this step and are seen by no one else: an optimizer that
         # can write its updates into them (bit-identical to update) saves a new tree.
         update = optimizer.update if optimizer.update_into is None else optimizer.update_into
@@ -220,11 +220,9 @@ def _evaluate_unchecked(params: MLP, x: FloatArray, y: IntArray, chunk: int) -> 
     correct = 0
     for start in range(0, x.shape[0], chunk):
         xb, yb = x[start : start + chunk], y[start : start + chunk]
-        _, z = _hidden(params, xb)
+        z = forward_unchecked(params, xb)[0]
         correct += int(np.count_nonzero(z.argmax(axis=1) == yb))
-        shifted = z - z.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(shifted).sum(axis=1))
-        total_loss += float(np.sum(lse.astype(np.float64) - shifted[np.arange(len(yb)), yb]))
+        total_loss += cross_entropy(z, yb, reduction="sum")
     n = x.shape[0]
     return Evaluation(loss=total_loss / n, accuracy=correct / n)
 
