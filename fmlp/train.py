@@ -127,10 +127,9 @@ def make_step(
         if not math.isfinite(value):
             return attrs.evolve(state, diverged=True), metrics
         grads = backprop(state.params, acts, dz)
-        # grads were made by this step and are seen by no one else: an optimizer that
-        # can write its updates into them (bit-identical to update) saves a new tree.
-        update = optimizer.update if optimizer.update_into is None else optimizer.update_into
-        updates, opt_state = update(grads, state.opt_state, state.params)
+        # grads were made by this step and are seen by no one else: the optimizer writes
+        # its updates into them (bit-identical to its pure update) instead of a new tree.
+        updates, opt_state = optimizer.update_into(grads, state.opt_state, state.params)
         params = apply_updates(state.params, updates, donate=donate)
         return TrainState(params=params, opt_state=opt_state, step=state.step + 1), metrics
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import fmlp
-from fmlp.optim import MomentumState, SgdState
+from fmlp.optim import ScaleByAdamState, ScaleByLearningRateState
 from fmlp.tree import static_field, tree_copy, tree_stack
 from fmlp.types import ActivationName
 
@@ -77,12 +77,14 @@ def test_tree_map_rebuilds_and_keeps_static_fields() -> None:
 
 def test_tree_map_over_optimizer_state_keeps_count() -> None:
     params = fmlp.init((2, 3, 2), seed=0)
-    state = MomentumState(velocity=fmlp.tree_zeros_like(params), count=7)
+    zeros = fmlp.tree_zeros_like(params)
+    state = ScaleByAdamState(mu=zeros, nu=zeros, count=7)
     ones = fmlp.tree_map(lambda v: v + 1, state)
     assert ones.count == 7
     assert all(np.all(leaf == 1) for leaf in fmlp.tree_leaves(ones))
-    assert fmlp.tree_leaves(SgdState(count=3)) == []
-    assert fmlp.tree_map(lambda v: v, SgdState(count=3)).count == 3
+    assert len(fmlp.tree_leaves(ones)) == 2 * len(fmlp.tree_leaves(params))
+    assert fmlp.tree_leaves(ScaleByLearningRateState(count=3)) == []
+    assert fmlp.tree_map(lambda v: v, ScaleByLearningRateState(count=3)).count == 3
 
 
 def test_tree_map_multiple_trees() -> None:
