@@ -2,8 +2,8 @@
 
 Parameters are immutable attrs records (``MLP`` of ``Dense`` layers); everything else is
 a pure function over them: ``init``, ``forward``, ``grad``, the optimizers' ``(init,
-update)`` pairs (gradient transformations composed by ``chain``), ``fit`` and
-``evaluate``. ``fmlp.data`` loads MNIST and ``fmlp.template`` offers the classic
+update)`` pairs (gradient transformations composed by ``chain``), ``fit``, ``resume``
+and ``evaluate``. ``fmlp.data`` loads MNIST and ``fmlp.template`` offers the classic
 assignment's ``NN`` class over this core.
 """
 
@@ -48,6 +48,7 @@ from fmlp.train import (
     fit,
     init_state,
     make_step,
+    resume,
     scan,
     sgd_step,
     train_epoch,
@@ -103,6 +104,7 @@ __all__ = [
     "predict",
     "relu",
     "relu_grad",
+    "resume",
     "scale_by_adam",
     "scale_by_learning_rate",
     "scan",

@@ -417,6 +417,106 @@ def test_make_step_marks_divergence_and_keeps_params(make_params: MakeParams) ->
     assert again is state and math.isnan(float(m2.loss)) and float(m2.count) == 8
 
 
+# ------------------------------------------------------------------ resume
+
+
+def assert_same_fit(
+    a: tuple[fmlp.TrainState[Any], fmlp.EpochMetrics],
+    b: tuple[fmlp.TrainState[Any], fmlp.EpochMetrics],
+) -> None:
+    """The same parameters, optimizer state (leaves and counts), step count and flag, and
+    every per-epoch metric but ``seconds``, bit for bit."""
+    (sa, ma), (sb, mb) = a, b
+    assert same_leaves(sa.params, sb.params)
+    assert same_leaves(sa.opt_state, sb.opt_state)
+    assert counts(sa.opt_state) == counts(sb.opt_state)
+    assert (sa.step, sa.diverged) == (sb.step, sb.diverged)
+    for name in METRIC_FIELDS:
+        np.testing.assert_array_equal(getattr(ma, name), getattr(mb, name), err_msg=name)
+
+
+def counts(state: Any) -> list[int]:
+    """The static step counts of an optimizer state, in order."""
+    if isinstance(state, tuple):
+        return [c for s in state for c in counts(s)]
+    return [state.count] if hasattr(state, "count") else []
+
+
+def concat(first: fmlp.EpochMetrics, rest: fmlp.EpochMetrics) -> fmlp.EpochMetrics:
+    return fmlp.tree_map(lambda a, b: np.concatenate([a, b]), first, rest)
+
+
+RESUME_OPTIMIZERS: dict[str, Callable[[int], Optimizer[Any]]] = {
+    # the schedule spans the whole 10-epoch horizon, so resuming must keep its step count
+    "sgd-cosine": lambda total: fmlp.sgd(fmlp.cosine_decay(0.3, total_steps=total)),
+    "momentum": lambda total: fmlp.momentum(0.05, 0.9),
+    "adam": lambda total: fmlp.adam(0.01),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESUME_OPTIMIZERS))
+def test_fit_then_resume_equals_the_uninterrupted_fit_bit_for_bit(name: str) -> None:
+    x, y = blobs(90, seed=3)
+    xv, yv = blobs(30, seed=4)
+    opt = RESUME_OPTIMIZERS[name](10 * math.ceil(90 / 16))
+    params = fmlp.init((8, 12, 3), activation="tanh", seed=5)
+    kwargs: dict[str, Any] = {"batch_size": 16, "seed": 11, "validation": (xv, yv)}
+    full = fmlp.fit(params, x, y, epochs=10, optimizer=opt, **kwargs)
+    head_state, head = fmlp.fit(params, x, y, epochs=3, optimizer=opt, **kwargs)
+    head_copy = tree_copy(head_state)
+    calls: list[int] = []
+    seen: list[int] = []
+    tail_state, tail = fmlp.resume(
+        head_state,
+        x,
+        y,
+        optimizer=opt,
+        start_epoch=3,
+        epochs=10,
+        callback=lambda e, m: calls.append(e),
+        params_callback=lambda e, p: seen.append(e),
+        **kwargs,
+    )
+    assert calls == seen == list(range(3, 10))
+    assert tail.val_loss.shape == (7,)
+    assert_same_fit(full, (tail_state, concat(head, tail)))
+    assert same_leaves(head_state, head_copy)  # the caller's state is not modified
+    assert tail_state.step == 10 * 6 and counts(tail_state.opt_state)[-1] == 60
+
+
+def test_resume_a_diverged_state_stays_diverged() -> None:
+    x, y = blobs(64, seed=0)
+    params = fmlp.init((8, 16, 3), scheme="normal", seed=0)
+    state, _ = fmlp.fit(params, x, y, epochs=1, batch_size=16, lr=1e300)
+    assert state.diverged
+    again, m = fmlp.resume(
+        state, x, y, optimizer=fmlp.sgd(1e300), start_epoch=1, epochs=3, batch_size=16
+    )
+    assert again.diverged and again.step == state.step
+    np.testing.assert_array_equal(m.diverged, [True, True])
+    assert np.isnan(m.running_loss).all() and np.isnan(m.train_loss).all()
+    assert same_leaves(again.params, state.params)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"start_epoch": -1}, "start_epoch must be a non-negative integer, got -1"),
+        ({"start_epoch": 1.0}, "start_epoch must be a non-negative integer"),
+        ({"start_epoch": 3, "epochs": 3}, r"nothing to run: epochs \(3\) must exceed"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ],
+)
+def test_resume_rejects_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
+    x, y = blobs(10)
+    state = fmlp.init_state(fmlp.init((8, 4, 3), seed=0), fmlp.sgd(0.1))
+    args: dict[str, Any] = {"start_epoch": 0, "epochs": 2, "batch_size": 4}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        fmlp.resume(state, x, y, optimizer=fmlp.sgd(0.1), **args)
+
+
 # ------------------------------------------------------------------ evaluate
 
 
