@@ -2,8 +2,9 @@
 
 Parameters are immutable attrs records (``MLP`` of ``Dense`` layers); everything else is
 a pure function over them: ``init``, ``forward``, ``grad``, the optimizers' ``(init,
-update)`` pairs, ``fit`` and ``evaluate``. ``fmlp.data`` loads MNIST and
-``fmlp.template`` offers the classic assignment's ``NN`` class over this core.
+update)`` pairs (gradient transformations composed by ``chain``), ``fit``, ``resume``
+and ``evaluate``. ``fmlp.data`` loads MNIST and ``fmlp.template`` offers the classic
+assignment's ``NN`` class over this core.
 """
 
 from fmlp.activations import relu, relu_grad, sigmoid, sigmoid_grad, tanh, tanh_grad
@@ -19,14 +20,23 @@ from fmlp.model import (
     predict,
 )
 from fmlp.optim import (
-    MomentumState,
+    EmptyState,
     Optimizer,
-    SgdState,
+    ScaleByAdamState,
+    ScaleByLearningRateState,
+    TraceState,
+    adam,
+    adamw,
+    add_decayed_weights,
     apply_updates,
+    chain,
     cosine_decay,
     momentum,
+    scale_by_adam,
+    scale_by_learning_rate,
     sgd,
     step_decay,
+    trace,
 )
 from fmlp.params import MLP, Dense, count_params, init, n_params
 from fmlp.train import (
@@ -38,6 +48,7 @@ from fmlp.train import (
     fit,
     init_state,
     make_step,
+    resume,
     scan,
     sgd_step,
     train_epoch,
@@ -59,15 +70,21 @@ __all__ = [
     "MLP",
     "Cache",
     "Dense",
+    "EmptyState",
     "EpochMetrics",
     "Evaluation",
-    "MomentumState",
     "Optimizer",
-    "SgdState",
+    "ScaleByAdamState",
+    "ScaleByLearningRateState",
     "StepMetrics",
+    "TraceState",
     "TrainState",
+    "adam",
+    "adamw",
+    "add_decayed_weights",
     "apply_updates",
     "backward",
+    "chain",
     "cosine_decay",
     "count_params",
     "cross_entropy",
@@ -87,6 +104,9 @@ __all__ = [
     "predict",
     "relu",
     "relu_grad",
+    "resume",
+    "scale_by_adam",
+    "scale_by_learning_rate",
     "scan",
     "sgd",
     "sgd_step",
@@ -97,6 +117,7 @@ __all__ = [
     "step_decay",
     "tanh",
     "tanh_grad",
+    "trace",
     "train_epoch",
     "tree_add",
     "tree_allclose",

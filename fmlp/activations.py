@@ -2,7 +2,10 @@
 
 ``f(z)`` is the activation of the pre-activation ``z``; ``f_grad(z)`` is df/dz at ``z``;
 ``f_grad_from_output(a)`` is the same derivative written in terms of ``a = f(z)``,
-which is what backpropagation keeps in its cache.
+which is what backpropagation keeps in its cache. ``f_`` applies ``f`` in place and
+``f_backprop_(g, a)`` multiplies an upstream gradient ``g`` by ``f'(z)`` in place, given
+``a = f(z)``: the two in-place forms the training loop uses, each equal bit for bit to
+its out-of-place counterpart.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ def relu_grad_from_output(a: FloatArray) -> FloatArray:
     return (a > 0).astype(a.dtype)
 
 
+def relu_backprop_(g: FloatArray, a: FloatArray) -> None:
+    """g *= relu'(z) in place, from a = relu(z): multiplying by the boolean mask a > 0
+    skips the float copy of the mask that ``relu_grad_from_output`` makes."""
+    np.multiply(g, a > 0, out=g)
+
+
 def tanh(z: FloatArray) -> FloatArray:
     """tanh(z)."""
     return np.tanh(z)
@@ -54,6 +63,11 @@ def tanh_grad(z: FloatArray) -> FloatArray:
 def tanh_grad_from_output(a: FloatArray) -> FloatArray:
     """1 - a^2 for a = tanh(z)."""
     return a.dtype.type(1) - a * a
+
+
+def tanh_backprop_(g: FloatArray, a: FloatArray) -> None:
+    """g *= 1 - a^2 in place, for a = tanh(z)."""
+    g *= tanh_grad_from_output(a)
 
 
 def sigmoid(z: FloatArray) -> FloatArray:
@@ -81,21 +95,33 @@ def sigmoid_grad_from_output(a: FloatArray) -> FloatArray:
     return a * (a.dtype.type(1) - a)
 
 
+def sigmoid_backprop_(g: FloatArray, a: FloatArray) -> None:
+    """g *= a (1 - a) in place, for a = sigmoid(z)."""
+    g *= sigmoid_grad_from_output(a)
+
+
 @attrs.frozen
 class Activation:
-    """An activation's function, its derivative in both forms, and an in-place version."""
+    """An activation's function, its derivative in both forms, and their in-place forms.
+
+    ``inplace(z)`` overwrites z with f(z); ``backprop_inplace(g, a)`` overwrites g with
+    g * f'(z) given a = f(z) (the step of backpropagation through the activation).
+    """
 
     name: ActivationName
     fn: ArrayFn
     grad: ArrayFn
     grad_from_output: ArrayFn
     inplace: Callable[[FloatArray], None]
+    backprop_inplace: Callable[[FloatArray, FloatArray], None]
 
 
 ACTIVATIONS: Final[dict[str, Activation]] = {
-    "relu": Activation("relu", relu, relu_grad, relu_grad_from_output, relu_),
-    "tanh": Activation("tanh", tanh, tanh_grad, tanh_grad_from_output, tanh_),
-    "sigmoid": Activation("sigmoid", sigmoid, sigmoid_grad, sigmoid_grad_from_output, sigmoid_),
+    "relu": Activation("relu", relu, relu_grad, relu_grad_from_output, relu_, relu_backprop_),
+    "tanh": Activation("tanh", tanh, tanh_grad, tanh_grad_from_output, tanh_, tanh_backprop_),
+    "sigmoid": Activation(
+        "sigmoid", sigmoid, sigmoid_grad, sigmoid_grad_from_output, sigmoid_, sigmoid_backprop_
+    ),
 }
 
 

@@ -1,10 +1,24 @@
-"""Softmax and cross-entropy, computed through log-softmax so extreme logits stay finite."""
+"""Softmax and cross-entropy, computed through log-softmax so extreme logits stay finite.
+
+The cross-entropy of logits z (N, C) and labels y (N,) is the mean over rows of
+-log softmax(z)[n, y_n], with log softmax(z)[n, k] = (z[n, k] - m_n) - log sum_j exp(z[n, j]
+- m_n) and m_n the row's maximum. One private routine, ``_log_softmax_at``, computes it:
+the value routine ``cross_entropy`` and the fused value-and-gradient routine
+``softmax_cross_entropy_grad`` (the training step's) both call it, and ``softmax`` shares
+its shifted exponential.
+"""
 
 from __future__ import annotations
 
+from typing import Literal, TypeAlias
+
 import numpy as np
+from numpy.typing import NDArray
 
 from fmlp.types import FloatArray, IntArray
+
+F64: TypeAlias = NDArray[np.float64]
+Reduction: TypeAlias = Literal["mean", "sum"]
 
 
 def log_softmax(z: FloatArray) -> FloatArray:
@@ -14,17 +28,51 @@ def log_softmax(z: FloatArray) -> FloatArray:
     return out
 
 
+def _exp_shifted(z: FloatArray, out: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Write exp(z - m) into ``out`` (which may be ``z``), m the maximum along the last
+    axis; returns (m, the sums of ``out`` along the last axis), both with keepdims."""
+    m = z.max(axis=-1, keepdims=True)
+    np.subtract(z, m, out=out)
+    np.exp(out, out=out)
+    return m, out.sum(axis=-1, keepdims=True)
+
+
 def softmax(z: FloatArray) -> FloatArray:
     """exp(z) / sum(exp(z)) along the last axis, for (C,) or (N, C); stable for any finite z."""
-    e: FloatArray = np.exp(z - z.max(axis=-1, keepdims=True))
-    e /= e.sum(axis=-1, keepdims=True)
+    e = np.empty_like(z)
+    _, total = _exp_shifted(z, e)
+    e /= total
     return e
 
 
-def cross_entropy(logits: FloatArray, y: IntArray) -> float:
-    """Mean over the batch of -log softmax(logits)[y]. logits (N, C), y (N,) integer."""
-    logp = log_softmax(logits)
-    return float(-logp[np.arange(len(y)), y].mean(dtype=np.float64))
+def _log_softmax_at(z: FloatArray, y: IntArray, out: FloatArray) -> tuple[F64, FloatArray]:
+    """log softmax(z)[n, y_n] for each row, in float64, shape (N,); also writes exp(z - m)
+    into ``out`` (which may be ``z``: the picked logits are read first) and returns its row
+    sums (N, 1), from which the caller can finish the softmax."""
+    rows = np.arange(z.shape[0])
+    picked = z[rows, y]  # before ``out`` may overwrite z
+    m, total = _exp_shifted(z, out)
+    shifted_picked = (picked - m[:, 0]).astype(np.float64)
+    logp: F64 = shifted_picked - np.log(total[:, 0].astype(np.float64))
+    return logp, total
+
+
+def _reduce(logp: F64, reduction: Reduction) -> float:
+    if reduction == "mean":
+        return float(-np.mean(logp))
+    if reduction == "sum":
+        return float(-np.sum(logp))
+    raise ValueError(f"unknown reduction {reduction!r}: expected 'mean' or 'sum'")
+
+
+def cross_entropy(logits: FloatArray, y: IntArray, *, reduction: Reduction = "mean") -> float:
+    """-log softmax(logits)[n, y_n], averaged (``"mean"``) or summed (``"sum"``, for
+    evaluating a dataset in chunks) over the rows. logits (N, C), y (N,) integer.
+
+    Accumulated in float64; exactly the value ``softmax_cross_entropy_grad`` returns.
+    """
+    logp, _ = _log_softmax_at(logits, y, np.empty_like(logits))
+    return _reduce(logp, reduction)
 
 
 def softmax_cross_entropy_grad(
@@ -37,14 +85,9 @@ def softmax_cross_entropy_grad(
     for the gradient, so the caller must not use ``logits`` afterwards.
     """
     n = logits.shape[0]
-    rows = np.arange(n)
-    g = logits if donate else logits.copy()
-    g -= g.max(axis=1, keepdims=True)
-    picked = g[rows, y].astype(np.float64)
-    np.exp(g, out=g)
-    total = g.sum(axis=1, keepdims=True)
-    loss = float(np.mean(np.log(total[:, 0].astype(np.float64)) - picked))
+    g: FloatArray = logits if donate else np.empty_like(logits)
+    logp, total = _log_softmax_at(logits, y, g)
     g /= total
-    g[rows, y] -= 1
+    g[np.arange(n), y] -= 1
     g *= g.dtype.type(1.0 / n)
-    return loss, g
+    return _reduce(logp, "mean"), g

@@ -4,10 +4,16 @@ Notation for an MLP of L layers: a_0 = x; z_l = a_{l-1} @ w_l + b_l; a_l = f(z_l
 l < L; the logits are z_L and the output is p = softmax(z_L). The loss is the mean over
 the batch of -log p[y]. Backward: dz_L = (p - onehot(y)) / N; dw_l = a_{l-1}^T dz_l;
 db_l = sum over rows of dz_l; dz_{l-1} = (dz_l @ w_l^T) * f'(z_{l-1}).
+
+Each piece is written once: ``forward_unchecked`` is the forward pass (``logits``,
+``forward``, ``forward_with_cache``, ``grad`` and the training loop call it), ``backprop``
+the backward pass (``backward``, ``grad``, the training loop and the template class), and
+the loss and dL/dz_L come from ``fmlp.losses``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -77,41 +83,64 @@ def check_labels(y: Any, n: int, n_classes: int) -> IntArray:
     return y
 
 
-def _hidden(params: MLP, x: FloatArray) -> tuple[list[FloatArray], FloatArray]:
-    """Activations a_0 .. a_{L-1} and the logits z_L, without validation."""
+def forward_unchecked(
+    params: MLP, x: FloatArray, *, keep_pre_activations: bool = False
+) -> tuple[FloatArray, tuple[FloatArray, ...], tuple[FloatArray, ...]]:
+    """The forward pass, written once: every other forward function of fmlp calls it.
+
+    x (N, fan_in) is not validated (``check_inputs`` does that; loops validate their
+    dataset once). Returns ``(logits, activations, pre_activations)``: the logits z_L
+    (N, C); a_0 = x, a_1 .. a_{L-1}, which is what ``backprop`` needs; and, only with
+    ``keep_pre_activations=True``, z_1 .. z_L (the last being the logits themselves),
+    else ``()``. Without them each hidden activation is applied in place over its
+    pre-activation, so the pass makes one array per layer and no more; with them each
+    a_l is a new array beside z_l. Both ways give the same numbers bit for bit.
+    """
     act = get_activation(params.activation)
     acts = [x]
+    zs: list[FloatArray] = []
     a = x
     for layer in params.layers[:-1]:
         z = a @ layer.w
         z += layer.b
-        act.inplace(z)
-        acts.append(z)
-        a = z
+        if keep_pre_activations:
+            zs.append(z)
+            a = act.fn(z)
+        else:
+            act.inplace(z)
+            a = z
+        acts.append(a)
     last = params.layers[-1]
-    logits = a @ last.w
-    logits += last.b
-    return acts, logits
+    z_last = a @ last.w
+    z_last += last.b
+    if keep_pre_activations:
+        zs.append(z_last)
+    return z_last, tuple(acts), tuple(zs)
 
 
-def _backprop(
+def backprop(
     params: MLP,
-    acts: list[FloatArray] | tuple[FloatArray, ...],
+    activations: Sequence[FloatArray],
     dlogits: FloatArray,
     *,
     trace: list[FloatArray] | None = None,
 ) -> MLP:
-    """Gradients of every layer from the cached activations and dL/dz_L.
+    """The chain rule from dL/dz_L down to every parameter, without validation.
 
-    ``dlogits`` (N, C) may be overwritten. A ``trace`` list receives the per-row
-    gradients met on the way down: dz_L, da_{L-1}, dz_{L-1}, ..., da_1, dz_1 (the
-    template class reports them; the training loop passes no trace and pays nothing).
+    ``activations`` are a_0 .. a_{L-1} as ``forward_unchecked`` returns them (or as a
+    ``Cache`` holds them); ``dlogits`` (N, C) is dL/dz_L for whatever loss L is (it is
+    read, not written). Returns the gradients, an MLP shaped like ``params``:
+    dw_l = a_{l-1}^T dz_l, db_l = the column sums of dz_l, dz_{l-1} = (dz_l w_l^T) f'(z_{l-1}).
+
+    A ``trace`` list receives the per-row gradients met on the way down, in order:
+    dz_L (``dlogits`` itself), da_{L-1}, dz_{L-1}, ..., da_1, dz_1, each (N, h_l) and
+    never written again (the template class reports them). Without it nothing is copied.
     """
     act = get_activation(params.activation)
     grads: list[Dense] = []
     g = dlogits
     for l in range(len(params.layers) - 1, -1, -1):
-        a_prev = acts[l]
+        a_prev = activations[l]
         if trace is not None:
             trace.append(g)
         grads.append(Dense(w=a_prev.T @ g, b=g.sum(axis=0)))
@@ -119,16 +148,13 @@ def _backprop(
             g = g @ params.layers[l].w.T
             if trace is not None:
                 trace.append(g.copy())
-            if params.activation == "relu":
-                np.multiply(g, a_prev > 0, out=g)
-            else:
-                g *= act.grad_from_output(a_prev)
+            act.backprop_inplace(g, a_prev)
     return MLP(layers=tuple(reversed(grads)), activation=params.activation)
 
 
 def logits(params: MLP, x: FloatArray) -> FloatArray:
-    """The logits z_L, shape (N, C)."""
-    return _hidden(params, check_inputs(params, x))[1]
+    """The logits z_L, shape (N, C), for inputs x of shape (N, fan_in)."""
+    return forward_unchecked(params, check_inputs(params, x))[0]
 
 
 def forward(params: MLP, x: FloatArray) -> FloatArray:
@@ -137,29 +163,28 @@ def forward(params: MLP, x: FloatArray) -> FloatArray:
 
 
 def forward_with_cache(params: MLP, x: FloatArray) -> tuple[FloatArray, Cache]:
-    """Probabilities (N, C) and the Cache of pre-activations and activations."""
-    x = check_inputs(params, x)
-    act = get_activation(params.activation)
-    zs: list[FloatArray] = []
-    acts = [x]
-    a = x
-    for layer in params.layers:
-        z = a @ layer.w + layer.b
-        zs.append(z)
-        a = act.fn(z)
-        acts.append(a)
-    probs = softmax(zs[-1])
-    return probs, Cache(pre_activations=tuple(zs), activations=tuple(acts[:-1]), probs=probs)
+    """Probabilities (N, C) and the Cache of pre-activations and activations.
+
+    The same pass as ``forward`` (``forward_unchecked`` keeping the pre-activations).
+    """
+    z, acts, zs = forward_unchecked(params, check_inputs(params, x), keep_pre_activations=True)
+    probs = softmax(z)
+    return probs, Cache(pre_activations=zs, activations=acts, probs=probs)
 
 
-def backward(params: MLP, cache: Cache, y: IntArray) -> MLP:
-    """Gradients of the mean cross-entropy, an MLP shaped like ``params``."""
-    n, c = cache.probs.shape
+def backward(
+    params: MLP, cache: Cache, y: IntArray, *, trace: list[FloatArray] | None = None
+) -> MLP:
+    """Gradients of the mean cross-entropy, an MLP shaped like ``params``.
+
+    dL/dz_L = (softmax(z_L) - onehot(y)) / N comes from ``softmax_cross_entropy_grad`` on
+    the cached logits (left unchanged); ``trace`` is as in ``backprop``.
+    """
+    logits_ = cache.pre_activations[-1]
+    n, c = logits_.shape
     y = check_labels(y, n, c)
-    g = cache.probs.copy()
-    g[np.arange(n), y] -= 1
-    g *= g.dtype.type(1.0 / n)
-    return _backprop(params, cache.activations, g)
+    _, dz = softmax_cross_entropy_grad(logits_, y)
+    return backprop(params, cache.activations, dz, trace=trace)
 
 
 def loss(params: MLP, x: FloatArray, y: IntArray) -> float:
@@ -177,9 +202,9 @@ def grad(params: MLP, x: FloatArray, y: IntArray) -> tuple[float, MLP]:
 
 def grad_unchecked(params: MLP, x: FloatArray, y: IntArray) -> tuple[float, MLP]:
     """``grad`` without input validation, for loops that validated the whole dataset once."""
-    acts, z = _hidden(params, x)
+    z, acts, _ = forward_unchecked(params, x)
     value, dz = softmax_cross_entropy_grad(z, y, donate=True)
-    return value, _backprop(params, acts, dz)
+    return value, backprop(params, acts, dz)
 
 
 def predict(params: MLP, x: FloatArray) -> IntArray:

@@ -1,19 +1,46 @@
-"""Optimizers as pairs of pure functions ``(init, update)`` with a typed state record.
+"""Optimizers as composable gradient transformations, on optax's model.
 
-``update(grads, state, params) -> (updates, new_state)``; ``apply_updates(params, updates)``
-adds the updates leaf-wise. An SGD step is ``params - lr * grads``.
+A transformation is a pair of pure functions, ``init(params) -> state`` and
+``update(grads, state, params) -> (updates, new_state)``, with a small typed state record;
+``chain`` composes transformations (its state is the tuple of theirs) and
+``apply_updates(params, updates)`` adds the updates leaf-wise. The optimizers are chains:
+
+    sgd(lr)                = scale_by_learning_rate(lr)
+    momentum(lr, beta)     = chain(trace(beta), scale_by_learning_rate(lr))
+    adam(lr, b1, b2, eps)  = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
+    adamw(lr, ..., wd)     = chain(scale_by_adam(...), add_decayed_weights(wd),
+                                   scale_by_learning_rate(lr))
+
+and L2 regularization as torch.optim.SGD's ``weight_decay`` does it is
+``chain(add_decayed_weights(wd), sgd(lr))`` (or ``momentum``). A learning rate is a number
+or a schedule, a function of the step count (``step_decay``, ``cosine_decay``).
+
+Each rule is written once, as a ``Rule``: ``rule(inputs, state, params, out) -> (result,
+new_state)``. From it come the pure ``update`` (the rule given fresh output buffers) and
+the training loop's fast path ``update_into`` (the rule given the gradients' own
+buffers), so the two agree bit for bit. A rule
+
+- reads ``inputs``, ``state`` and ``params`` and never writes them, except that ``out``
+  may be ``inputs`` itself: it writes a leaf of ``out`` only elementwise and only once it
+  has read everything it needs from the same leaf of ``inputs``;
+- returns as ``result`` either ``out`` (written) or a tree no one will write: its
+  ``inputs`` unchanged, or arrays of its own new state (``trace`` hands its new velocity
+  on, and the next rule writes the scaled velocity into ``out`` in one pass);
+- builds a new state of new arrays, never holding a buffer of ``inputs`` or ``out``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Generic, TypeAlias, TypeVar
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 import attrs
 import numpy as np
 
 from fmlp.params import MLP
 from fmlp.tree import static_field, tree_leaves, tree_map, tree_zeros_like
+from fmlp.types import FloatArray
 
 S = TypeVar("S")
 
@@ -21,35 +48,126 @@ Schedule: TypeAlias = Callable[[int], float]
 """A learning rate as a function of the step count (0 for the first step)."""
 
 
+class Rule(Protocol[S]):
+    """One transformation's maths: ``rule(inputs, state, params, out) -> (result, new_state)``
+    under the contract in this module's docstring."""
+
+    def __call__(self, inputs: MLP, state: S, params: MLP, out: MLP, /) -> tuple[MLP, S]: ...
+
+
+def _run(rule: Rule[S], grads: MLP, state: S, params: MLP, out: MLP) -> tuple[MLP, S]:
+    """Apply ``rule`` and leave its result in ``out``, which is returned."""
+    result, new_state = rule(grads, state, params, out)
+    for r, o in zip(tree_leaves(result), tree_leaves(out), strict=True):
+        if r is not o:
+            np.copyto(o, r)
+    return out, new_state
+
+
 @attrs.frozen
 class Optimizer(Generic[S]):
-    """A pair of pure functions: ``init(params) -> state``, ``update(grads, state, params)``.
+    """A gradient transformation: ``init(params) -> state`` and the pure
+    ``update(grads, state, params) -> (updates, new_state)``.
 
-    ``update_into`` is an optional fast path for training loops whose gradients are
-    their own scratch: the same result as ``update``, bit for bit, but written into
-    the buffers of ``grads`` (which it returns) instead of new arrays. It never
-    modifies ``state`` or ``params``. Without it, loops call ``update``.
+    ``rule`` is the transformation's maths when it has one (every transformation of this
+    module does; ``transformation`` builds ``update`` from it). A pair built by hand,
+    ``Optimizer(init, update)``, has none and still chains. ``update_into`` is the fast
+    path of training loops whose gradients are their own scratch.
     """
 
     init: Callable[[MLP], S]
     update: Callable[[MLP, S, MLP], tuple[MLP, S]]
     name: str = "optimizer"
-    update_into: Callable[[MLP, S, MLP], tuple[MLP, S]] | None = None
+    rule: Rule[S] | None = None
+
+    def update_into(self, grads: MLP, state: S, params: MLP) -> tuple[MLP, S]:
+        """``update``'s result, bit for bit, written into the buffers of ``grads`` (which
+        it returns) instead of new arrays. It never modifies ``state`` or ``params``.
+        Without a ``rule`` this is ``update`` itself."""
+        if self.rule is None:
+            return self.update(grads, state, params)
+        return _run(self.rule, grads, state, params, grads)
+
+
+def transformation(init: Callable[[MLP], S], rule: Rule[S], name: str) -> Optimizer[S]:
+    """The Optimizer of ``rule``: ``update`` runs it into fresh buffers shaped like the
+    gradients, ``update_into`` into the gradients' own buffers."""
+
+    def update(grads: MLP, state: S, params: MLP) -> tuple[MLP, S]:
+        return _run(rule, grads, state, params, tree_map(np.empty_like, grads))
+
+    return Optimizer(init=init, update=update, name=name, rule=rule)
+
+
+def _rule_of(t: Optimizer[S]) -> Rule[S]:
+    """``t``'s rule, or one that calls its pure ``update`` (whose result is its own)."""
+    if t.rule is not None:
+        return t.rule
+    update = t.update
+
+    def rule(inputs: MLP, state: S, params: MLP, out: MLP) -> tuple[MLP, S]:
+        return update(inputs, state, params)
+
+    return rule
+
+
+# ------------------------------------------------------------------ states
 
 
 @attrs.frozen(eq=False)
-class SgdState:
-    """Plain SGD keeps only the number of steps taken."""
+class EmptyState:
+    """The state of a transformation that keeps none (``add_decayed_weights``)."""
+
+
+@attrs.frozen(eq=False)
+class ScaleByLearningRateState:
+    """The number of steps taken, which a schedule turns into the learning rate."""
 
     count: int = static_field(default=0)
 
 
 @attrs.frozen(eq=False)
-class MomentumState:
-    """SGD with momentum keeps a velocity shaped like the parameters."""
+class TraceState:
+    """The momentum buffer (velocity) v, shaped like the parameters."""
 
-    velocity: MLP
+    trace: MLP
+
+
+@attrs.frozen(eq=False)
+class ScaleByAdamState:
+    """Adam's first and second moment estimates and the number of steps taken."""
+
+    mu: MLP
+    nu: MLP
     count: int = static_field(default=0)
+
+
+# ------------------------------------------------------------------ transformations
+
+
+def chain(*transforms: Optimizer[Any]) -> Optimizer[tuple[Any, ...]]:
+    """Apply ``transforms`` in order, each to the updates of the one before.
+
+    The state is the tuple of their states. ``chain()`` is the identity.
+    """
+    rules = tuple(_rule_of(t) for t in transforms)
+
+    def init(params: MLP) -> tuple[Any, ...]:
+        return tuple(t.init(params) for t in transforms)
+
+    def rule(
+        inputs: MLP, state: tuple[Any, ...], params: MLP, out: MLP
+    ) -> tuple[MLP, tuple[Any, ...]]:
+        if len(state) != len(rules):
+            raise TypeError(f"a chain of {len(rules)} takes a tuple of {len(rules)} states")
+        new_states = []
+        x = inputs
+        for r, s in zip(rules, state):
+            x, s = r(x, s, params, out)
+            new_states.append(s)
+        return x, tuple(new_states)
+
+    return transformation(init, rule, f"chain({', '.join(t.name for t in transforms)})")
 
 
 def _as_schedule(lr: float | Schedule) -> Schedule:
@@ -61,62 +179,166 @@ def _as_schedule(lr: float | Schedule) -> Schedule:
     return lambda step: value
 
 
-def sgd(lr: float | Schedule) -> Optimizer[SgdState]:
-    """Stochastic gradient descent: updates = -lr(step) * grads."""
+def scale_by_learning_rate(lr: float | Schedule) -> Optimizer[ScaleByLearningRateState]:
+    """updates = -lr(count) * inputs, ``lr`` a number or a schedule of the step count."""
     schedule = _as_schedule(lr)
 
-    def init(params: MLP) -> SgdState:
-        return SgdState(count=0)
+    def init(params: MLP) -> ScaleByLearningRateState:
+        return ScaleByLearningRateState(count=0)
 
-    def update(grads: MLP, state: SgdState, params: MLP) -> tuple[MLP, SgdState]:
+    def rule(
+        inputs: MLP, state: ScaleByLearningRateState, params: MLP, out: MLP
+    ) -> tuple[MLP, ScaleByLearningRateState]:
         rate = schedule(state.count)
-        return tree_map(lambda g: g * g.dtype.type(-rate), grads), SgdState(count=state.count + 1)
+        result = tree_map(lambda x, o: np.multiply(x, x.dtype.type(-rate), out=o), inputs, out)
+        return result, ScaleByLearningRateState(count=state.count + 1)
 
-    def update_into(grads: MLP, state: SgdState, params: MLP) -> tuple[MLP, SgdState]:
-        rate = schedule(state.count)
-        for g in tree_leaves(grads):
-            np.multiply(g, g.dtype.type(-rate), out=g)
-        return grads, SgdState(count=state.count + 1)
+    return transformation(init, rule, f"scale_by_learning_rate({lr})")
 
-    return Optimizer(init=init, update=update, name=f"sgd(lr={lr})", update_into=update_into)
+
+def trace(decay: float, *, nesterov: bool = False) -> Optimizer[TraceState]:
+    """Momentum: v = decay * v + inputs; updates = v (Nesterov: inputs + decay * v).
+
+    torch.optim.SGD's momentum buffer, with no dampening; v starts at zero.
+    """
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"momentum beta must lie in [0, 1), got {decay}")
+
+    def init(params: MLP) -> TraceState:
+        return TraceState(trace=tree_zeros_like(params))
+
+    def velocity(v: FloatArray, g: FloatArray) -> FloatArray:
+        new: FloatArray = v * v.dtype.type(decay) + g
+        return new
+
+    def nesterov_step(v: FloatArray, g: FloatArray, o: FloatArray) -> FloatArray:
+        return np.add(g, v * v.dtype.type(decay), out=o)
+
+    def rule(inputs: MLP, state: TraceState, params: MLP, out: MLP) -> tuple[MLP, TraceState]:
+        v = tree_map(velocity, state.trace, inputs)
+        result = tree_map(nesterov_step, v, inputs, out) if nesterov else v
+        return result, TraceState(trace=v)
+
+    return transformation(init, rule, f"trace({decay}{', nesterov' if nesterov else ''})")
+
+
+def add_decayed_weights(weight_decay: float) -> Optimizer[EmptyState]:
+    """L2 regularization: updates = inputs + weight_decay * params (the gradient of
+    weight_decay / 2 * |params|^2 added to the loss's)."""
+    wd = float(weight_decay)
+    if not math.isfinite(wd) or wd < 0:
+        raise ValueError(f"weight_decay must be a non-negative finite number, got {weight_decay}")
+
+    def add(x: FloatArray, p: FloatArray, o: FloatArray) -> FloatArray:
+        return np.add(x, p * p.dtype.type(wd), out=o)
+
+    def init(params: MLP) -> EmptyState:
+        return EmptyState()
+
+    def rule(inputs: MLP, state: EmptyState, params: MLP, out: MLP) -> tuple[MLP, EmptyState]:
+        return tree_map(add, inputs, params, out), state
+
+    return transformation(init, rule, f"add_decayed_weights({weight_decay})")
+
+
+def scale_by_adam(
+    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> Optimizer[ScaleByAdamState]:
+    """Adam's direction, as torch.optim.Adam computes it: at step t = count + 1,
+    mu = b1 mu + (1 - b1) g, nu = b2 nu + (1 - b2) g^2 and
+    updates = (mu / (1 - b1^t)) / (sqrt(nu) / sqrt(1 - b2^t) + eps)."""
+    for label, b in (("b1", b1), ("b2", b2)):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"adam's {label} must lie in [0, 1), got {b}")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"adam's eps must be a non-negative finite number, got {eps}")
+
+    def init(params: MLP) -> ScaleByAdamState:
+        return ScaleByAdamState(mu=tree_zeros_like(params), nu=tree_zeros_like(params), count=0)
+
+    def first(m: FloatArray, g: FloatArray) -> FloatArray:
+        t = m.dtype.type
+        new: FloatArray = m * t(b1) + g * t(1.0 - b1)
+        return new
+
+    def second(v: FloatArray, g: FloatArray) -> FloatArray:
+        t = v.dtype.type
+        new: FloatArray = v * t(b2) + (g * g) * t(1.0 - b2)
+        return new
+
+    def rule(
+        inputs: MLP, state: ScaleByAdamState, params: MLP, out: MLP
+    ) -> tuple[MLP, ScaleByAdamState]:
+        count = state.count + 1
+        bias1 = 1.0 - b1**count
+        bias2_sqrt = math.sqrt(1.0 - b2**count)
+
+        def direction(m: FloatArray, v: FloatArray, o: FloatArray) -> FloatArray:
+            t = o.dtype.type
+            np.sqrt(v, out=o)
+            o /= t(bias2_sqrt)
+            o += t(eps)
+            np.divide(m, o, out=o)
+            o /= t(bias1)
+            return o
+
+        mu = tree_map(first, state.mu, inputs)
+        nu = tree_map(second, state.nu, inputs)  # every read of inputs is done here
+        return tree_map(direction, mu, nu, out), ScaleByAdamState(mu=mu, nu=nu, count=count)
+
+    return transformation(init, rule, f"scale_by_adam(b1={b1}, b2={b2}, eps={eps})")
+
+
+# ------------------------------------------------------------------ optimizers
+
+
+def sgd(lr: float | Schedule) -> Optimizer[ScaleByLearningRateState]:
+    """Stochastic gradient descent: updates = -lr(step) * grads."""
+    return attrs.evolve(scale_by_learning_rate(lr), name=f"sgd(lr={lr})")
 
 
 def momentum(
     lr: float | Schedule, beta: float = 0.9, *, nesterov: bool = False
-) -> Optimizer[MomentumState]:
+) -> Optimizer[tuple[Any, ...]]:
     """SGD with (heavy-ball or Nesterov) momentum: v = beta v + g; updates = -lr v
-    (Nesterov: -lr (g + beta v)). The same convention as torch.optim.SGD."""
-    schedule = _as_schedule(lr)
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"momentum beta must lie in [0, 1), got {beta}")
+    (Nesterov: -lr (g + beta v)). The same convention as torch.optim.SGD.
 
-    def init(params: MLP) -> MomentumState:
-        return MomentumState(velocity=tree_zeros_like(params), count=0)
-
-    def update(grads: MLP, state: MomentumState, params: MLP) -> tuple[MLP, MomentumState]:
-        rate = schedule(state.count)
-        velocity = tree_map(lambda v, g: v * v.dtype.type(beta) + g, state.velocity, grads)
-        if nesterov:
-            step = tree_map(
-                lambda v, g: (g + v * v.dtype.type(beta)) * g.dtype.type(-rate), velocity, grads
-            )
-        else:
-            step = tree_map(lambda v: v * v.dtype.type(-rate), velocity)
-        return step, MomentumState(velocity=velocity, count=state.count + 1)
-
-    def update_into(grads: MLP, state: MomentumState, params: MLP) -> tuple[MLP, MomentumState]:
-        rate = schedule(state.count)
-        velocity = tree_map(lambda v, g: v * v.dtype.type(beta) + g, state.velocity, grads)
-        for v, g in zip(tree_leaves(velocity), tree_leaves(grads), strict=True):
-            if nesterov:
-                g += v * v.dtype.type(beta)
-                g *= g.dtype.type(-rate)
-            else:
-                np.multiply(v, v.dtype.type(-rate), out=g)
-        return grads, MomentumState(velocity=velocity, count=state.count + 1)
-
+    ``chain(trace(beta, nesterov=nesterov), scale_by_learning_rate(lr))``: its state is
+    ``(TraceState, ScaleByLearningRateState)``.
+    """
     name = f"{'nesterov' if nesterov else 'momentum'}(lr={lr}, beta={beta})"
-    return Optimizer(init=init, update=update, name=name, update_into=update_into)
+    opt = chain(trace(beta, nesterov=nesterov), scale_by_learning_rate(lr))
+    return attrs.evolve(opt, name=name)
+
+
+def adam(
+    lr: float | Schedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> Optimizer[tuple[Any, ...]]:
+    """Adam, as torch.optim.Adam: ``chain(scale_by_adam(b1, b2, eps),
+    scale_by_learning_rate(lr))``, state ``(ScaleByAdamState, ScaleByLearningRateState)``."""
+    opt = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
+    return attrs.evolve(opt, name=f"adam(lr={lr}, b1={b1}, b2={b2}, eps={eps})")
+
+
+def adamw(
+    lr: float | Schedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.01,
+) -> Optimizer[tuple[Any, ...]]:
+    """Adam with decoupled weight decay, as torch.optim.AdamW: p <- p - lr wd p - lr adam.
+
+    ``chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay),
+    scale_by_learning_rate(lr))``: the decay is added after Adam's scaling, so it is not
+    divided by sqrt(nu) (unlike ``chain(add_decayed_weights(wd), adam(lr))``, which is
+    torch.optim.Adam's L2 ``weight_decay``).
+    """
+    opt = chain(
+        scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay), scale_by_learning_rate(lr)
+    )
+    name = f"adamw(lr={lr}, b1={b1}, b2={b2}, eps={eps}, weight_decay={weight_decay})"
+    return attrs.evolve(opt, name=name)
 
 
 def apply_updates(params: MLP, updates: MLP, *, donate: bool = False) -> MLP:
@@ -127,6 +349,9 @@ def apply_updates(params: MLP, updates: MLP, *, donate: bool = False) -> MLP:
             np.add(p, u, out=p)
         return params
     return tree_map(np.add, params, updates)
+
+
+# ------------------------------------------------------------------ schedules
 
 
 def step_decay(lr: float, *, every: int, factor: float = 0.5) -> Schedule:

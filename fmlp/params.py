@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +11,7 @@ import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
-from fmlp.tree import static_field
+from fmlp.tree import STATIC
 from fmlp.types import (
     SCHEME_NAMES,
     ActivationName,
@@ -51,7 +52,7 @@ class MLP:
     """
 
     layers: tuple[Dense, ...]
-    activation: ActivationName = static_field(default="relu")
+    activation: ActivationName = attrs.field(default="relu", metadata=STATIC)
 
     def __attrs_post_init__(self) -> None:
         if not self.layers:
@@ -93,7 +94,7 @@ def n_params(params: MLP) -> int:
 def count_params(sizes: Sequence[int]) -> int:
     """Number of weights and biases of an MLP of widths ``sizes``, without building it."""
     check_sizes(sizes)
-    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
 
 
 def check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
@@ -101,7 +102,8 @@ def check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
     sizes = tuple(sizes)
     if len(sizes) < 2:
         raise ValueError(
-            f"sizes must list at least the input and output widths, e.g. (784, 512, 512, 10); got {sizes}"
+            "sizes must list at least the input and output widths, "
+            f"e.g. (784, 512, 512, 10); got {sizes}"
         )
     for s in sizes:
         if not is_int(s) or s <= 0:
@@ -166,6 +168,6 @@ def init(
     rng = as_generator(seed)
     layers = tuple(
         Dense(w=init_weight(scheme, a, b, rng, dt), b=np.zeros(b, dtype=dt))
-        for a, b in zip(sizes[:-1], sizes[1:])
+        for a, b in itertools.pairwise(sizes)
     )
     return MLP(layers=layers, activation=act)

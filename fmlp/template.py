@@ -8,13 +8,15 @@ This module offers that interface exactly (``from fmlp.template import NN`` in p
 - ``relu``, ``sigmoid``, ``tanh`` and their derivatives: ``fmlp.activations``;
 - ``softmax``: ``fmlp.losses.softmax``;
 - ``forward``: ``fmlp.model.forward_with_cache``;
-- ``backward``: ``fmlp.model._backprop``, whose ``trace`` reports the per-row gradients
+- ``backward``: ``fmlp.model.backprop``, whose ``trace`` reports the per-row gradients
   the template names ``dA{l}`` and ``dZ{l}``;
 - ``update``: ``fmlp.optim.sgd`` and ``fmlp.optim.apply_updates``;
 - ``initialize_weights``: ``fmlp.params.init_weight``.
 
-The one formula written here is ``loss``: the template defines it on clipped
-probabilities and one-hot labels, which no core function computes.
+The formulas written here are the template's own, on probabilities and one-hot labels,
+which no core function takes: ``loss`` on clipped probabilities, and the gradient of
+the summed loss with respect to the logits, ``dA{m} = output - labels``, from which
+``backprop`` takes over.
 
 Conventions of the template, kept as they were:
 
@@ -47,7 +49,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from fmlp import activations as act
 from fmlp.losses import softmax as core_softmax
-from fmlp.model import _backprop, forward_with_cache
+from fmlp.model import backprop, forward_with_cache
 from fmlp.optim import apply_updates, sgd
 from fmlp.params import MLP, Dense, init_weight
 from fmlp.types import ACTIVATION_NAMES, FloatArray, IntArray, SchemeName, check_activation, is_int
@@ -119,7 +121,8 @@ def _check_pair(pair: Any, name: str) -> Pair:
     """A split given in ``data``: (inputs (N, D), one-hot labels (N, C)), N equal."""
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise ValueError(
-            f"data's {name} split must be a pair (x (N, D), one-hot y (N, C)), got {type(pair).__name__}"
+            f"data's {name} split must be a pair (x (N, D), one-hot y (N, C)), "
+            f"got {type(pair).__name__}"
         )
     x, y = np.asarray(pair[0]), np.asarray(pair[1])
     if x.ndim != 2:
@@ -168,7 +171,8 @@ class NN:
             widths = ("not a sequence",)  # type: ignore[assignment]  # reported just below
         if not all(is_int(h) and h > 0 for h in widths):
             raise ValueError(
-                f"hidden_dims must list the hidden widths as positive integers, e.g. (512, 512), got {hidden_dims!r}"
+                "hidden_dims must list the hidden widths as positive integers, "
+                f"e.g. (512, 512), got {hidden_dims!r}"
             )
         if not (_is_real(epsilon) and 0.0 <= epsilon < 0.5):
             raise ValueError(f"epsilon must be a number in [0, 0.5), got {epsilon!r}")
@@ -196,7 +200,8 @@ class NN:
         self.epsilon: float = epsilon
 
         self.train_logs: dict[str, list[float]] = {
-            "train_accuracy": [], "validation_accuracy": [], "train_loss": [], "validation_loss": [],
+            "train_accuracy": [], "validation_accuracy": [],
+            "train_loss": [], "validation_loss": [],
         }  # fmt: skip
 
         self.train: Pair
@@ -233,7 +238,8 @@ class NN:
             )
         if self.init_method not in INIT_METHODS:
             raise ValueError(
-                f"unknown init_method {self.init_method!r}: expected one of {', '.join(INIT_METHODS)}"
+                f"unknown init_method {self.init_method!r}: "
+                f"expected one of {', '.join(INIT_METHODS)}"
             )
         if self.seed is not None:
             np.random.seed(self.seed)
@@ -253,15 +259,16 @@ class NN:
         weights: dict[str, NDArray[Any]] | None = getattr(self, "weights", None)
         if weights is None:
             raise AttributeError(
-                "NN has no weights yet: call initialize_weights([n_features, n_classes]) or train_loop(n_epochs) first"
+                "NN has no weights yet: call initialize_weights([n_features, n_classes]) "
+                "or train_loop(n_epochs) first"
             )
         layers = []
         for layer_n in range(1, self.n_hidden + 2):
             w, b = weights.get(f"W{layer_n}"), weights.get(f"b{layer_n}")
             if w is None or b is None:
                 raise KeyError(
-                    f"weights lack W{layer_n} or b{layer_n}: an NN with {self.n_hidden} hidden layers "
-                    f"needs W1, b1, ..., W{self.n_hidden + 1}, b{self.n_hidden + 1}"
+                    f"weights lack W{layer_n} or b{layer_n}: an NN with {self.n_hidden} "
+                    f"hidden layers needs W1, b1, ..., W{self.n_hidden + 1}, b{self.n_hidden + 1}"
                 )
             layers.append(Dense(w=np.asarray(w), b=np.asarray(b).reshape(-1)))
         return MLP(layers=tuple(layers), activation=check_activation(self.activation_str))
@@ -292,7 +299,8 @@ class NN:
         if self.activation_str == "tanh":
             return self.tanh(x, grad)
         raise ValueError(
-            f"unknown activation {self.activation_str!r}: expected one of {', '.join(ACTIVATION_NAMES)}"
+            f"unknown activation {self.activation_str!r}: "
+            f"expected one of {', '.join(ACTIVATION_NAMES)}"
         )
 
     def softmax(self, x: ArrayLike) -> FloatArray:
@@ -344,7 +352,7 @@ class NN:
             )
         n = output.shape[0]
         trace: list[FloatArray] = []
-        sums = _backprop(params, acts, np.asarray(output - y, dtype=params.dtype), trace=trace)
+        sums = backprop(params, acts, np.asarray(output - y, dtype=params.dtype), trace=trace)
         grads: dict[str, FloatArray] = {}
         for layer_n in range(m, 0, -1):
             if layer_n < m:

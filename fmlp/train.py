@@ -2,7 +2,9 @@
 epoch is a scan of steps over shuffled mini-batches, a fit is a scan of epochs.
 
 Randomness is derived, never global: epoch ``e`` of a fit seeded ``seed`` visits the
-samples in the order ``np.random.default_rng((seed, e)).permutation(n)``.
+samples in the order ``np.random.default_rng((seed, e)).permutation(n)``. Everything
+else a fit carries from one epoch to the next is in its ``TrainState``, so ``resume``
+continues a fit from a saved state (``fmlp.checkpoint.save_state``) bit for bit.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from fmlp.losses import softmax_cross_entropy_grad
-from fmlp.model import _backprop, _hidden, check_inputs, check_labels
+from fmlp.losses import cross_entropy, softmax_cross_entropy_grad
+from fmlp.model import backprop, check_inputs, check_labels, forward_unchecked
 from fmlp.optim import Optimizer, apply_updates, sgd
 from fmlp.params import MLP
 from fmlp.tree import static_field, tree_copy, tree_stack
@@ -120,17 +122,16 @@ def make_step(
         if state.diverged:
             nan = _f64(math.nan)
             return state, StepMetrics(loss=nan, accuracy=nan, count=_f64(n))
-        acts, z = _hidden(state.params, x)
+        z, acts, _ = forward_unchecked(state.params, x)
         correct = int(np.count_nonzero(z.argmax(axis=1) == y))
         value, dz = softmax_cross_entropy_grad(z, y, donate=True)
         metrics = StepMetrics(loss=_f64(value), accuracy=_f64(correct / n), count=_f64(n))
         if not math.isfinite(value):
             return attrs.evolve(state, diverged=True), metrics
-        grads = _backprop(state.params, acts, dz)
-        # grads were made by this step and are seen by no one else: an optimizer that
-        # can write its updates into them (bit-identical to update) saves a new tree.
-        update = optimizer.update if optimizer.update_into is None else optimizer.update_into
-        updates, opt_state = update(grads, state.opt_state, state.params)
+        grads = backprop(state.params, acts, dz)
+        # grads were made by this step and are seen by no one else: the optimizer writes
+        # its updates into them (bit-identical to its pure update) instead of a new tree.
+        updates, opt_state = optimizer.update_into(grads, state.opt_state, state.params)
         params = apply_updates(state.params, updates, donate=donate)
         return TrainState(params=params, opt_state=opt_state, step=state.step + 1), metrics
 
@@ -220,11 +221,9 @@ def _evaluate_unchecked(params: MLP, x: FloatArray, y: IntArray, chunk: int) -> 
     correct = 0
     for start in range(0, x.shape[0], chunk):
         xb, yb = x[start : start + chunk], y[start : start + chunk]
-        _, z = _hidden(params, xb)
+        z = forward_unchecked(params, xb)[0]
         correct += int(np.count_nonzero(z.argmax(axis=1) == yb))
-        shifted = z - z.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(shifted).sum(axis=1))
-        total_loss += float(np.sum(lse.astype(np.float64) - shifted[np.arange(len(yb)), yb]))
+        total_loss += cross_entropy(z, yb, reduction="sum")
     n = x.shape[0]
     return Evaluation(loss=total_loss / n, accuracy=correct / n)
 
@@ -260,21 +259,74 @@ def fit(
 ) -> tuple[TrainState[Any], EpochMetrics]:
     """Train ``params`` for ``epochs`` epochs of mini-batch steps: a scan of epochs.
 
-    Give either ``optimizer`` or ``lr`` (plain SGD). Returns the final TrainState and
-    the EpochMetrics stacked over epochs, fields of shape (epochs,). ``params`` is not
-    modified. A run whose loss becomes non-finite is not an error: its metrics say
-    ``diverged`` from that epoch on, with NaN losses, and its parameters stop changing.
-    ``callback(epoch, metrics)`` is called after each epoch (for progress bars);
-    ``params_callback(epoch, params)`` after it, with a copy of the epoch's final
-    parameters (for diagnostics that need the model itself).
+    Give either ``optimizer`` or ``lr`` (plain SGD). This is
+    ``resume(init_state(params, optimizer), x, y, start_epoch=0, ...)``: see ``resume``
+    for the other arguments and what comes back. ``params`` is not modified.
     """
     if (optimizer is None) == (lr is None):
         raise ValueError("fit needs exactly one of optimizer= or lr= (plain SGD)")
     opt: Optimizer[Any] = sgd(lr) if optimizer is None else optimizer  # type: ignore[arg-type]  # lr is set when optimizer is None
     if not is_int(epochs) or epochs <= 0:
         raise ValueError(f"epochs must be a positive integer, got {epochs}")
+    return resume(
+        init_state(params, opt),
+        x,
+        y,
+        optimizer=opt,
+        start_epoch=0,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        validation=validation,
+        eval_train=eval_train,
+        shuffle=shuffle,
+        callback=callback,
+        params_callback=params_callback,
+    )
+
+
+def resume(
+    state: TrainState[S],
+    x: FloatArray,
+    y: IntArray,
+    *,
+    optimizer: Optimizer[S],
+    start_epoch: int,
+    epochs: int,
+    batch_size: int,
+    seed: int = 0,
+    validation: tuple[FloatArray, IntArray] | None = None,
+    eval_train: bool = True,
+    shuffle: bool = True,
+    callback: EpochCallback | None = None,
+    params_callback: Callable[[int, MLP], None] | None = None,
+) -> tuple[TrainState[S], EpochMetrics]:
+    """Continue training from ``state``: run epochs ``start_epoch .. epochs - 1``.
+
+    ``state`` carries the parameters, the optimizer state (its counts drive the
+    schedules), the step count and the diverged flag; it is not modified. Epoch ``e``
+    visits the samples in the order ``epoch_order(N, seed, e)`` (in stored order with
+    ``shuffle=False``), so a fit of E epochs and a fit of K < E epochs resumed here with
+    ``start_epoch=K`` give the same parameters, optimizer state and metrics, bit for bit.
+
+    Returns the final TrainState and the EpochMetrics of the epochs run, stacked: fields
+    of shape (epochs - start_epoch,). A run whose loss becomes non-finite is not an
+    error: its metrics say ``diverged`` from that epoch on, with NaN losses, and its
+    parameters stop changing. ``callback(epoch, metrics)`` is called after each epoch
+    (for progress bars); ``params_callback(epoch, params)`` after it, with a copy of the
+    epoch's final parameters (for diagnostics that need the model itself).
+    """
+    if not is_int(start_epoch) or start_epoch < 0:
+        raise ValueError(f"start_epoch must be a non-negative integer, got {start_epoch}")
+    if not is_int(epochs) or epochs <= 0:
+        raise ValueError(f"epochs must be a positive integer, got {epochs}")
+    if epochs <= start_epoch:
+        raise ValueError(
+            f"nothing to run: epochs ({epochs}) must exceed start_epoch ({start_epoch})"
+        )
     if not is_int(batch_size) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    params = state.params
     x = check_inputs(params, x)
     y = check_labels(y, x.shape[0], params.sizes[-1])
     if validation is not None:
@@ -282,13 +334,13 @@ def fit(
         yv = check_labels(validation[1], xv.shape[0], params.sizes[-1])
     nan = _f64(math.nan)
 
-    def run_epoch(state: TrainState[Any], epoch: int) -> tuple[TrainState[Any], EpochMetrics]:
+    def run_epoch(state: TrainState[S], epoch: int) -> tuple[TrainState[S], EpochMetrics]:
         start = time.perf_counter()
         state, steps = _train_epoch_unchecked(
             state,
             x,
             y,
-            optimizer=opt,
+            optimizer=optimizer,
             batch_size=batch_size,
             seed=seed,
             epoch=epoch,
@@ -320,6 +372,8 @@ def fit(
             params_callback(epoch, tree_copy(state.params))
         return state, metrics
 
-    state0: TrainState[Any] = init_state(tree_copy(params), opt)
+    # A private copy of the parameters, which every step then updates in place; the
+    # optimizer state is never written (each update builds a new one).
+    own: TrainState[S] = attrs.evolve(state, params=tree_copy(params))
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
-        return scan(run_epoch, state0, range(epochs))
+        return scan(run_epoch, own, range(start_epoch, epochs))

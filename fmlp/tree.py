@@ -2,11 +2,14 @@
 
 A field of an attrs record whose metadata has ``static=True`` is configuration, not a
 parameter: ``tree_map`` carries it over unchanged and ``tree_leaves`` skips it.
+``tree_flatten_with_paths`` names every leaf and static field by its path from the root,
+and ``tree_unflatten_with_paths`` rebuilds a tree from such names (checkpoints of a
+whole ``TrainState`` are written and read with them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -136,3 +139,102 @@ def tree_stack(trees: list[T]) -> T:
     if not trees:
         raise ValueError("tree_stack needs at least one tree")
     return tree_map(lambda *xs: np.stack(xs), trees[0], *trees[1:])
+
+
+# ------------------------------------------------------------------ flattening with paths
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _flatten(
+    tree: Any, path: str, leaves: list[tuple[str, NDArray[Any]]], statics: list[tuple[str, Any]]
+) -> None:
+    if isinstance(tree, np.ndarray):
+        leaves.append((path, tree))
+        return
+    if isinstance(tree, tuple):
+        for i, child in enumerate(tree):
+            _flatten(child, _join(path, str(i)), leaves, statics)
+        return
+    if attrs.has(type(tree)):
+        for fld in attrs.fields(type(tree)):
+            value = getattr(tree, fld.name)
+            if _is_static(fld):
+                statics.append((_join(path, fld.name), value))
+            else:
+                _flatten(value, _join(path, fld.name), leaves, statics)
+        return
+    raise TypeError(
+        f"not a tree: {type(tree).__name__}; fmlp trees are ndarrays, tuples and attrs records"
+    )
+
+
+def tree_flatten_with_paths(
+    tree: Any,
+) -> tuple[list[tuple[str, NDArray[Any]]], list[tuple[str, Any]]]:
+    """The leaves and the static fields of ``tree``, each as ``(path, value)`` pairs.
+
+    A path joins, from the root, the field names and tuple indices with dots, e.g.
+    ``params.layers.0.w`` or ``opt_state.1.count``; the leaves come in ``tree_leaves``'s
+    order. ``tree_unflatten_with_paths`` is the inverse.
+    """
+    leaves: list[tuple[str, NDArray[Any]]] = []
+    statics: list[tuple[str, Any]] = []
+    _flatten(tree, "", leaves, statics)
+    return leaves, statics
+
+
+def tree_unflatten_with_paths(
+    like: T, leaves: Mapping[str, NDArray[Any]], statics: Mapping[str, Any]
+) -> T:
+    """A tree of ``like``'s structure whose leaves and static fields are the values at
+    their paths in ``leaves`` and ``statics`` (every path of ``like`` must be there; a
+    missing one is a KeyError naming it). Records are rebuilt through their
+    constructors, so their checks run."""
+
+    def build(node: Any, path: str) -> Any:
+        if isinstance(node, np.ndarray):
+            return leaves[path]
+        if isinstance(node, tuple):
+            return tuple(build(child, _join(path, str(i))) for i, child in enumerate(node))
+        if attrs.has(type(node)):
+            return attrs.evolve(
+                node,
+                **{
+                    fld.name: statics[_join(path, fld.name)]
+                    if _is_static(fld)
+                    else build(getattr(node, fld.name), _join(path, fld.name))
+                    for fld in attrs.fields(type(node))
+                },
+            )
+        raise TypeError(
+            f"not a tree: {type(node).__name__}; fmlp trees are ndarrays, tuples and attrs records"
+        )
+
+    result: T = build(like, "")
+    return result
+
+
+def tree_structure(tree: Any) -> str:
+    """The shape of ``tree`` as text, without its values: record types with their fields,
+    tuples with their lengths, ``*`` for a leaf and ``#`` for a static field, e.g.
+    ``TraceState(trace=MLP(layers=(Dense(w=*, b=*),), activation=#))``."""
+    if isinstance(tree, np.ndarray):
+        return "*"
+    if isinstance(tree, tuple):
+        items = [tree_structure(child) for child in tree]
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    cls = type(tree)
+    if attrs.has(cls):
+        fields = ", ".join(
+            f"{fld.name}=#"
+            if _is_static(fld)
+            else f"{fld.name}={tree_structure(getattr(tree, fld.name))}"
+            for fld in attrs.fields(cls)
+        )
+        return f"{cls.__name__}({fields})"
+    raise TypeError(
+        f"not a tree: {type(tree).__name__}; fmlp trees are ndarrays, tuples and attrs records"
+    )

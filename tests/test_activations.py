@@ -82,6 +82,23 @@ def test_inplace_matches_out_of_place(name: str, dtype: Any) -> None:
     np.testing.assert_array_equal(z, original)
 
 
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backprop_inplace_is_the_product_with_grad_from_output(name: str, dtype: Any) -> None:
+    """The in-place step of backpropagation through the activation equals, bit for bit,
+    the upstream gradient times the derivative written from the output."""
+    rng = np.random.default_rng(2)
+    z = (rng.standard_normal((6, 5)) * 3).astype(dtype)
+    z[0, :2] = 0.0  # relu's kink
+    a = get_activation(name).fn(z)
+    g = rng.standard_normal((6, 5)).astype(dtype)
+    a0, expected = a.copy(), g * get_activation(name).grad_from_output(a)
+    get_activation(name).backprop_inplace(g, a)
+    np.testing.assert_array_equal(g, expected)
+    assert g.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(a, a0)  # the cached activation is left alone
+
+
 def test_relu_subgradient_at_zero_is_zero() -> None:
     z = np.array([-1.0, 0.0, 1.0])
     np.testing.assert_array_equal(fmlp.relu_grad(z), [0.0, 0.0, 1.0])

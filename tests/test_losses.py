@@ -119,14 +119,57 @@ def test_fused_gradient_against_central_differences() -> None:
     z = rng.standard_normal((5, 4))
     y = rng.integers(0, 4, 5)
     _, g = fmlp.softmax_cross_entropy_grad(z, y)
+
+    def naive_loss(logits: Any) -> float:  # independent of fmlp's log-softmax
+        return float(-np.mean(np.log(naive_softmax(logits)[np.arange(5), y])))
+
     h = 1e-6
     numeric = np.zeros_like(z)
     for idx in np.ndindex(*z.shape):
         zp, zm = z.copy(), z.copy()
         zp[idx] += h
         zm[idx] -= h
-        numeric[idx] = (fmlp.cross_entropy(zp, y) - fmlp.cross_entropy(zm, y)) / (2 * h)
+        numeric[idx] = (naive_loss(zp) - naive_loss(zm)) / (2 * h)
     np.testing.assert_allclose(g, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_value_and_value_with_gradient_are_one_routine(dtype: Any) -> None:
+    """cross_entropy, its summed form and the fused routine compute the value the same way:
+    equal bit for bit, whether or not the logits are donated."""
+    rng = np.random.default_rng(4)
+    z = (5 * rng.standard_normal((9, 6))).astype(dtype)
+    y = rng.integers(0, 6, 9)
+    value = fmlp.cross_entropy(z, y)
+    assert fmlp.softmax_cross_entropy_grad(z, y)[0] == value
+    assert fmlp.softmax_cross_entropy_grad(z.copy(), y, donate=True)[0] == value
+    total = fmlp.cross_entropy(z, y, reduction="sum")
+    halves = fmlp.cross_entropy(z[:4], y[:4], reduction="sum") + fmlp.cross_entropy(
+        z[4:], y[4:], reduction="sum"
+    )
+    assert total == pytest.approx(9 * value, rel=1e-15)
+    assert halves == pytest.approx(total, rel=1e-15)
+    # float64 accumulation: even float32 logits give the float64 value to ~1e-7
+    expected = -np.mean(np.log(naive_softmax(z)[np.arange(9), y]))
+    assert value == pytest.approx(expected, rel=1e-7 if dtype == np.float32 else 1e-14)
+    with pytest.raises(ValueError, match="unknown reduction 'max'"):
+        fmlp.cross_entropy(z, y, reduction="max")  # type: ignore[arg-type]  # a wrong name on purpose
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_value_and_gradient_match_torch(dtype: Any, torch: Any) -> None:
+    rng = np.random.default_rng(5)
+    z = (4 * rng.standard_normal((12, 7))).astype(dtype)
+    y = rng.integers(0, 7, 12)
+    tz = torch.from_numpy(z.copy()).requires_grad_(True)
+    t_loss = torch.nn.functional.cross_entropy(tz, torch.from_numpy(y))
+    t_loss.backward()
+    t_sum = torch.nn.functional.cross_entropy(tz, torch.from_numpy(y), reduction="sum").item()
+    value, g = fmlp.softmax_cross_entropy_grad(z, y)
+    rtol, atol = (1e-6, 1e-7) if dtype == np.float32 else (1e-14, 1e-16)
+    assert value == pytest.approx(t_loss.item(), rel=rtol)
+    assert fmlp.cross_entropy(z, y, reduction="sum") == pytest.approx(t_sum, rel=rtol)
+    np.testing.assert_allclose(g, tz.grad.numpy(), rtol=rtol, atol=atol)
 
 
 @settings(max_examples=40, deadline=None)

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import fmlp
+from fmlp.activations import get_activation
+from fmlp.model import backprop, forward_unchecked
 
 MakeParams = Callable[..., fmlp.MLP]
 MakeBatch = Callable[..., tuple[NDArray[Any], NDArray[np.int64]]]
@@ -22,28 +24,34 @@ DTYPES: tuple[Any, ...] = (np.float32, np.float64)
 DEPTH_SIZES = {1: (4, 5, 3), 2: (4, 5, 4, 3), 3: (4, 5, 4, 5, 3)}
 
 
+def same_tree(a: fmlp.MLP, b: fmlp.MLP) -> bool:
+    """Equal leaves, bit for bit."""
+    la, lb = fmlp.tree_leaves(a), fmlp.tree_leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(p, q) for p, q in zip(la, lb))
+
+
 def leaf_names(params: fmlp.MLP) -> list[str]:
     return [f"{k}{i}" for i in range(len(params.layers)) for k in ("w", "b")]
+
+
+def with_leaf(params: fmlp.MLP, k: int, leaf: Any) -> fmlp.MLP:
+    """``params`` with its k-th leaf (w0, b0, w1, b1, ...) replaced by ``leaf``."""
+    layers = list(params.layers)
+    i, is_bias = divmod(k, 2)
+    old = layers[i]
+    layers[i] = fmlp.Dense(w=old.w, b=leaf) if is_bias else fmlp.Dense(w=leaf, b=old.b)
+    return fmlp.MLP(layers=tuple(layers), activation=params.activation)
 
 
 def numeric_grad(params: fmlp.MLP, x: Any, y: Any, h: float = 1e-6) -> list[Any]:
     """Central differences of the mean loss with respect to every parameter, one at a time."""
     out = []
-    n_leaves = len(fmlp.tree_leaves(params))
-    for k in range(n_leaves):
-        leaf = fmlp.tree_leaves(params)[k]
+    for k, leaf in enumerate(fmlp.tree_leaves(params)):
         g = np.zeros_like(leaf)
         for idx in np.ndindex(*leaf.shape):
             bump = np.zeros_like(leaf)
             bump[idx] = h
-            counter = iter(range(n_leaves))
-
-            def shift(p: Any, sign: float) -> Any:
-                return p + sign * bump if next(counter) == k else p
-
-            plus = fmlp.tree_map(lambda p: shift(p, 1.0), params)
-            counter = iter(range(n_leaves))
-            minus = fmlp.tree_map(lambda p: shift(p, -1.0), params)
+            plus, minus = with_leaf(params, k, leaf + bump), with_leaf(params, k, leaf - bump)
             g[idx] = (fmlp.loss(plus, x, y) - fmlp.loss(minus, x, y)) / (2 * h)
         out.append(g)
     return out
@@ -96,6 +104,34 @@ def test_forward_probabilities_and_cache(
     np.testing.assert_allclose(fmlp.softmax(fmlp.logits(params, x)), p, rtol=rtol)
     np.testing.assert_array_equal(fmlp.predict(params, x), p.argmax(axis=1))
     assert fmlp.loss(params, x, y) == pytest.approx(-np.mean(np.log(p[np.arange(7), y])), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_forward_pass_with_or_without_the_pre_activations(
+    name: Any, dtype: Any, make_params: MakeParams, make_batch: MakeBatch
+) -> None:
+    """forward_unchecked is the one forward pass: keeping the pre-activations or applying
+    the activations in place gives the same numbers, bit for bit, and logits, forward and
+    forward_with_cache are that pass."""
+    params = make_params((4, 6, 5, 3), name, dtype=dtype)
+    x, _ = make_batch(7, 4, 3, dtype=dtype)
+    z, acts, zs = forward_unchecked(params, x)
+    z_kept, acts_kept, zs_kept = forward_unchecked(params, x, keep_pre_activations=True)
+    assert zs == () and len(zs_kept) == 3 and zs_kept[-1] is z_kept
+    assert len(acts) == len(acts_kept) == 3 and acts[0] is x and acts_kept[0] is x
+    np.testing.assert_array_equal(z, z_kept)
+    for a, b in zip(acts, acts_kept):
+        np.testing.assert_array_equal(a, b)
+    act = get_activation(name)
+    for z_l, a_l in zip(zs_kept[:-1], acts_kept[1:]):  # z_l is kept, not overwritten by f
+        np.testing.assert_array_equal(act.fn(z_l), a_l)
+    probs, cache = fmlp.forward_with_cache(params, x)
+    np.testing.assert_array_equal(fmlp.logits(params, x), z)
+    np.testing.assert_array_equal(fmlp.forward(params, x), probs)
+    np.testing.assert_array_equal(probs, fmlp.softmax(z))
+    for c, k in zip(cache.pre_activations, zs_kept):
+        np.testing.assert_array_equal(c, k)
 
 
 def test_forward_reference_by_hand() -> None:
@@ -216,7 +252,61 @@ def test_zero_init_gradients_are_symmetric(make_batch: MakeBatch) -> None:
         np.testing.assert_allclose(g.layers[1].b, np.bincount(y, minlength=3) * -1 / 10 + 1 / 3)
 
 
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_and_grad_are_one_computation(
+    name: Any, dtype: Any, make_params: MakeParams, make_batch: MakeBatch
+) -> None:
+    """backward over a cache and grad run the same routines: equal bit for bit."""
+    params = make_params((6, 8, 7, 4), name, dtype=dtype)
+    x, y = make_batch(16, 6, 4, dtype=dtype)
+    _, grads = fmlp.grad(params, x, y)
+    _, cache = fmlp.forward_with_cache(params, x)
+    via_cache = fmlp.backward(params, cache, y)
+    for a, b in zip(fmlp.tree_leaves(via_cache), fmlp.tree_leaves(grads), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # ------------------------------------------------------------------ torch parity
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backprop_trace_is_the_per_row_gradients_of_torch(
+    name: Any,
+    torch: Any,
+    make_params: MakeParams,
+    make_batch: MakeBatch,
+) -> None:
+    """The trace lists dz_L, da_{L-1}, dz_{L-1}, ..., da_1, dz_1: torch autograd's
+    gradients of the mean loss with respect to each intermediate tensor."""
+    params = make_params((5, 7, 6, 4), name)
+    x, y = make_batch(9, 5, 4)
+    f = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[name]
+    a = torch.from_numpy(x)
+    retained = []
+    for i, layer in enumerate(params.layers):
+        w = torch.from_numpy(layer.w).requires_grad_(True)
+        z = a @ w + torch.from_numpy(layer.b)
+        z.retain_grad()
+        retained.append(z)
+        if i < len(params.layers) - 1:
+            a = f(z)
+            a.retain_grad()
+            retained.append(a)
+    torch.nn.functional.cross_entropy(retained[-1], torch.from_numpy(y)).backward()
+    expected = [t.grad.numpy() for t in reversed(retained)]
+
+    _, cache = fmlp.forward_with_cache(params, x)
+    _, dz = fmlp.softmax_cross_entropy_grad(cache.pre_activations[-1], y)
+    dz0 = dz.copy()
+    trace: list[Any] = []
+    grads = backprop(params, cache.activations, dz, trace=trace)
+    np.testing.assert_array_equal(dz, dz0)  # dlogits is read, not written
+    assert trace[0] is dz and len(trace) == len(expected) == 5
+    for got, want in zip(trace, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert same_tree(grads, fmlp.backward(params, cache, y, trace=[]))
+    assert same_tree(grads, backprop(params, cache.activations, dz))  # no trace, same numbers
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
@@ -365,7 +455,7 @@ Small = tuple[fmlp.MLP, NDArray[np.float64], NDArray[np.int64]]
 
 @pytest.mark.parametrize("fn", INPUT_FNS)
 def test_input_feature_size_mismatch(fn: Callable[..., object], small: Small) -> None:
-    params, x, y = small
+    params, _, y = small
     with pytest.raises(
         ValueError, match=r"input feature size 5 does not match the first layer, which takes 4"
     ):
@@ -430,7 +520,7 @@ def test_labels_not_integers(fn: Callable[..., object], small: Small) -> None:
     params, x, y = small
     with pytest.raises(TypeError, match=r"labels must be integers in \[0, 3\), got dtype float64"):
         fn(params, x, y.astype(np.float64))
-    with pytest.raises(TypeError, match="labels must be integers.*got dtype bool"):
+    with pytest.raises(TypeError, match=r"labels must be integers.*got dtype bool"):
         fn(params, x, y > 0)
     with pytest.raises(TypeError, match="labels must be a numpy array of integers, got list"):
         fn(params, x, y.tolist())

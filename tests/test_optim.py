@@ -1,4 +1,6 @@
-"""Optimizers: the (init, update) pairs, schedules, and parity with torch.optim.SGD."""
+"""Optimizers: the gradient transformations and their chains, schedules, the fast path's
+bit-identity with the pure update, and parity with torch.optim (SGD, Nesterov, Adam,
+AdamW, L2 weight decay) over 25 steps."""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import fmlp
+from fmlp.optim import Optimizer, apply_updates
+from fmlp.tree import tree_copy, tree_leaves
 
 MakeParams = Callable[..., fmlp.MLP]
 MakeBatch = Callable[..., tuple[NDArray[Any], NDArray[np.int64]]]
@@ -18,7 +24,25 @@ DTYPES: tuple[Any, ...] = (np.float32, np.float64)
 
 
 def same_leaves(a: Any, b: Any) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(fmlp.tree_leaves(a), fmlp.tree_leaves(b)))
+    """The same number of leaves, equal bit for bit."""
+    la, lb = fmlp.tree_leaves(a), fmlp.tree_leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb))
+
+
+OPTIMIZERS: dict[str, Callable[[], Optimizer[Any]]] = {
+    "sgd": lambda: fmlp.sgd(0.05),
+    "sgd-cosine": lambda: fmlp.sgd(fmlp.cosine_decay(0.05, total_steps=4)),
+    "momentum": lambda: fmlp.momentum(0.05, 0.9),
+    "nesterov": lambda: fmlp.momentum(0.05, 0.9, nesterov=True),
+    "adam": lambda: fmlp.adam(0.01),
+    "adamw": lambda: fmlp.adamw(fmlp.step_decay(0.01, every=2), weight_decay=0.1),
+    "sgd-l2": lambda: fmlp.chain(fmlp.add_decayed_weights(0.01), fmlp.sgd(0.05)),
+    "nesterov-l2": lambda: fmlp.chain(
+        fmlp.add_decayed_weights(0.01), fmlp.momentum(0.05, 0.9, nesterov=True)
+    ),
+}
+"""Every optimizer shape the fast path must get right: stateless, with a schedule, with a
+velocity handed on to the next rule, with two moments, and chains of three."""
 
 
 # ------------------------------------------------------------------ plain SGD
@@ -30,7 +54,7 @@ def test_sgd_update_is_minus_lr_times_grad(dtype: Any, make_params: MakeParams) 
     grads = make_params((4, 5, 3), seed=9, dtype=dtype)
     opt = fmlp.sgd(0.25)
     state = opt.init(params)
-    assert type(state) is fmlp.SgdState
+    assert type(state) is fmlp.ScaleByLearningRateState
     assert state.count == 0
     updates, new_state = opt.update(grads, state, params)
     assert new_state.count == 1 and state.count == 0
@@ -47,7 +71,7 @@ def test_update_and_apply_updates_are_pure(make_params: MakeParams) -> None:
     params = make_params((4, 5, 3))
     grads = make_params((4, 5, 3), seed=9)
     params0, grads0 = fmlp.tree_map(np.copy, params), fmlp.tree_map(np.copy, grads)
-    for opt in (fmlp.sgd(0.1), fmlp.momentum(0.1), fmlp.momentum(0.1, nesterov=True)):
+    for opt in (factory() for factory in OPTIMIZERS.values()):
         state: Any = opt.init(params)
         for _ in range(2):
             before = fmlp.tree_map(np.copy, state)
@@ -58,14 +82,19 @@ def test_update_and_apply_updates_are_pure(make_params: MakeParams) -> None:
     assert same_leaves(params, params0) and same_leaves(grads, grads0)
 
 
-def test_apply_updates_donate_writes_in_place(make_params: MakeParams) -> None:
-    params = make_params((4, 5, 3))
-    updates = fmlp.tree_map(np.ones_like, params)
-    expected = fmlp.apply_updates(params, updates)
-    w_buffer = params.layers[0].w
-    donated = fmlp.apply_updates(params, updates, donate=True)
-    assert donated.layers[0].w is w_buffer
-    assert same_leaves(donated, expected)
+def test_apply_updates_donate_writes_in_place_and_matches_the_pure_sum(
+    make_params: MakeParams, make_batch: MakeBatch
+) -> None:
+    params = make_params((20, 16, 12, 10), "relu", seed=2, dtype=np.float32)
+    _, grads = fmlp.grad(params, *make_batch(30, 20, 10, dtype=np.float32))
+    want = apply_updates(params, grads)
+    own = tree_copy(params)
+    buffers = tree_leaves(own)
+    got = apply_updates(own, grads, donate=True)
+    assert same_leaves(got, want)
+    assert all(a is b for a, b in zip(tree_leaves(got), buffers, strict=True))
+    with pytest.raises(ValueError):  # a tree of another structure is refused, not half-applied
+        apply_updates(tree_copy(params), fmlp.MLP(layers=grads.layers[:2]), donate=True)
 
 
 def test_schedules() -> None:
@@ -97,7 +126,8 @@ def test_momentum_by_hand(make_params: MakeParams) -> None:
     g = fmlp.tree_map(np.ones_like, params)
     heavy = fmlp.momentum(0.1, 0.5)
     state = heavy.init(params)
-    assert type(state) is fmlp.MomentumState
+    assert len(state) == 2
+    assert type(state[0]) is fmlp.TraceState and type(state[1]) is fmlp.ScaleByLearningRateState
     assert not any(v.any() for v in fmlp.tree_leaves(state))
     steps = []
     for _ in range(3):
@@ -118,7 +148,7 @@ def test_momentum_by_hand(make_params: MakeParams) -> None:
 def test_momentum_with_beta_zero_is_sgd(make_params: MakeParams) -> None:
     params = make_params((4, 5, 3))
     grads = make_params((4, 5, 3), seed=3)
-    u_sgd, _ = fmlp.sgd(0.3).update(grads, fmlp.SgdState(), params)
+    u_sgd, _ = fmlp.sgd(0.3).update(grads, fmlp.ScaleByLearningRateState(), params)
     m = fmlp.momentum(0.3, 0.0)
     u_mom, _ = m.update(grads, m.init(params), params)
     assert fmlp.tree_allclose(u_sgd, u_mom, rtol=1e-15)
@@ -143,6 +173,268 @@ def test_bad_schedule_arguments() -> None:
         fmlp.step_decay(0.1, every=0)
     with pytest.raises(ValueError, match="total_steps > 0"):
         fmlp.cosine_decay(0.1, total_steps=0)
+
+
+def test_adam_first_step_by_hand(make_params: MakeParams) -> None:
+    """At t = 1 the bias corrections undo (1 - b1) and (1 - b2): the update is
+    -lr g / (|g| + eps); at t = 2 with the same g it is the same again."""
+    params = make_params((3, 4, 2))
+    grads = make_params((3, 4, 2), seed=5)
+    opt = fmlp.adam(0.1, eps=1e-8)
+    state = opt.init(params)
+    assert type(state[0]) is fmlp.ScaleByAdamState and state[0].count == 0
+    for step in (1, 2):
+        u, state = opt.update(grads, state, params)
+        assert state[0].count == step and state[1].count == step
+        for ul, g in zip(fmlp.tree_leaves(u), fmlp.tree_leaves(grads), strict=True):
+            np.testing.assert_allclose(ul, -0.1 * g / (np.abs(g) + 1e-8), rtol=1e-12)
+    np.testing.assert_allclose(
+        state[0].nu.layers[0].w, (1 - 0.999**2) * grads.layers[0].w ** 2, rtol=1e-12
+    )
+
+
+def test_adamw_decays_the_weights_apart_from_adam(make_params: MakeParams) -> None:
+    params = make_params((3, 4, 2))
+    grads = make_params((3, 4, 2), seed=5)
+    u_adam, _ = fmlp.adam(0.1).update(grads, fmlp.adam(0.1).init(params), params)
+    opt = fmlp.adamw(0.1, weight_decay=0.5)
+    u, state = opt.update(grads, opt.init(params), params)
+    assert [type(s) for s in state] == [
+        fmlp.ScaleByAdamState,
+        fmlp.EmptyState,
+        fmlp.ScaleByLearningRateState,
+    ]
+    for a, b, p in zip(*(fmlp.tree_leaves(t) for t in (u, u_adam, params)), strict=True):
+        np.testing.assert_allclose(a, b - 0.1 * 0.5 * p, rtol=1e-12, atol=1e-15)
+
+
+def test_add_decayed_weights_adds_wd_times_params(make_params: MakeParams) -> None:
+    params = make_params((3, 4, 2))
+    grads = make_params((3, 4, 2), seed=5)
+    t = fmlp.add_decayed_weights(0.25)
+    u, state = t.update(grads, t.init(params), params)
+    assert type(state) is fmlp.EmptyState and fmlp.tree_leaves(state) == []
+    for a, g, p in zip(*(fmlp.tree_leaves(x) for x in (u, grads, params)), strict=True):
+        np.testing.assert_array_equal(a, g + 0.25 * p)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: fmlp.adam(0.1, b1=1.0), r"adam's b1 must lie in \[0, 1\)"),
+        (lambda: fmlp.adamw(0.1, b2=-0.1), r"adam's b2 must lie in \[0, 1\)"),
+        (lambda: fmlp.scale_by_adam(eps=-1.0), "adam's eps must be a non-negative"),
+        (lambda: fmlp.adamw(0.1, weight_decay=-0.1), "weight_decay must be a non-negative"),
+        (lambda: fmlp.add_decayed_weights(math.inf), "weight_decay must be a non-negative"),
+        (lambda: fmlp.adam(0.0), "learning rate must be a positive finite number"),
+        (lambda: fmlp.trace(1.0), r"momentum beta must lie in \[0, 1\)"),
+    ],
+)
+def test_bad_transformation_arguments(make: Callable[[], object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+# ------------------------------------------------------------------ the fast path
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_update_into_is_bit_identical_to_update_and_leaves_state_alone(
+    name: str, dtype: Any, make_params: MakeParams, make_batch: MakeBatch
+) -> None:
+    opt = OPTIMIZERS[name]()
+    assert opt.rule is not None  # a real fast path, not the fallback to update
+    params = make_params((20, 16, 12, 10), "relu", seed=1, dtype=dtype)
+    x, y = make_batch(50, 20, 10, dtype=dtype)
+    state = opt.init(params)
+    for _ in range(3):  # non-zero velocities and moments from the second step on
+        _, grads = fmlp.grad(params, x, y)
+        grads_before = tree_copy(grads)
+        want, want_state = opt.update(grads, state, params)
+        assert same_leaves(grads, grads_before)  # the pure update leaves grads alone
+        scratch = tree_copy(grads)
+        state_before, params_before = tree_copy(state), tree_copy(params)
+        got, got_state = opt.update_into(scratch, state, params)
+        assert got is scratch  # written into the gradients' buffers
+        assert same_leaves(got, want)
+        assert all(g.dtype == dtype for g in tree_leaves(got))
+        assert same_leaves(got_state, want_state)
+        assert counts(got_state) == counts(want_state)
+        assert same_leaves(state, state_before)  # the old state is not modified
+        assert same_leaves(params, params_before)
+        # the new state shares no buffer with the updates, which the loop overwrites
+        assert not {id(a) for a in tree_leaves(got_state)} & {id(a) for a in tree_leaves(got)}
+        params = apply_updates(params, want)
+        state = want_state
+
+
+def counts(state: Any) -> list[int]:
+    """The static step counts of an optimizer state, in order."""
+    if isinstance(state, tuple):
+        return [c for s in state for c in counts(s)]
+    return [state.count] if hasattr(state, "count") else []
+
+
+def test_a_hand_built_pair_has_no_fast_path_and_still_chains(make_params: MakeParams) -> None:
+    """Optimizer(init, update) without a rule: update_into falls back to update, and a
+    chain runs its update between the rules of the others."""
+    params = make_params((3, 4, 2))
+    grads = make_params((3, 4, 2), seed=5)
+    double = Optimizer(
+        init=lambda p: fmlp.EmptyState(),
+        update=lambda g, s, p: (fmlp.tree_scale(2.0, g), s),
+        name="double",
+    )
+    u, _ = double.update_into(grads, double.init(params), params)
+    assert same_leaves(u, fmlp.tree_scale(2.0, grads))
+    opt = fmlp.chain(double, fmlp.sgd(0.1))
+    scratch = tree_copy(grads)
+    got, _ = opt.update_into(scratch, opt.init(params), params)
+    assert got is scratch
+    assert same_leaves(got, fmlp.tree_map(lambda g: (g * 2.0) * -0.1, grads))
+    assert same_leaves(got, opt.update(grads, opt.init(params), params)[0])
+
+
+# ------------------------------------------------------------------ chain
+
+
+def _transform(kind: str, value: float) -> Optimizer[Any]:
+    if kind == "lr":
+        return fmlp.scale_by_learning_rate(value)
+    if kind == "trace":
+        return fmlp.trace(value / 2)
+    if kind == "nesterov":
+        return fmlp.trace(value / 2, nesterov=True)
+    if kind == "decay":
+        return fmlp.add_decayed_weights(value)
+    if kind == "adam":
+        return fmlp.scale_by_adam(b1=value / 2)
+    return Optimizer(  # a hand-built pair without a rule
+        init=lambda p: fmlp.EmptyState(),
+        update=lambda g, s, p: (fmlp.tree_map(np.negative, g), s),
+        name="negate",
+    )
+
+
+transforms = st.lists(
+    st.tuples(
+        st.sampled_from(["lr", "trace", "nesterov", "decay", "adam", "negate"]),
+        st.floats(0.01, 1.0),
+    ),
+    max_size=4,
+)
+
+
+def _run(opt: Optimizer[Any], params: fmlp.MLP, grads_seq: list[fmlp.MLP]) -> list[fmlp.MLP]:
+    """The updates of three pure steps."""
+    state = opt.init(params)
+    out = []
+    for g in grads_seq:
+        u, state = opt.update(g, state, params)
+        out.append(u)
+    return out
+
+
+def _grads(seed: int, dtype: Any) -> tuple[fmlp.MLP, list[fmlp.MLP]]:
+    rng = np.random.default_rng(seed)
+
+    def tree() -> fmlp.MLP:
+        return fmlp.MLP(
+            layers=(
+                fmlp.Dense(
+                    w=rng.standard_normal((3, 4)).astype(dtype),
+                    b=rng.standard_normal(4).astype(dtype),
+                ),
+                fmlp.Dense(
+                    w=rng.standard_normal((4, 2)).astype(dtype),
+                    b=rng.standard_normal(2).astype(dtype),
+                ),
+            )
+        )
+
+    return tree(), [tree() for _ in range(3)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    specs=transforms,
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_chain_is_the_transforms_one_after_the_other(
+    specs: list[tuple[str, float]], seed: int, dtype: Any
+) -> None:
+    """chain(t1, ..., tk).update is t1.update, then t2.update on its updates, and so on;
+    its state is the tuple of theirs; its fast path is its pure update, bit for bit."""
+    params, grads_seq = _grads(seed, dtype)
+    ts = [_transform(*spec) for spec in specs]
+    opt = fmlp.chain(*ts)
+    state = opt.init(params)
+    assert len(state) == len(ts)
+    assert [type(s) for s in state] == [type(t.init(params)) for t in ts]
+    states = [t.init(params) for t in ts]
+    fast_state = opt.init(params)
+    for g in grads_seq:
+        u, new_state = opt.update(g, state, params)
+        expected = g
+        for i, t in enumerate(ts):
+            expected, states[i] = t.update(expected, states[i], params)
+        assert same_leaves(u, expected)
+        assert same_leaves(new_state, tuple(states))
+        assert all(a is not b for a, b in zip(tree_leaves(u), tree_leaves(g)))  # pure: new
+        scratch = tree_copy(g)
+        got, fast_state = opt.update_into(scratch, fast_state, params)
+        assert got is scratch and same_leaves(got, u)
+        assert same_leaves(fast_state, new_state) and counts(fast_state) == counts(new_state)
+        state = new_state
+
+
+@settings(max_examples=30, deadline=None)
+@given(specs=transforms, seed=st.integers(0, 2**16))
+def test_chain_of_nothing_is_the_identity_and_of_one_is_the_transform(
+    specs: list[tuple[str, float]], seed: int
+) -> None:
+    params, grads_seq = _grads(seed, np.float64)
+    for u, g in zip(_run(fmlp.chain(), params, grads_seq), grads_seq):
+        assert same_leaves(u, g) and u is not g
+    assert fmlp.chain().init(params) == ()
+    for spec in specs:
+        t = _transform(*spec)
+        one = fmlp.chain(t)
+        assert type(one.init(params)[0]) is type(t.init(params))
+        for a, b in zip(_run(one, params, grads_seq), _run(t, params, grads_seq)):
+            assert same_leaves(a, b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    a=transforms,
+    b=transforms,
+    c=transforms,
+    seed=st.integers(0, 2**16),
+)
+def test_chain_is_associative(
+    a: list[tuple[str, float]],
+    b: list[tuple[str, float]],
+    c: list[tuple[str, float]],
+    seed: int,
+) -> None:
+    """chain(chain(A, B), C) = chain(A, chain(B, C)) = chain(A, B, C), bit for bit; the
+    states differ only in their nesting (the same leaves in the same order)."""
+    params, grads_seq = _grads(seed, np.float64)
+
+    def group(specs: list[tuple[str, float]]) -> Optimizer[Any]:
+        return fmlp.chain(*(_transform(*s) for s in specs))
+
+    flat = fmlp.chain(*(_transform(*s) for s in a + b + c))
+    left = fmlp.chain(fmlp.chain(group(a), group(b)), group(c))
+    right = fmlp.chain(group(a), fmlp.chain(group(b), group(c)))
+    runs = [_run(opt, params, grads_seq) for opt in (flat, left, right)]
+    for us in zip(*runs):
+        assert same_leaves(us[0], us[1]) and same_leaves(us[0], us[2])
+    assert len(tree_leaves(left.init(params))) == len(tree_leaves(flat.init(params)))
+    assert counts(left.init(params)) == counts(right.init(params)) == counts(flat.init(params))
 
 
 # ------------------------------------------------------------------ steps
@@ -227,7 +519,123 @@ def test_momentum_steps_match_torch(
         for layer, lin in zip(state.params.layers, linears):
             np.testing.assert_allclose(layer.w, lin.weight.detach().numpy().T, rtol=rtol, atol=atol)
             np.testing.assert_allclose(layer.b, lin.bias.detach().numpy(), rtol=rtol, atol=atol)
-        for v, lin in zip(state.opt_state.velocity.layers, linears):
+        for v, lin in zip(state.opt_state[0].trace.layers, linears):
             buf = t_opt.state[lin.weight]["momentum_buffer"]
             np.testing.assert_allclose(v.w, buf.numpy().T, rtol=rtol * 10, atol=atol)
-    assert state.step == 5 and state.opt_state.count == 5
+    assert state.step == 5 and state.opt_state[1].count == 5
+
+
+# ------------------------------------------------------------------ torch.optim parity
+
+TorchCase = tuple[Callable[[], Optimizer[Any]], Callable[[Any, Any], Any], Callable[[int], float]]
+
+
+def _cosine(step: int) -> float:
+    return fmlp.cosine_decay(0.02, total_steps=25, floor=0.002)(step)
+
+
+TORCH_CASES: dict[str, TorchCase] = {
+    "sgd": (
+        lambda: fmlp.sgd(0.1),
+        lambda torch, ps: torch.optim.SGD(ps, lr=0.1),
+        lambda step: 0.1,
+    ),
+    "momentum": (
+        lambda: fmlp.momentum(0.1, 0.8),
+        lambda torch, ps: torch.optim.SGD(ps, lr=0.1, momentum=0.8),
+        lambda step: 0.1,
+    ),
+    "nesterov": (
+        lambda: fmlp.momentum(0.1, 0.9, nesterov=True),
+        lambda torch, ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+        lambda step: 0.1,
+    ),
+    "adam": (
+        lambda: fmlp.adam(0.01, b1=0.8, b2=0.99, eps=1e-7),
+        lambda torch, ps: torch.optim.Adam(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-7),
+        lambda step: 0.01,
+    ),
+    "adamw": (
+        lambda: fmlp.adamw(0.01, weight_decay=0.1),
+        lambda torch, ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1),
+        lambda step: 0.01,
+    ),
+    "adamw-cosine": (
+        lambda: fmlp.adamw(_cosine, weight_decay=0.5),
+        lambda torch, ps: torch.optim.AdamW(ps, lr=0.02, weight_decay=0.5),
+        _cosine,
+    ),
+    "sgd-weight-decay": (
+        lambda: fmlp.chain(fmlp.add_decayed_weights(0.05), fmlp.sgd(0.1)),
+        lambda torch, ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0.05),
+        lambda step: 0.1,
+    ),
+    "momentum-weight-decay": (
+        lambda: fmlp.chain(fmlp.add_decayed_weights(0.05), fmlp.momentum(0.1, 0.9)),
+        lambda torch, ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.05),
+        lambda step: 0.1,
+    ),
+}
+
+
+def relative_error(got: Any, want: Any) -> float:
+    """max |got - want| / max |want| over one array (0 when both are 0)."""
+    scale = float(np.max(np.abs(want)))
+    return float(np.max(np.abs(got - want))) / scale if scale else float(np.max(np.abs(got)))
+
+
+def torch_state_leaves(name: str, t_opt: Any, linears: list[Any]) -> list[Any]:
+    """torch's optimizer state in fmlp's leaf order (w as (fan_in, fan_out))."""
+    keys = {"momentum": ["momentum_buffer"], "nesterov": ["momentum_buffer"]}
+    keys["momentum-weight-decay"] = keys["momentum"]
+    for adam_name in ("adam", "adamw", "adamw-cosine"):
+        keys[adam_name] = ["exp_avg", "exp_avg_sq"]
+    out = []
+    for key in keys.get(name, []):
+        for lin in linears:
+            out.append(t_opt.state[lin.weight][key].numpy().T)
+            out.append(t_opt.state[lin.bias][key].numpy())
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_CASES))
+def test_25_steps_match_torch_optim_in_float64(
+    name: str,
+    torch: Any,
+    torch_mlp: Callable[[fmlp.MLP], Any],
+    make_params: MakeParams,
+    make_batch: MakeBatch,
+) -> None:
+    """The same weights in torch and fmlp, 25 steps on the same batches: parameters and
+    optimizer state agree to 1e-9 relative (in practice to a few ulps)."""
+    make_opt, make_torch_opt, lr_at = TORCH_CASES[name]
+    params = make_params((10, 16, 12, 5), "tanh")
+    model = torch_mlp(params)
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    t_opt = make_torch_opt(torch, model.parameters())
+    opt = make_opt()
+    step = fmlp.make_step(opt)
+    state: Any = fmlp.init_state(params, opt)
+    worst = 0.0
+    for k in range(25):
+        x, y = make_batch(16, 10, 5, seed=k)
+        for group in t_opt.param_groups:
+            group["lr"] = lr_at(k)
+        t_opt.zero_grad()
+        t_loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+        t_loss.backward()
+        t_opt.step()
+        state, metrics = step(state, (x, y))
+        assert float(metrics.loss) == pytest.approx(t_loss.item(), rel=1e-9)
+        want = [
+            a for lin in linears for a in (lin.weight.detach().numpy().T, lin.bias.detach().numpy())
+        ]
+        for got, w in zip(fmlp.tree_leaves(state.params), want, strict=True):
+            worst = max(worst, relative_error(got, w))
+    assert worst < 1e-9, worst
+    t_state = torch_state_leaves(name, t_opt, linears)
+    ours = fmlp.tree_leaves(state.opt_state)
+    assert len(ours) == len(t_state)
+    for got, w in zip(ours, t_state):
+        assert relative_error(got, w) < 1e-9
+    assert state.step == 25 and max(counts(state.opt_state), default=25) == 25

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -34,7 +35,7 @@ def test_init_shapes_dtypes_and_zero_biases(scheme: Any, dtype: Any) -> None:
     assert params.sizes == sizes
     assert params.dtype == np.dtype(dtype)
     assert len(params.layers) == 3
-    for layer, (a, b) in zip(params.layers, zip(sizes[:-1], sizes[1:])):
+    for layer, (a, b) in zip(params.layers, itertools.pairwise(sizes)):
         assert layer.w.shape == (a, b) and layer.b.shape == (b,)
         assert layer.fan_in == a and layer.fan_out == b
         assert layer.w.dtype == layer.b.dtype == np.dtype(dtype)

@@ -12,7 +12,9 @@ import pytest
 from numpy.typing import NDArray
 
 import fmlp
+from fmlp.optim import Optimizer, apply_updates
 from fmlp.train import batches, epoch_order
+from fmlp.tree import tree_copy, tree_leaves
 
 MakeParams = Callable[..., fmlp.MLP]
 MakeBatch = Callable[..., tuple[NDArray[Any], NDArray[np.int64]]]
@@ -40,7 +42,22 @@ def blobs(
 
 
 def same_leaves(a: Any, b: Any) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(fmlp.tree_leaves(a), fmlp.tree_leaves(b)))
+    """The same number of leaves, equal bit for bit."""
+    la, lb = fmlp.tree_leaves(a), fmlp.tree_leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb))
+
+
+OPTIMIZERS: dict[str, Callable[[], Optimizer[Any]]] = {
+    "sgd": lambda: fmlp.sgd(0.05),
+    "sgd-cosine": lambda: fmlp.sgd(fmlp.cosine_decay(0.05, total_steps=4)),
+    "momentum": lambda: fmlp.momentum(0.05, 0.9),
+    "nesterov": lambda: fmlp.momentum(0.05, 0.9, nesterov=True),
+    "adam": lambda: fmlp.adam(0.01),
+    "adamw": lambda: fmlp.adamw(fmlp.step_decay(0.01, every=2), weight_decay=0.1),
+    "nesterov-l2": lambda: fmlp.chain(
+        fmlp.add_decayed_weights(0.01), fmlp.momentum(0.05, 0.9, nesterov=True)
+    ),
+}
 
 
 # ------------------------------------------------------------------ scan
@@ -145,6 +162,59 @@ def test_train_epoch_validates_its_inputs(make_params: MakeParams) -> None:
         fmlp.train_epoch(state, x[:, :5], y, optimizer=fmlp.sgd(0.1), batch_size=4, seed=0, epoch=0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_training_step_equals_the_pure_composition_bit_for_bit(
+    name: str, dtype: Any, make_params: MakeParams, make_batch: MakeBatch
+) -> None:
+    """make_step (the fast path: update_into, donated parameters) against the reference
+    grad -> update -> apply_updates, over an epoch whose last batch is partial
+    (50 = 16 + 16 + 16 + 2): the same parameters and optimizer state, bit for bit."""
+    opt = OPTIMIZERS[name]()
+    params = make_params((20, 16, 12, 10), "relu", seed=3, dtype=dtype)
+    x, y = make_batch(50, 20, 10, dtype=dtype)
+    order = epoch_order(50, 7, 0)
+    state, steps = fmlp.train_epoch(
+        fmlp.init_state(params, opt), x, y, optimizer=opt, batch_size=16, seed=7, epoch=0
+    )
+    p, s = params, opt.init(params)
+    losses = []
+    for start in range(0, 50, 16):
+        idx = order[start : start + 16]
+        value, g = fmlp.grad(p, x[idx], y[idx])
+        u, s = opt.update(g, s, p)
+        p = apply_updates(p, u)
+        losses.append(value)
+    assert same_leaves(state.params, p)
+    assert same_leaves(state.opt_state, s)
+    assert state.step == 4
+    np.testing.assert_array_equal(steps.loss, losses)
+    assert all(q.dtype == dtype for q in tree_leaves(state.params))
+
+
+@pytest.mark.parametrize("name", ["momentum", "adamw"])
+def test_fit_and_train_epoch_do_not_mutate_the_callers_params_or_state(
+    name: str, make_params: MakeParams, make_batch: MakeBatch
+) -> None:
+    opt = OPTIMIZERS[name]()
+    params = make_params((20, 16, 12, 10), "relu", seed=4, dtype=np.float32)
+    before = tree_copy(params)
+    x, y = make_batch(40, 20, 10, dtype=np.float32)
+    # a state with non-zero velocities or moments, so that a write into it would show
+    state, _ = fmlp.train_epoch(
+        fmlp.init_state(params, opt), x, y, optimizer=opt, batch_size=16, seed=1, epoch=0
+    )
+    state_before = tree_copy(state)
+    new, _ = fmlp.train_epoch(state, x, y, optimizer=opt, batch_size=16, seed=0, epoch=1)
+    assert same_leaves(state, state_before)  # params and optimizer state
+    assert not same_leaves(new.params, state.params)
+    fmlp.fit(params, x, y, epochs=2, batch_size=16, optimizer=opt)
+    assert same_leaves(params, before)
+    step = fmlp.make_step(fmlp.sgd(0.1))  # donate=False: a pure step
+    after, _ = step(fmlp.init_state(params, fmlp.sgd(0.1)), (x[:16], y[:16]))
+    assert same_leaves(params, before) and not same_leaves(after.params, before)
+
+
 # ------------------------------------------------------------------ fit
 
 
@@ -177,8 +247,8 @@ def test_fit_with_momentum_and_partial_batches() -> None:
     state, m = fmlp.fit(
         params, x, y, epochs=4, batch_size=16, optimizer=fmlp.momentum(0.05, 0.9), seed=3
     )
-    assert isinstance(state.opt_state, fmlp.MomentumState)
-    assert state.step == 4 * 7 and state.opt_state.count == 28
+    assert [type(s) for s in state.opt_state] == [fmlp.TraceState, fmlp.ScaleByLearningRateState]
+    assert state.step == 4 * 7 and state.opt_state[1].count == 28
     assert m.train_loss[-1] < m.train_loss[0]
     assert m.train_accuracy[-1] > 0.95
     assert np.isnan(m.val_loss).all() and np.isnan(m.val_accuracy).all()  # no validation data
@@ -322,8 +392,10 @@ def test_divergence_with_huge_inputs() -> None:
 def test_divergence_in_a_later_epoch_keeps_the_earlier_metrics() -> None:
     x, y = blobs(64, seed=0)
     params = fmlp.init((8, 16, 3), scheme="normal", seed=0)
-    # 4 steps per epoch: a sane rate for epoch 0, an absurd one from epoch 1 on
-    schedule: Callable[[int], float] = lambda step: 0.1 if step < 4 else 1e300
+
+    def schedule(step: int) -> float:  # 4 steps per epoch: sane in epoch 0, absurd after
+        return 0.1 if step < 4 else 1e300
+
     state, m = fmlp.fit(params, x, y, epochs=3, batch_size=16, optimizer=fmlp.sgd(schedule))
     np.testing.assert_array_equal(m.diverged, [False, True, True])
     assert np.isfinite(m.train_loss[0]) and np.isfinite(m.running_loss[0])
@@ -343,6 +415,106 @@ def test_make_step_marks_divergence_and_keeps_params(make_params: MakeParams) ->
     assert same_leaves(state.params, bad)
     again, m2 = step(state, (x, y))
     assert again is state and math.isnan(float(m2.loss)) and float(m2.count) == 8
+
+
+# ------------------------------------------------------------------ resume
+
+
+def assert_same_fit(
+    a: tuple[fmlp.TrainState[Any], fmlp.EpochMetrics],
+    b: tuple[fmlp.TrainState[Any], fmlp.EpochMetrics],
+) -> None:
+    """The same parameters, optimizer state (leaves and counts), step count and flag, and
+    every per-epoch metric but ``seconds``, bit for bit."""
+    (sa, ma), (sb, mb) = a, b
+    assert same_leaves(sa.params, sb.params)
+    assert same_leaves(sa.opt_state, sb.opt_state)
+    assert counts(sa.opt_state) == counts(sb.opt_state)
+    assert (sa.step, sa.diverged) == (sb.step, sb.diverged)
+    for name in METRIC_FIELDS:
+        np.testing.assert_array_equal(getattr(ma, name), getattr(mb, name), err_msg=name)
+
+
+def counts(state: Any) -> list[int]:
+    """The static step counts of an optimizer state, in order."""
+    if isinstance(state, tuple):
+        return [c for s in state for c in counts(s)]
+    return [state.count] if hasattr(state, "count") else []
+
+
+def concat(first: fmlp.EpochMetrics, rest: fmlp.EpochMetrics) -> fmlp.EpochMetrics:
+    return fmlp.tree_map(lambda a, b: np.concatenate([a, b]), first, rest)
+
+
+RESUME_OPTIMIZERS: dict[str, Callable[[int], Optimizer[Any]]] = {
+    # the schedule spans the whole 10-epoch horizon, so resuming must keep its step count
+    "sgd-cosine": lambda total: fmlp.sgd(fmlp.cosine_decay(0.3, total_steps=total)),
+    "momentum": lambda total: fmlp.momentum(0.05, 0.9),
+    "adam": lambda total: fmlp.adam(0.01),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESUME_OPTIMIZERS))
+def test_fit_then_resume_equals_the_uninterrupted_fit_bit_for_bit(name: str) -> None:
+    x, y = blobs(90, seed=3)
+    xv, yv = blobs(30, seed=4)
+    opt = RESUME_OPTIMIZERS[name](10 * math.ceil(90 / 16))
+    params = fmlp.init((8, 12, 3), activation="tanh", seed=5)
+    kwargs: dict[str, Any] = {"batch_size": 16, "seed": 11, "validation": (xv, yv)}
+    full = fmlp.fit(params, x, y, epochs=10, optimizer=opt, **kwargs)
+    head_state, head = fmlp.fit(params, x, y, epochs=3, optimizer=opt, **kwargs)
+    head_copy = tree_copy(head_state)
+    calls: list[int] = []
+    seen: list[int] = []
+    tail_state, tail = fmlp.resume(
+        head_state,
+        x,
+        y,
+        optimizer=opt,
+        start_epoch=3,
+        epochs=10,
+        callback=lambda e, m: calls.append(e),
+        params_callback=lambda e, p: seen.append(e),
+        **kwargs,
+    )
+    assert calls == seen == list(range(3, 10))
+    assert tail.val_loss.shape == (7,)
+    assert_same_fit(full, (tail_state, concat(head, tail)))
+    assert same_leaves(head_state, head_copy)  # the caller's state is not modified
+    assert tail_state.step == 10 * 6 and counts(tail_state.opt_state)[-1] == 60
+
+
+def test_resume_a_diverged_state_stays_diverged() -> None:
+    x, y = blobs(64, seed=0)
+    params = fmlp.init((8, 16, 3), scheme="normal", seed=0)
+    state, _ = fmlp.fit(params, x, y, epochs=1, batch_size=16, lr=1e300)
+    assert state.diverged
+    again, m = fmlp.resume(
+        state, x, y, optimizer=fmlp.sgd(1e300), start_epoch=1, epochs=3, batch_size=16
+    )
+    assert again.diverged and again.step == state.step
+    np.testing.assert_array_equal(m.diverged, [True, True])
+    assert np.isnan(m.running_loss).all() and np.isnan(m.train_loss).all()
+    assert same_leaves(again.params, state.params)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"start_epoch": -1}, "start_epoch must be a non-negative integer, got -1"),
+        ({"start_epoch": 1.0}, "start_epoch must be a non-negative integer"),
+        ({"start_epoch": 3, "epochs": 3}, r"nothing to run: epochs \(3\) must exceed"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ],
+)
+def test_resume_rejects_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
+    x, y = blobs(10)
+    state = fmlp.init_state(fmlp.init((8, 4, 3), seed=0), fmlp.sgd(0.1))
+    args: dict[str, Any] = {"start_epoch": 0, "epochs": 2, "batch_size": 4}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        fmlp.resume(state, x, y, optimizer=fmlp.sgd(0.1), **args)
 
 
 # ------------------------------------------------------------------ evaluate

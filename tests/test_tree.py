@@ -1,7 +1,8 @@
-"""Tree algebra over fmlp's records: structure, static fields, and algebraic laws."""
+"""Tree algebra over fmlp's records: structure, static fields, paths and algebraic laws."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -12,8 +13,15 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import fmlp
-from fmlp.optim import MomentumState, SgdState
-from fmlp.tree import static_field, tree_copy, tree_stack
+from fmlp.optim import ScaleByAdamState, ScaleByLearningRateState
+from fmlp.tree import (
+    static_field,
+    tree_copy,
+    tree_flatten_with_paths,
+    tree_stack,
+    tree_structure,
+    tree_unflatten_with_paths,
+)
 from fmlp.types import ActivationName
 
 DTYPES: tuple[Any, ...] = (np.float32, np.float64)
@@ -77,12 +85,14 @@ def test_tree_map_rebuilds_and_keeps_static_fields() -> None:
 
 def test_tree_map_over_optimizer_state_keeps_count() -> None:
     params = fmlp.init((2, 3, 2), seed=0)
-    state = MomentumState(velocity=fmlp.tree_zeros_like(params), count=7)
+    zeros = fmlp.tree_zeros_like(params)
+    state = ScaleByAdamState(mu=zeros, nu=zeros, count=7)
     ones = fmlp.tree_map(lambda v: v + 1, state)
     assert ones.count == 7
     assert all(np.all(leaf == 1) for leaf in fmlp.tree_leaves(ones))
-    assert fmlp.tree_leaves(SgdState(count=3)) == []
-    assert fmlp.tree_map(lambda v: v, SgdState(count=3)).count == 3
+    assert len(fmlp.tree_leaves(ones)) == 2 * len(fmlp.tree_leaves(params))
+    assert fmlp.tree_leaves(ScaleByLearningRateState(count=3)) == []
+    assert fmlp.tree_map(lambda v: v, ScaleByLearningRateState(count=3)).count == 3
 
 
 def test_tree_map_multiple_trees() -> None:
@@ -239,3 +249,73 @@ def test_tree_allclose_detects_any_changed_leaf(params: fmlp.MLP, which: int) ->
     assert changed.activation == params.activation
     assert fmlp.tree_allclose(params, params)
     assert not fmlp.tree_allclose(params, changed)
+
+
+# ------------------------------------------------------------------ paths
+
+
+OPTIMIZERS: dict[str, Callable[[], fmlp.Optimizer[Any]]] = {
+    "sgd": lambda: fmlp.sgd(0.1),
+    "momentum": lambda: fmlp.momentum(0.1),
+    "adamw": lambda: fmlp.adamw(0.1),
+    "nested": lambda: fmlp.chain(fmlp.chain(fmlp.add_decayed_weights(0.1)), fmlp.adam(0.1)),
+}
+
+
+def test_paths_name_every_leaf_and_static_field() -> None:
+    params = fmlp.init((3, 4, 2), activation="tanh", seed=0)
+    state = fmlp.TrainState(params=params, opt_state=fmlp.momentum(0.1).init(params), step=7)
+    leaves, statics = tree_flatten_with_paths(state)
+    assert [p for p, _ in leaves] == [
+        "params.layers.0.w",
+        "params.layers.0.b",
+        "params.layers.1.w",
+        "params.layers.1.b",
+        "opt_state.0.trace.layers.0.w",
+        "opt_state.0.trace.layers.0.b",
+        "opt_state.0.trace.layers.1.w",
+        "opt_state.0.trace.layers.1.b",
+    ]
+    assert all(a is b for (_, a), b in zip(leaves, fmlp.tree_leaves(state), strict=True))
+    assert statics == [
+        ("params.activation", "tanh"),
+        ("opt_state.0.trace.activation", "tanh"),
+        ("opt_state.1.count", 0),
+        ("step", 7),
+        ("diverged", False),
+    ]
+    assert tree_structure(state.opt_state) == (
+        "(TraceState(trace=MLP(layers=(Dense(w=*, b=*), Dense(w=*, b=*)), activation=#)), "
+        "ScaleByLearningRateState(count=#))"
+    )
+    assert tree_structure((np.ones(1),)) == "(*,)" and tree_structure(()) == "()"
+    assert tree_flatten_with_paths(np.ones(2))[0][0][0] == ""
+
+
+@SETTINGS
+@given(mlps(), st.sampled_from(sorted(OPTIMIZERS)), st.integers(0, 100), st.booleans())
+def test_unflatten_with_paths_inverts_flatten(
+    params: fmlp.MLP, name: str, step: int, diverged: bool
+) -> None:
+    opt = OPTIMIZERS[name]()
+    state = fmlp.TrainState(params=params, opt_state=opt.init(params), step=step, diverged=diverged)
+    leaves, statics = tree_flatten_with_paths(state)
+    assert len({p for p, _ in leaves + statics}) == len(leaves) + len(statics)  # unique
+    like = fmlp.init_state(fmlp.tree_map(np.zeros_like, params), opt)
+    rebuilt = tree_unflatten_with_paths(like, dict(leaves), dict(statics))
+    assert type(rebuilt.opt_state) is type(state.opt_state)
+    assert tree_structure(rebuilt) == tree_structure(state)
+    assert tree_flatten_with_paths(rebuilt)[1] == statics
+    assert all(a is b for a, b in zip(fmlp.tree_leaves(rebuilt), fmlp.tree_leaves(state)))
+    with pytest.raises(KeyError, match="step"):
+        tree_unflatten_with_paths(like, dict(leaves), dict(statics[:-2]))
+
+
+def test_structure_tells_optimizer_states_apart() -> None:
+    params = fmlp.init((3, 4, 2), seed=0)
+    shapes = {tree_structure(OPTIMIZERS[n]().init(params)) for n in OPTIMIZERS}
+    assert len(shapes) == len(OPTIMIZERS)
+    with pytest.raises(TypeError, match="not a tree: dict"):
+        tree_structure({"w": np.ones(1)})
+    with pytest.raises(TypeError, match="not a tree: list"):
+        tree_flatten_with_paths([np.ones(1)])

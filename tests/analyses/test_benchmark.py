@@ -1,17 +1,11 @@
 """The benchmark (analyses/benchmark/): its FLOP count, its reference loops against
 fmlp, its OpenBLAS child settings, and a ``--quick`` smoke run of the whole command.
-
-Also the fast paths of fmlp's training hot path that the benchmark drove: an
-optimizer's ``update_into`` and ``apply_updates(donate=True)`` must give the same
-numbers, bit for bit, as the pure ``update`` and ``apply_updates``, and must never be
-visible to a caller.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +25,8 @@ from analyses.benchmark import (
     training,
 )
 from analyses.common import synthetic_data
-from fmlp.optim import Optimizer, apply_updates, momentum, sgd
-from fmlp.train import epoch_order, init_state, make_step, train_epoch
-from fmlp.tree import tree_copy, tree_leaves
+from fmlp.train import epoch_order
+from fmlp.tree import tree_leaves
 
 SMALL = (20, 16, 12, 10)
 
@@ -97,93 +90,6 @@ def test_describe_and_ratios() -> None:
         "cpu_of_medians": 0.25,
     }
     assert r["fmlp/jax"] is None and r["fmlp/reference"] is None
-
-
-# -------------------------------------------------------- fast paths of fmlp's core
-
-
-OPTIMIZERS: dict[str, Callable[[], Optimizer[Any]]] = {
-    "sgd": lambda: sgd(0.05),
-    "momentum": lambda: momentum(0.05, 0.9),
-    "nesterov": lambda: momentum(0.05, 0.9, nesterov=True),
-}
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_update_into_is_bit_identical_to_update_and_leaves_state_alone(
-    name: str, dtype: Any
-) -> None:
-    opt: Optimizer[Any] = OPTIMIZERS[name]()
-    assert opt.update_into is not None
-    params = fmlp.init(SMALL, seed=1, dtype=dtype)
-    x, y = small_data(50, dtype)
-    state = opt.init(params)
-    for _ in range(3):  # a non-zero velocity from the second step on
-        _, grads = fmlp.grad(params, x, y)
-        want, want_state = opt.update(grads, state, params)
-        scratch = tree_copy(grads)
-        state_before = tree_copy(state)
-        got, got_state = opt.update_into(scratch, state, params)
-        assert got is scratch  # written into the gradients' buffers
-        assert leaves_equal(got, want)
-        assert all(g.dtype == dtype for g in tree_leaves(got))
-        assert leaves_equal(got_state, want_state) and got_state.count == want_state.count
-        assert leaves_equal(state, state_before)  # the old state is not modified
-        params = apply_updates(params, want)
-        state = want_state
-
-
-def test_apply_updates_donate_writes_in_place_and_matches_the_pure_sum() -> None:
-    params = fmlp.init(SMALL, seed=2, dtype=np.float32)
-    _, grads = fmlp.grad(params, *small_data(30, np.float32))
-    want = apply_updates(params, grads)
-    own = tree_copy(params)
-    buffers = [p for p in tree_leaves(own)]
-    got = apply_updates(own, grads, donate=True)
-    assert leaves_equal(got, want)
-    assert all(a is b for a, b in zip(tree_leaves(got), buffers))
-    with pytest.raises(ValueError):
-        apply_updates(tree_copy(params), fmlp.MLP(layers=grads.layers[:2]), donate=True)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_training_step_equals_the_pure_composition_bit_for_bit(name: str, dtype: Any) -> None:
-    """make_step (which uses update_into and donation) against grad -> update ->
-    apply_updates, over an epoch whose last batch is partial (50 = 16 + 16 + 16 + 2)."""
-    opt: Optimizer[Any] = OPTIMIZERS[name]()
-    params = fmlp.init(SMALL, seed=3, dtype=dtype)
-    x, y = small_data(50, dtype)
-    order = epoch_order(50, 7, 0)
-    state, _ = train_epoch(
-        init_state(params, opt), x, y, optimizer=opt, batch_size=16, seed=7, epoch=0
-    )
-    p, s = params, opt.init(params)
-    for start in range(0, 50, 16):
-        idx = order[start : start + 16]
-        _, g = fmlp.grad(p, x[idx], y[idx])
-        u, s = opt.update(g, s, p)
-        p = apply_updates(p, u)
-    assert leaves_equal(state.params, p)
-    assert all(q.dtype == dtype for q in tree_leaves(state.params))
-
-
-def test_fit_and_train_epoch_do_not_mutate_the_callers_params_or_state() -> None:
-    opt = momentum(0.05)
-    params = fmlp.init(SMALL, seed=4, dtype=np.float32)
-    before = tree_copy(params)
-    x, y = small_data(40, np.float32)
-    state = init_state(params, opt)
-    velocity = tree_copy(state.opt_state.velocity)
-    new, _ = train_epoch(state, x, y, optimizer=opt, batch_size=16, seed=0, epoch=0)
-    fmlp.fit(params, x, y, epochs=2, batch_size=16, optimizer=opt)
-    assert leaves_equal(params, before)
-    assert leaves_equal(state.opt_state.velocity, velocity)
-    assert not leaves_equal(new.params, before)
-    step = make_step(sgd(0.1))  # donate=False: a pure step
-    after, _ = step(init_state(params, sgd(0.1)), (x[:16], y[:16]))
-    assert leaves_equal(params, before) and not leaves_equal(after.params, before)
 
 
 # ------------------------------------------------------------ reference loops
