@@ -85,6 +85,19 @@ def quick_data(name: str = "mnist") -> DataSpec:
     return DataSpec(name, QUICK_TRAIN, QUICK_EVAL)
 
 
+@attrs.frozen
+class SplitSizes:
+    """How many samples each split holds."""
+
+    train: int
+    valid: int
+    test: int
+
+    def text(self) -> str:
+        """'train 50,000, valid 10,000, test 10,000'."""
+        return f"train {self.train:,}, valid {self.valid:,}, test {self.test:,}"
+
+
 @attrs.frozen(eq=False)
 class StudyData:
     """The three splits. x: (N, 784) in [0, 1]; y: int64 (N,)."""
@@ -112,8 +125,8 @@ class StudyData:
         )
 
     @property
-    def sizes(self) -> dict[str, int]:
-        return {"train": len(self.y_train), "valid": len(self.y_valid), "test": len(self.y_test)}
+    def sizes(self) -> SplitSizes:
+        return SplitSizes(len(self.y_train), len(self.y_valid), len(self.y_test))
 
 
 def synthetic_data(
@@ -296,6 +309,7 @@ def make_optimizer(config: MlpConfig, n_train: int) -> fmlp.Optimizer[Any]:
     else:
         lr = fmlp.step_decay(config.lr, every=STEP_EVERY_EPOCHS * per_epoch, factor=STEP_FACTOR)
     wd = config.weight_decay
+    base: fmlp.Optimizer[Any]
     if config.optimizer == "adamw":
         return fmlp.adamw(lr, weight_decay=wd)
     if config.optimizer == "adam":

@@ -32,11 +32,6 @@ def widths(sizes: Sequence[int]) -> str:
     return "-".join(str(s) for s in sizes)
 
 
-def split_sizes(sizes: dict[str, int]) -> str:
-    """'train 50,000, valid 10,000, test 10,000'."""
-    return ", ".join(f"{k} {thousands(v)}" for k, v in sizes.items())
-
-
 def first_finite(values: Sequence[float | None]) -> float | None:
     for v in values:
         if v is not None and math.isfinite(v):

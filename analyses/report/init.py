@@ -115,7 +115,7 @@ def section(doc: Document, s: InitSummary, folder: Path) -> None:
                 ("nonlinearity", st.activation),
                 ("optimizer", f"plain SGD, learning rate {st.lr}, mini-batch size {st.batch_size}"),
                 ("epochs", f"{st.epochs}, seed {st.seed}, {st.dtype}"),
-                ("data", f"{st.dataset}: " + ", ".join(f"{k} {thousands(v)}" for k, v in st.dataset_sizes.items())),
+                ("data", f"{st.dataset}: {st.dataset_sizes.text()}"),
                 ("data order", st.data_order),
             ]
         )

@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from analyses.report.common import figures
-from analyses.report.fmt import pct, split_sizes, thousands
+from analyses.report.fmt import pct, thousands
 from analyses.report.pdfdoc import Document
 from analyses.studies.search import SearchSummary, Trial
 
@@ -105,12 +105,13 @@ def comments(s: SearchSummary) -> list[str]:
 
 def section(doc: Document, s: SearchSummary, folder: Path) -> None:
     doc.heading("2. Hyper-parameter search")
+    b = s.base
     doc.paragraph(
-        f"Glorot initialization throughout, {s.dataset} ({split_sizes(s.dataset_sizes)}), seed 0, "
-        f"float32. {len(s.trials)} configurations: {s.n_grid} in the assignment's own setting "
-        f"around 784-512-512-10 ReLU, plain SGD at a constant learning rate 0.1, batch 64 "
-        f"(nonlinearity x learning rate, architecture, mini-batch size), and {s.n_sampled} drawn "
-        f"with seed {s.seed} from a wider space:"
+        f"Glorot initialization throughout, {s.dataset} ({s.dataset_sizes.text()}), seed "
+        f"{b.seed}, {b.dtype}. {len(s.trials)} configurations: {s.n_grid} in the assignment's "
+        f"own setting around {b.architecture} {b.activation}, plain SGD at a constant learning "
+        f"rate {b.lr:g}, batch {b.batch_size} (nonlinearity x learning rate, architecture, "
+        f"mini-batch size), and {s.n_sampled} more:"
     )
     doc.bullets(list(s.space))
     doc.paragraph(

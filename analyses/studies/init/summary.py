@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Final
 import attrs
 
 import fmlp
-from analyses.common import DataSpec, MachineInfo, load_data, machine_info
+from analyses.common import DataSpec, MachineInfo, SplitSizes, load_data, machine_info
 from analyses.pipeline.driver import ArtifactKey, Artifacts, StudyError
 from analyses.pipeline.records import JsonRecord
 from analyses.pipeline.store import StoredRun
@@ -32,7 +32,7 @@ class InitSettings:
     seed: int
     dtype: str
     dataset: str
-    dataset_sizes: dict[str, int]
+    dataset_sizes: SplitSizes
     n_diag: int
     data_order: str
     layer_names: tuple[str, ...]
@@ -72,7 +72,7 @@ def settings_of(spec: DataSpec, opts: InitOptions) -> InitSettings:
         dtype=opts.dtype,
         dataset=spec.name,
         dataset_sizes=data.sizes,
-        n_diag=min(opts.n_diag, len(data.y_train)),
+        n_diag=min(opts.n_diag, data.sizes.train),
         data_order=(
             f"weights drawn from seed {opts.seed}; epoch e visits the training set in the "
             f"order np.random.default_rng(({opts.seed}, e)).permutation(n), the same for "

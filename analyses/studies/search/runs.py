@@ -97,7 +97,8 @@ class SearchRun:
         }
 
     def label(self) -> str:
-        return f"search {trial_name(self.data, self.config)[:6]} epochs {self.start + 1}-{self.stop}"
+        span = f"epoch {self.stop}" if self.stop == self.start + 1 else f"epochs {self.start + 1}-{self.stop}"
+        return f"search {trial_name(self.data, self.config)[:6]} {span}"
 
     def priority(self) -> int:
         # later rungs first: they hold the search's best and decide its end

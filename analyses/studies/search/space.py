@@ -110,13 +110,16 @@ def _distinct(configs: tuple[MlpConfig, ...]) -> tuple[MlpConfig, ...]:
 @attrs.frozen
 class SearchOptions:
     """The configurations tried and the rungs. ``grid``: the assignment's plain-SGD
-    setting; ``sampled``: drawn from the wide space with ``seed``."""
+    setting around its first configuration, the base; ``sampled``: drawn from the wide
+    space with ``seed`` (or, for a smoke run, picked by hand: ``sampled_note`` says how)."""
 
     grid: tuple[MlpConfig, ...]
     sampled: tuple[MlpConfig, ...]
     rungs: Rungs = Rungs()
     seed: int = 0
     check_range: bool = True
+    sampled_from_space: bool = True
+    sampled_note: tuple[str, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         if not self.configs:
@@ -153,4 +156,11 @@ class SearchOptions:
             attrs.evolve(base, optimizer="adam", lr=0.003, schedule="step"),
             attrs.evolve(base, optimizer="adamw", lr=0.002, weight_decay=0.01, schedule="cosine"),
         )
-        return cls(grid=grid, sampled=sampled, rungs=Rungs((1, 2), 3), check_range=False)
+        return cls(
+            grid=grid,
+            sampled=sampled,
+            rungs=Rungs((1, 2), 3),
+            check_range=False,
+            sampled_from_space=False,
+            sampled_note=("hand-picked variants of the base: momentum, Adam and AdamW",),
+        )

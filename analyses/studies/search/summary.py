@@ -24,6 +24,7 @@ from analyses.common import (
     DataSpec,
     MachineInfo,
     MlpConfig,
+    SplitSizes,
     init_params,
     load_data,
     machine_info,
@@ -86,7 +87,8 @@ class SearchSummary(JsonRecord):
     SCHEMA: ClassVar[int] = 1
 
     dataset: str
-    dataset_sizes: dict[str, int]
+    dataset_sizes: SplitSizes
+    base: MlpConfig
     rung_epochs: tuple[int, ...]
     eta: int
     rung_sizes: tuple[int, ...]
@@ -108,12 +110,13 @@ class SearchSummary(JsonRecord):
         return next(t for t in self.trials if t.name == name)
 
 
-def space_text() -> tuple[str, ...]:
+def space_text(seed: int) -> tuple[str, ...]:
     """The wide space, in words, from the constants that define it."""
     archs = ", ".join("-".join(map(str, (784, *h, 10))) for h in ARCHITECTURES)
     lrs = "; ".join(f"{k} {lo:g}-{hi:g}" for k, (lo, hi) in LR_RANGES.items())
     wds = "; ".join(f"{k} {lo:g}-{hi:g}" for k, (lo, hi) in WEIGHT_DECAY_RANGES.items())
     return (
+        f"drawn with np.random.default_rng({seed}), each setting independently:",
         f"architectures: {archs}",
         "nonlinearity: relu or tanh",
         "optimizer: sgd, momentum, nesterov (beta 0.9), adam, adamw (0.9, 0.999, 1e-8)",
@@ -271,13 +274,14 @@ class _SearchPlan:
         return SearchSummary(
             dataset=self.data.label,
             dataset_sizes=data.sizes,
+            base=self.options.grid[0] if self.options.grid else self.options.configs[0],
             rung_epochs=rungs.epochs,
             eta=rungs.eta,
             rung_sizes=tuple(len(self.halving.entrants(k)) for k in range(len(rungs.epochs))),
             seed=self.options.seed,
             n_grid=len(self.grid),
             n_sampled=len(self.configs) - len(self.grid),
-            space=space_text(),
+            space=space_text(self.options.seed) if self.options.sampled_from_space else self.options.sampled_note,
             selection=SELECTION,
             trials=tuple(trials),
             chosen=chosen,
