@@ -151,9 +151,7 @@ def _load_full(name: str, dtype: DTypeName) -> StudyData:
     import fmlp.data as fdata
 
     ds = fdata.load(name, dtype=DTYPES[dtype])
-    return StudyData(
-        name, ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, ds.test.x, ds.test.y
-    )
+    return StudyData(name, ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, ds.test.x, ds.test.y)
 
 
 def load_data(spec: DataSpec, dtype: DTypeName = "float32") -> StudyData:
@@ -161,7 +159,9 @@ def load_data(spec: DataSpec, dtype: DTypeName = "float32") -> StudyData:
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}: expected float32 or float64")
     if spec.name == "synthetic":
-        return synthetic_data(spec.n_train or QUICK_TRAIN, spec.n_eval or QUICK_EVAL, dtype=DTYPES[dtype])
+        return synthetic_data(
+            spec.n_train or QUICK_TRAIN, spec.n_eval or QUICK_EVAL, dtype=DTYPES[dtype]
+        )
     data = _load_full(spec.name, dtype)
     if spec.n_train is None and spec.n_eval is None:
         return data
@@ -207,7 +207,9 @@ OPTIMIZER_TEXT: Final[dict[str, str]] = {
 def _widths(value: Any) -> tuple[int, ...]:
     widths = tuple(value)
     if not widths or not all(is_int(w) and int(w) > 0 for w in widths):
-        raise ValueError(f"hidden must list positive integer widths, e.g. (512, 512); got {value!r}")
+        raise ValueError(
+            f"hidden must list positive integer widths, e.g. (512, 512); got {value!r}"
+        )
     return tuple(int(w) for w in widths)
 
 

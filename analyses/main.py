@@ -33,8 +33,12 @@ from analyses.studies import STUDY_NAMES, SuiteOptions, suite
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Run every fmlp study, then build the PDF report.")
-    p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
-    p.add_argument("--quick", action="store_true", help="the studies on 600 / 200 samples: a smoke run")
+    p.add_argument(
+        "--out", type=Path, default=Path("results"), help="results folder (default: results)"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="the studies on 600 / 200 samples: a smoke run"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
     p.add_argument(
@@ -52,12 +56,15 @@ def parser() -> argparse.ArgumentParser:
         "local: everything in this process, one run at a time; dask: Dask distributed "
         "(needs pip install '.[cluster]')",
     )
-    p.add_argument("--workers", type=int, default=None, help="pool or LocalCluster size (default: cores)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="pool or LocalCluster size (default: cores)"
+    )
     p.add_argument(
         "--scheduler",
         default=None,
         metavar="ADDRESS",
-        help="with --executor dask: a running scheduler (e.g. tcp://host:8786); default: a LocalCluster",
+        help="with --executor dask: a running scheduler (e.g. tcp://host:8786); "
+        "default: a LocalCluster",
     )
     p.add_argument("--no-report", action="store_true", help="do not build the PDF")
     p.add_argument(
@@ -70,9 +77,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _print_report(report: PipelineReport) -> None:
-    rows = ", ".join(
-        f"{name} {t.wall_seconds:.1f} s" for name, t in report.timings.items()
-    )
+    rows = ", ".join(f"{name} {t.wall_seconds:.1f} s" for name, t in report.timings.items())
     print(
         f"pipeline: {report.wall_seconds:.1f} s wall ({rows}); {report.computed} runs computed, "
         f"{report.cpu_seconds:.1f} CPU s on {report.workers} {report.executor} workers: "

@@ -77,13 +77,17 @@ class Artifacts:
     def __getitem__(self, key: ArtifactKey[T]) -> T:
         value = self._values[key.name]
         if not isinstance(value, key.type):
-            raise TypeError(f"artifact {key.name} is a {type(value).__name__}, not a {key.type.__name__}")
+            raise TypeError(
+                f"artifact {key.name} is a {type(value).__name__}, not a {key.type.__name__}"
+            )
         return value
 
     def add(self, values: Mapping[ArtifactKey[Any], object]) -> None:
         for key, value in values.items():
             if not isinstance(value, key.type):
-                raise TypeError(f"artifact {key.name} must be a {key.type.__name__}, got {type(value).__name__}")
+                raise TypeError(
+                    f"artifact {key.name} must be a {key.type.__name__}, got {type(value).__name__}"
+                )
             self._values[key.name] = value
 
     def names(self) -> list[str]:
@@ -207,7 +211,10 @@ def check_order(
                 try:
                     artifacts.add(_load_artifacts(owner, store))
                 except FileNotFoundError:
-                    hint = f"; run the {owner.name} study too (drop --only, or add --only {owner.name})"
+                    hint = (
+                        f"; run the {owner.name} study too (drop --only, or add --only "
+                        f"{owner.name})"
+                    )
                 except RecordError as exc:
                     hint = f"; the stored results of {owner.name} cannot be read ({exc})"
             if key not in artifacts:
@@ -221,7 +228,9 @@ def check_order(
     while pending:
         ready = [n for n, needs in pending.items() if all(provided[k] in done for k in needs)]
         if not ready:
-            raise MissingArtifact(f"the studies {sorted(pending)} need each other's artifacts: a cycle")
+            raise MissingArtifact(
+                f"the studies {sorted(pending)} need each other's artifacts: a cycle"
+            )
         for n in ready:
             done.add(n)
             del pending[n]
@@ -314,7 +323,8 @@ def run_pipeline(
             elif any(name in lost for name in missing):
                 waiting.remove(study)
                 errors[study.name] = (
-                    f"not run: it needs {', '.join(missing)}, which a failed study should have provided"
+                    f"not run: it needs {', '.join(missing)}, which a failed study should "
+                    "have provided"
                 )
                 say(f"{study.name}: {errors[study.name]}")
         return started

@@ -93,7 +93,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except RecordError as exc:
                 errors.append(str(exc))
-        raise RecordError(errors[0] if len(errors) == 1 else f"{where}: {value!r:.60} fits none of {tp}")
+        raise RecordError(
+            errors[0] if len(errors) == 1 else f"{where}: {value!r:.60} fits none of {tp}"
+        )
     if tp is bool:
         if not isinstance(value, bool):
             raise RecordError(f"{where}: expected true or false, got {value!r:.60}")
@@ -116,7 +118,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
                 raise RecordError(f"{where}: expected {len(args)} items, got {len(value)}")
-            return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+            return tuple(
+                _convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value))
+            )
         item = args[0] if args else Any
         items = [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items

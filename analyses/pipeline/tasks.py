@@ -117,9 +117,13 @@ def run_environment(*, threads: int = 1, torch: bool = False) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         stack.enter_context(threadpool_limits(limits=threads))
         if torch:
-            stack.enter_context(_env("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE")))
             stack.enter_context(
-                _env("CUBLAS_WORKSPACE_CONFIG", os.environ.get("CUBLAS_WORKSPACE_CONFIG", ":4096:8"))
+                _env("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+            )
+            stack.enter_context(
+                _env(
+                    "CUBLAS_WORKSPACE_CONFIG", os.environ.get("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                )
             )
             import torch as torch_module
 

@@ -96,7 +96,9 @@ def read_timings(out: Path) -> list[Invocation]:
 def results_date(out: Path) -> str:
     """The UTC date of the newest stored run: when the results were produced. Run files
     are never rewritten on resume, so a rebuild keeps the date."""
-    stamps = [p.stat().st_mtime for sec in SECTIONS for p in (out / sec.study / "runs").glob("*.json")]
+    stamps = [
+        p.stat().st_mtime for sec in SECTIONS for p in (out / sec.study / "runs").glob("*.json")
+    ]
     if not stamps:
         return "unknown"
     return datetime.datetime.fromtimestamp(max(stamps), tz=datetime.UTC).strftime("%Y-%m-%d")
@@ -126,7 +128,11 @@ def timing_lines(log: Sequence[Invocation]) -> list[str]:
 
 
 def title_page(
-    doc: Document, summaries: dict[str, JsonRecord], *, date: str | None, log: Sequence[Invocation] | None
+    doc: Document,
+    summaries: dict[str, JsonRecord],
+    *,
+    date: str | None,
+    log: Sequence[Invocation] | None,
 ) -> None:
     first = SECTIONS[0]
     m = first.machine(summaries[first.study])
@@ -149,7 +155,8 @@ def title_page(
     doc.space(0.3)
     lines = [] if date is None else [f"results produced: {date}"]
     lines += [
-        f"fmlp {m.fmlp} (commit {m.fmlp_commit}), Python {m.python}, numpy {m.numpy}, torch {m.torch}",
+        f"fmlp {m.fmlp} (commit {m.fmlp_commit}), Python {m.python}, numpy {m.numpy}, "
+        f"torch {m.torch}",
         f"BLAS: {kernel}; OPENBLAS_CORETYPE {m.openblas_coretype or 'unset'}",
         f"machine: {m.cores} cores, {m.platform}",
     ]
@@ -184,8 +191,12 @@ def build_report(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Build the PDF report from the results on disk (no training).")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
+    parser = argparse.ArgumentParser(
+        description="Build the PDF report from the results on disk (no training)."
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("results"), help="results folder (default: results)"
+    )
     parser.add_argument("--no-timings", action="store_true", help="leave wall times and dates out")
     args = parser.parse_args(argv)
     try:

@@ -85,10 +85,10 @@ def comments(s: InitSummary) -> list[str]:
         notes.append(text)
     if glorot is not None:
         notes.append(
-            f"Glorot initialization starts near ln 10 (initial loss {num(glorot.initial.train_loss)}, "
-            f"logit std {num(glorot.initial.logit_std)}): activations keep a moderate scale "
-            f"through the layers, and it reaches {pct(last_finite(glorot.curves.val_accuracy))} "
-            "validation accuracy."
+            "Glorot initialization starts near ln 10 (initial loss "
+            f"{num(glorot.initial.train_loss)}, logit std {num(glorot.initial.logit_std)}): "
+            "activations keep a moderate scale through the layers, and it reaches "
+            f"{pct(last_finite(glorot.curves.val_accuracy))} validation accuracy."
         )
     return notes
 
@@ -132,7 +132,14 @@ def section(doc: Document, s: InitSummary, folder: Path) -> None:
         for r in s.runs
     ]
     doc.table(
-        ["init", "loss at init", "loss epoch 1", f"loss epoch {st.epochs}", "valid loss", "valid acc"],
+        [
+            "init",
+            "loss at init",
+            "loss epoch 1",
+            f"loss epoch {st.epochs}",
+            "valid loss",
+            "valid acc",
+        ],
         rows,
     )
     doc.paragraph("Average training loss at the end of each epoch:")

@@ -64,7 +64,10 @@ def comments(s: SearchSummary) -> list[str]:
         f"Successive halving trained {thousands(s.epochs_trained)} configuration-epochs instead of "
         f"the {thousands(s.epochs_without_halving)} that {len(trials)} configurations x {last} "
         f"epochs would cost: {100 * saved:.0f}% of the compute saved. Rungs held "
-        + ", ".join(f"{n} configurations at {e} epoch{'s' if e > 1 else ''}" for n, e in zip(s.rung_sizes, s.rung_epochs, strict=True))
+        + ", ".join(
+            f"{n} configurations at {e} epoch{'s' if e > 1 else ''}"
+            for n, e in zip(s.rung_sizes, s.rung_epochs, strict=True)
+        )
         + "."
     )
     by_opt = _best_by(trials, "optimizer")
@@ -124,7 +127,19 @@ def section(doc: Document, s: SearchSummary, folder: Path) -> None:
         "ranked: the finalists first):"
     )
     doc.table(
-        ["#", "r(valid)", "ep.", "architecture", "params", "act.", "optimizer", "lr", "sched.", "wd", "batch"],
+        [
+            "#",
+            "r(valid)",
+            "ep.",
+            "architecture",
+            "params",
+            "act.",
+            "optimizer",
+            "lr",
+            "sched.",
+            "wd",
+            "batch",
+        ],
         [
             [
                 str(t.rank),
@@ -159,7 +174,9 @@ def headline(s: SearchSummary) -> list[list[str]]:
     rows: list[list[str]] = []
     c = s.chosen
     if c is not None:
-        rows.append(["best MLP, validation accuracy r(valid)", pct(c.val_accuracy[-1]), c.config.describe()])
+        rows.append(
+            ["best MLP, validation accuracy r(valid)", pct(c.val_accuracy[-1]), c.config.describe()]
+        )
         rows.append(["best MLP, test accuracy (measured once)", pct(c.test_accuracy), ""])
     if s.best_plain_sgd is not None:
         t = s.trial(s.best_plain_sgd)
@@ -167,7 +184,8 @@ def headline(s: SearchSummary) -> list[list[str]]:
             [
                 "best plain-SGD MLP (constant lr), r(valid)",
                 pct(t.r_valid),
-                f"{t.config.architecture} {t.config.activation} lr {t.config.lr:g}, {t.epochs} epochs",
+                f"{t.config.architecture} {t.config.activation} lr {t.config.lr:g}, "
+                f"{t.epochs} epochs",
             ]
         )
     saved = 1 - s.epochs_trained / s.epochs_without_halving

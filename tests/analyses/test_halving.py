@@ -58,7 +58,10 @@ def test_decisions_equal_synchronous_halving_in_any_order(
     rungs = Rungs(tuple(range(1, depth + 1)), eta)
     names = [f"t{i:02d}" for i in range(n)]
     scores: dict[str, list[float | None]] = {
-        t: [None if rng.random() < fail else rng.choice([0.1, 0.2, 0.3, rng.random()]) for _ in range(depth)]
+        t: [
+            None if rng.random() < fail else rng.choice([0.1, 0.2, 0.3, rng.random()])
+            for _ in range(depth)
+        ]
         for t in names
     }
     sh = SuccessiveHalving(names, rungs)

@@ -16,7 +16,6 @@ from analyses.pipeline.executors import make_executor
 from analyses.pipeline.store import ResultStore
 from analyses.pipeline.tasks import RunContext
 from analyses.studies.search import (
-    Rungs,
     SearchOptions,
     SearchStudy,
     SearchSummary,
@@ -39,12 +38,27 @@ def _state(out: Path, config: MlpConfig, epoch: int) -> fmlp.TrainState[object]:
     "config",
     [
         MlpConfig(hidden=(32, 16), lr=0.2, schedule="cosine", batch_size=32, epochs=4),
-        MlpConfig(hidden=(32, 16), optimizer="nesterov", lr=0.05, schedule="step", batch_size=16, epochs=4),
         MlpConfig(
-            hidden=(24, 24), activation="tanh", optimizer="adamw", lr=0.003, weight_decay=0.05,
-            schedule="cosine", batch_size=32, epochs=4,
+            hidden=(32, 16), optimizer="nesterov", lr=0.05, schedule="step", batch_size=16, epochs=4
         ),
-        MlpConfig(hidden=(24, 24), optimizer="adam", lr=0.003, weight_decay=1e-3, epochs=4, dtype="float64"),
+        MlpConfig(
+            hidden=(24, 24),
+            activation="tanh",
+            optimizer="adamw",
+            lr=0.003,
+            weight_decay=0.05,
+            schedule="cosine",
+            batch_size=32,
+            epochs=4,
+        ),
+        MlpConfig(
+            hidden=(24, 24),
+            optimizer="adam",
+            lr=0.003,
+            weight_decay=1e-3,
+            epochs=4,
+            dtype="float64",
+        ),
     ],
     ids=["sgd-cosine", "nesterov-step", "adamw-cosine", "adam-l2-f64"],
 )
@@ -113,7 +127,9 @@ def _quick_search(out: Path) -> SearchSummary:
     options = SearchOptions.quick()
     study = SearchStudy(DATA, options)
     with make_executor("local") as ex:
-        report = run_pipeline([study], store=ResultStore(out), executor=ex, ctx=RunContext(str(out)))
+        report = run_pipeline(
+            [study], store=ResultStore(out), executor=ex, ctx=RunContext(str(out))
+        )
     assert report.errors == {}
     summary = report.summaries["search"]
     assert isinstance(summary, SearchSummary)

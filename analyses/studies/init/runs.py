@@ -61,15 +61,19 @@ class InitOptions:
             raise ValueError("schemes is empty: name at least one of " + ", ".join(SCHEME_NAMES))
         for s in self.schemes:
             if s not in SCHEME_NAMES:
-                raise ValueError(f"unknown init scheme {s!r}: expected one of {', '.join(SCHEME_NAMES)}")
+                raise ValueError(
+                    f"unknown init scheme {s!r}: expected one of {', '.join(SCHEME_NAMES)}"
+                )
         if len(set(self.schemes)) != len(self.schemes):
             raise ValueError(f"schemes repeat a name: {self.schemes}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive finite number, got {self.lr}")
-        for name in ("batch_size", "epochs", "n_diag", "seed"):
+        for name in ("batch_size", "epochs", "n_diag"):
             value = getattr(self, name)
-            if not is_int(value) or value < (0 if name == "seed" else 1):
-                raise ValueError(f"{name} must be a {'non-negative' if name == 'seed' else 'positive'} integer, got {value!r}")
+            if not is_int(value) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
 
@@ -207,7 +211,9 @@ def _stack(rows: Sequence[_Row], epochs: int) -> Diagnostics:
     def col(name: str) -> Any:
         return tuple(getattr(r, name) for r in rows)
 
-    return Diagnostics(epoch=tuple(range(epochs + 1)), **{f.name: col(f.name) for f in attrs.fields(_Row)})
+    return Diagnostics(
+        epoch=tuple(range(epochs + 1)), **{f.name: col(f.name) for f in attrs.fields(_Row)}
+    )
 
 
 def symmetry_report(d: Diagnostics) -> Symmetry:
@@ -229,7 +235,8 @@ def symmetry_report(d: Diagnostics) -> Symmetry:
         hidden_units_identical=all(s == 0.0 for s in spreads),
         max_hidden_unit_spread=max(spreads, default=0.0),
         moved=moved,
-        only_output_bias_moves=moved[last_b] and not any(v for k, v in moved.items() if k != last_b),
+        only_output_bias_moves=moved[last_b]
+        and not any(v for k, v in moved.items() if k != last_b),
     )
 
 
@@ -266,7 +273,9 @@ def train_setup(spec: DataSpec, opts: InitOptions, scheme: SchemeName) -> InitRu
     """Train one setup and return its result record."""
     data = load_data(spec, opts.dtype)
     dtype = np.dtype(opts.dtype)
-    params0 = fmlp.init(opts.sizes, scheme=scheme, activation=opts.activation, seed=opts.seed, dtype=dtype)
+    params0 = fmlp.init(
+        opts.sizes, scheme=scheme, activation=opts.activation, seed=opts.seed, dtype=dtype
+    )
     n_diag = min(opts.n_diag, len(data.y_train))
     xd, yd = data.x_train[:n_diag], data.y_train[:n_diag]
     rows = [diagnostics(params0, params0, xd, yd)]
@@ -331,6 +340,8 @@ def train_setup(spec: DataSpec, opts: InitOptions, scheme: SchemeName) -> InitRu
     )
 
 
-def by_scheme(results: Mapping[SchemeName, InitRunResult], order: Sequence[SchemeName]) -> tuple[InitRunResult, ...]:
+def by_scheme(
+    results: Mapping[SchemeName, InitRunResult], order: Sequence[SchemeName]
+) -> tuple[InitRunResult, ...]:
     """The results in the options' scheme order."""
     return tuple(results[s] for s in order)

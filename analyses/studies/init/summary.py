@@ -119,7 +119,9 @@ class _InitPlan:
         settings = settings_of(self.data, self.options)
         runs = tuple(self.results[s] for s in self.options.schemes)
         written = plot_losses(settings, runs, folder) + plot_diagnostics(settings, runs, folder)
-        return InitSummary(settings=settings, runs=runs, figures=tuple(written), machine=machine_info())
+        return InitSummary(
+            settings=settings, runs=runs, figures=tuple(written), machine=machine_info()
+        )
 
 
 @attrs.frozen
@@ -127,7 +129,7 @@ class InitStudy:
     """Zero, standard normal and Glorot weights: how initialization shapes training."""
 
     data: DataSpec
-    options: InitOptions = InitOptions()
+    options: InitOptions = attrs.field(factory=InitOptions)
 
     name: ClassVar[str] = STUDY
     needs: ClassVar[tuple[ArtifactKey[Any], ...]] = ()

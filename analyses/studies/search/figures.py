@@ -43,12 +43,18 @@ def plot_ladder(trials: Sequence[Trial], rung_epochs: Sequence[int], folder: Pat
                 continue
             e = np.arange(1, len(t.val_accuracy) + 1)
             promoted = any(t.promoted)
-            a.plot(e, _pct(t.val_accuracy), "-", lw=1.0 if promoted else 0.6,
-                   color="tab:olive" if promoted else "0.65", alpha=0.9 if promoted else 0.6)
+            a.plot(
+                e,
+                _pct(t.val_accuracy),
+                "-",
+                lw=1.0 if promoted else 0.6,
+                color="tab:olive" if promoted else "0.65",
+                alpha=0.9 if promoted else 0.6,
+            )
             a.plot(e[-1], 100 * t.val_accuracy[-1], ".", ms=4, color="0.4")
         for i, t in enumerate(finalists):
             e = np.arange(1, len(t.val_accuracy) + 1)
-            label = (f"#{t.rank} {t.config.describe()}" if i < FINALISTS_LABELLED else None)
+            label = f"#{t.rank} {t.config.describe()}" if i < FINALISTS_LABELLED else None
             a.plot(e, _pct(t.val_accuracy), "o-", ms=3, lw=1.4, color=f"C{i % 10}", label=label)
         for r in rung_epochs:
             a.axvline(r, color="k", ls="--", lw=0.8, alpha=0.5)
@@ -62,9 +68,13 @@ def plot_ladder(trials: Sequence[Trial], rung_epochs: Sequence[int], folder: Pat
     ax.set_ylim(low, 100)
     ax.set_title(
         f"successive halving: {len(trials)} configurations; grey: stopped, olive: promoted "
-        "then stopped, colour: finalists", fontsize=8)
+        "then stopped, colour: finalists",
+        fontsize=8,
+    )
     if finalists:
-        vals = [v for t in finalists for v in t.val_accuracy[rung_epochs[0] - 1:] if math.isfinite(v)]
+        vals = [
+            v for t in finalists for v in t.val_accuracy[rung_epochs[0] - 1 :] if math.isfinite(v)
+        ]
         lo = min(vals) * 100
         zoom.set_ylim(lo - 0.2, min(100.0, max(vals) * 100 + 0.15))
         zoom.set_xlim(rung_epochs[0] - 0.2, last + 0.2)
@@ -95,7 +105,9 @@ def plot_by_setting(trials: Sequence[Trial], folder: Path) -> list[str]:
             left.scatter(c.lr, 0.0, c="red", marker="x", s=22)
         if t.status == "ok" and math.isfinite(t.r_valid):
             jitter = (int(t.name[:4], 16) % 7 - 3) * 0.06  # names are hex: a stable jitter
-            right.scatter(t.epochs + jitter, 100 * t.r_valid, c=color, marker=marker, s=22, alpha=0.85)
+            right.scatter(
+                t.epochs + jitter, 100 * t.r_valid, c=color, marker=marker, s=22, alpha=0.85
+            )
     left.set_xscale("log")
     left.set_xlabel("learning rate (log scale)")
     left.set_ylabel("r(valid) % after epoch 1")

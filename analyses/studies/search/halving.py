@@ -138,7 +138,9 @@ class SuccessiveHalving:
         if k == 0:
             return len(self.trials)
         before = self._rungs[k - 1]
-        if len(before.promoted) + len(before.stopped) == len(before.entrants) and self._complete(k - 1):
+        if len(before.promoted) + len(before.stopped) == len(before.entrants) and self._complete(
+            k - 1
+        ):
             return len(before.promoted)
         return self._rungs[k].size
 
@@ -154,7 +156,9 @@ class SuccessiveHalving:
     def done(self) -> bool:
         """Every trial has stopped or finished the last rung."""
         last = self._rungs[-1]
-        return self._complete(self.last) and len(last.finished) + len(last.failed) == len(last.entrants)
+        return self._complete(self.last) and len(last.finished) + len(last.failed) == len(
+            last.entrants
+        )
 
     def promoted(self, rung: int) -> tuple[str, ...]:
         return tuple(self._rungs[rung].promoted)

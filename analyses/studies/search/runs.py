@@ -97,7 +97,11 @@ class SearchRun:
         }
 
     def label(self) -> str:
-        span = f"epoch {self.stop}" if self.stop == self.start + 1 else f"epochs {self.start + 1}-{self.stop}"
+        span = (
+            f"epoch {self.stop}"
+            if self.stop == self.start + 1
+            else f"epochs {self.start + 1}-{self.stop}"
+        )
         return f"search {trial_name(self.data, self.config)[:6]} {span}"
 
     def priority(self) -> int:
@@ -136,7 +140,9 @@ def _start_state(
     return state, False
 
 
-def train_segment(data: DataSpec, config: MlpConfig, start: int, stop: int, out: Path) -> SegmentResult:
+def train_segment(
+    data: DataSpec, config: MlpConfig, start: int, stop: int, out: Path
+) -> SegmentResult:
     """Train ``config`` on ``data`` from epoch ``start`` to ``stop``; write the state after
     ``stop`` as a checkpoint under ``out`` and return the per-epoch validation figures."""
     if not 0 <= start < stop <= config.epochs:

@@ -115,7 +115,7 @@ class SearchOptions:
 
     grid: tuple[MlpConfig, ...]
     sampled: tuple[MlpConfig, ...]
-    rungs: Rungs = Rungs()
+    rungs: Rungs = attrs.field(factory=Rungs)
     seed: int = 0
     check_range: bool = True
     sampled_from_space: bool = True

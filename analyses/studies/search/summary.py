@@ -281,7 +281,9 @@ class _SearchPlan:
             seed=self.options.seed,
             n_grid=len(self.grid),
             n_sampled=len(self.configs) - len(self.grid),
-            space=space_text(self.options.seed) if self.options.sampled_from_space else self.options.sampled_note,
+            space=space_text(self.options.seed)
+            if self.options.sampled_from_space
+            else self.options.sampled_note,
             selection=SELECTION,
             trials=tuple(trials),
             chosen=chosen,
@@ -342,14 +344,36 @@ def _pct(value: float) -> str:
 
 def markdown_table(trials: Sequence[Trial]) -> str:
     """Every configuration, ranked (accuracies in %)."""
-    head = ("rank", "r(valid) %", "epochs", "architecture", "params", "act.", "optimizer", "lr",
-            "schedule", "wd", "batch", "source", "status")
+    head = (
+        "rank",
+        "r(valid) %",
+        "epochs",
+        "architecture",
+        "params",
+        "act.",
+        "optimizer",
+        "lr",
+        "schedule",
+        "wd",
+        "batch",
+        "source",
+        "status",
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table_rows(trials):
         cells = (
-            str(r["rank"]), _pct(r["r_valid"]), str(r["epochs"]), r["architecture"],
-            f"{r['n_params']:,}", r["activation"], r["optimizer"], f"{r['lr']:g}", r["schedule"],
-            f"{r['weight_decay']:g}", str(r["batch_size"]), r["source"],
+            str(r["rank"]),
+            _pct(r["r_valid"]),
+            str(r["epochs"]),
+            r["architecture"],
+            f"{r['n_params']:,}",
+            r["activation"],
+            r["optimizer"],
+            f"{r['lr']:g}",
+            r["schedule"],
+            f"{r['weight_decay']:g}",
+            str(r["batch_size"]),
+            r["source"],
             str(r["status"]).replace("|", "/"),
         )
         lines.append("| " + " | ".join(cells) + " |")
@@ -386,5 +410,7 @@ class SearchStudy:
 
     def artifacts(self, summary: SearchSummary) -> dict[ArtifactKey[Any], object]:
         if summary.chosen is None:
-            raise StudyError("no configuration finished the last rung successfully: nothing was chosen")
+            raise StudyError(
+                "no configuration finished the last rung successfully: nothing was chosen"
+            )
         return {CHOSEN_MLP: summary.chosen}
