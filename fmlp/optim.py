@@ -55,6 +55,14 @@ class Rule(Protocol[S]):
     def __call__(self, inputs: MLP, state: S, params: MLP, out: MLP, /) -> tuple[MLP, S]: ...
 
 
+def _into(out: MLP, write: Callable[..., object], *trees: MLP) -> MLP:
+    """``write(o, *xs)`` for each leaf ``o`` of ``out`` and the matching leaves ``xs`` of
+    ``trees``; returns ``out`` itself (no new tree is built on the hot path)."""
+    for o, *xs in zip(tree_leaves(out), *(tree_leaves(t) for t in trees), strict=True):
+        write(o, *xs)
+    return out
+
+
 def _run(rule: Rule[S], grads: MLP, state: S, params: MLP, out: MLP) -> tuple[MLP, S]:
     """Apply ``rule`` and leave its result in ``out``, which is returned."""
     result, new_state = rule(grads, state, params, out)
@@ -190,7 +198,7 @@ def scale_by_learning_rate(lr: float | Schedule) -> Optimizer[ScaleByLearningRat
         inputs: MLP, state: ScaleByLearningRateState, params: MLP, out: MLP
     ) -> tuple[MLP, ScaleByLearningRateState]:
         rate = schedule(state.count)
-        result = tree_map(lambda x, o: np.multiply(x, x.dtype.type(-rate), out=o), inputs, out)
+        result = _into(out, lambda o, x: np.multiply(x, x.dtype.type(-rate), out=o), inputs)
         return result, ScaleByLearningRateState(count=state.count + 1)
 
     return transformation(init, rule, f"scale_by_learning_rate({lr})")
@@ -211,12 +219,12 @@ def trace(decay: float, *, nesterov: bool = False) -> Optimizer[TraceState]:
         new: FloatArray = v * v.dtype.type(decay) + g
         return new
 
-    def nesterov_step(v: FloatArray, g: FloatArray, o: FloatArray) -> FloatArray:
-        return np.add(g, v * v.dtype.type(decay), out=o)
+    def nesterov_step(o: FloatArray, v: FloatArray, g: FloatArray) -> None:
+        np.add(g, v * v.dtype.type(decay), out=o)
 
     def rule(inputs: MLP, state: TraceState, params: MLP, out: MLP) -> tuple[MLP, TraceState]:
         v = tree_map(velocity, state.trace, inputs)
-        result = tree_map(nesterov_step, v, inputs, out) if nesterov else v
+        result = _into(out, nesterov_step, v, inputs) if nesterov else v
         return result, TraceState(trace=v)
 
     return transformation(init, rule, f"trace({decay}{', nesterov' if nesterov else ''})")
@@ -229,14 +237,14 @@ def add_decayed_weights(weight_decay: float) -> Optimizer[EmptyState]:
     if not math.isfinite(wd) or wd < 0:
         raise ValueError(f"weight_decay must be a non-negative finite number, got {weight_decay}")
 
-    def add(x: FloatArray, p: FloatArray, o: FloatArray) -> FloatArray:
-        return np.add(x, p * p.dtype.type(wd), out=o)
+    def add(o: FloatArray, x: FloatArray, p: FloatArray) -> None:
+        np.add(x, p * p.dtype.type(wd), out=o)
 
     def init(params: MLP) -> EmptyState:
         return EmptyState()
 
     def rule(inputs: MLP, state: EmptyState, params: MLP, out: MLP) -> tuple[MLP, EmptyState]:
-        return tree_map(add, inputs, params, out), state
+        return _into(out, add, inputs, params), state
 
     return transformation(init, rule, f"add_decayed_weights({weight_decay})")
 
@@ -273,18 +281,17 @@ def scale_by_adam(
         bias1 = 1.0 - b1**count
         bias2_sqrt = math.sqrt(1.0 - b2**count)
 
-        def direction(m: FloatArray, v: FloatArray, o: FloatArray) -> FloatArray:
+        def direction(o: FloatArray, m: FloatArray, v: FloatArray) -> None:
             t = o.dtype.type
             np.sqrt(v, out=o)
             o /= t(bias2_sqrt)
             o += t(eps)
             np.divide(m, o, out=o)
             o /= t(bias1)
-            return o
 
         mu = tree_map(first, state.mu, inputs)
         nu = tree_map(second, state.nu, inputs)  # every read of inputs is done here
-        return tree_map(direction, mu, nu, out), ScaleByAdamState(mu=mu, nu=nu, count=count)
+        return _into(out, direction, mu, nu), ScaleByAdamState(mu=mu, nu=nu, count=count)
 
     return transformation(init, rule, f"scale_by_adam(b1={b1}, b2={b2}, eps={eps})")
 
