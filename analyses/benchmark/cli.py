@@ -15,8 +15,8 @@ from analyses.benchmark.environment import child_env, openblas_env, run_child
 from analyses.benchmark.memory import rss_child_main
 from analyses.benchmark.run import run_setting
 from analyses.benchmark.spec import BATCH_SIZES, DTYPES, FRAMEWORKS
-from analyses.benchmark.tables import format_side_by_side, format_table, table_rows
 from analyses.benchmark.store import ResultStore, atomic_write_json, benchmark_parser, read_json
+from analyses.benchmark.tables import format_side_by_side, format_table, table_rows
 
 STUDY: Final = "benchmark"
 SCHEMA: Final = "fmlp-benchmark/1"

@@ -30,9 +30,9 @@ from analyses.benchmark.gemm import measure_gemm
 from analyses.benchmark.jax_loop import import_jax
 from analyses.benchmark.memory import measure_rss, peak_rss_mb
 from analyses.benchmark.spec import SIZES
+from analyses.benchmark.store import ResultStore, blas_info
 from analyses.benchmark.targets import evaluate_targets
 from analyses.benchmark.training import dtype_ratios, ratios, train_cell
-from analyses.benchmark.store import ResultStore, blas_info
 from analyses.common import StudyData, machine_info
 from analyses.pipeline.records import to_json
 
