@@ -42,11 +42,13 @@ from analyses.studies.gradcheck.figures import plot_sample
 from analyses.studies.gradcheck.runs import FdCurveRun, ModelRef
 from analyses.studies.gradcheck.summary import sample_result
 from fmlp import checkpoint
+from fmlp.data import DataNotFoundError
 from fmlp.types import ActivationName
 
 HIDDEN = (32, 32)
 TWELVE = [1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 500000]
 DATA = DataSpec("synthetic", 600, 100)
+RUNS = 11  # the choice; per sample (two) L''' and per dtype (two) the curve and the noise
 
 
 # ------------------------------------------------------- a stand-in for the search
@@ -191,13 +193,18 @@ def test_the_twelve_n() -> None:
 def test_results_and_figures_are_written(tanh_run: Ran) -> None:
     folder = tanh_run.out / "gradcheck"
     s = tanh_run.summary
-    assert sorted(s.figures) == ["gradcheck.pdf", "gradcheck.png"]
-    assert (folder / "gradcheck.png").read_bytes().startswith(b"\x89PNG")
-    assert (folder / "gradcheck.pdf").read_bytes().startswith(b"%PDF")
+    assert sorted(s.figures) == sorted(
+        ["gradcheck.png", "gradcheck.pdf", "gradcheck_worst.png", "gradcheck_worst.pdf"]
+    )
+    for name in ("gradcheck", "gradcheck_worst"):
+        assert (folder / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+        assert (folder / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    assert s.first.sample.index != s.second.sample.index
     runs = sorted((folder / "runs").glob("*.json"))
-    assert len(runs) == 6  # the choice, L''', and per dtype the curve and the noise
+    # the choice, then per sample L''' and per dtype the curve and the noise
+    assert len(runs) == RUNS
     kinds = sorted(json.loads(p.read_text())["task"]["kind"] for p in runs)
-    assert kinds == ["fd", "fd", "loss_noise", "loss_noise", "samples", "third_derivative"]
+    assert kinds == ["fd"] * 4 + ["loss_noise"] * 4 + ["samples"] + ["third_derivative"] * 2
     for p in runs:
         task = json.loads(p.read_text())["task"]
         assert task["model"]["params_sha256"] == s.model.params_sha256
@@ -205,13 +212,13 @@ def test_results_and_figures_are_written(tanh_run: Ran) -> None:
     on_disk = GradcheckSummary.from_json(json.loads((folder / "summary.json").read_text()))
     assert canonical_json(on_disk.to_json()) == canonical_json(s.to_json())
     timing = tanh_run.report.timings["gradcheck"]
-    assert (timing.computed, timing.reused) == (6, 0)
+    assert (timing.computed, timing.reused) == (RUNS, 0)
 
 
 def test_a_second_run_reuses_everything(tanh_run: Ran) -> None:
     again = run_study(tanh_run.out, "tanh")
     timing = again.timings["gradcheck"]
-    assert (timing.computed, timing.reused) == (0, 6)
+    assert (timing.computed, timing.reused) == (0, RUNS)
     assert canonical_json(summary_of(again).to_json()) == canonical_json(tanh_run.summary.to_json())
 
 
@@ -223,8 +230,9 @@ def test_a_lost_run_is_the_only_one_computed_again(tmp_path: Path) -> None:
     path = ResultStore(tmp_path).run_path(task)
     assert path.exists()
     path.unlink()
+    runs = len(list((tmp_path / "gradcheck" / "runs").glob("*.json")))
     again = run_study(tmp_path, "relu", options)
-    assert (again.timings["gradcheck"].computed, again.timings["gradcheck"].reused) == (1, 5)
+    assert (again.timings["gradcheck"].computed, again.timings["gradcheck"].reused) == (1, runs)
     assert canonical_json(summary_of(again).to_json()) == canonical_json(first.to_json())
 
 
@@ -254,10 +262,15 @@ def test_the_report_section_renders(tanh_run: Ran) -> None:
 
     text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
     assert "Finite-difference gradients" in text and "Comments" in text
+    assert "The sample of largest loss" in text
     assert str(tanh_run.out) not in text
     rows = report.headline(tanh_run.summary)
-    assert len(rows) == 1 and rows[0][0] == "finite differences, smallest max error"
+    assert len(rows) == 3 and rows[0][0] == "finite differences, smallest max error"
     assert "(float64)" in rows[0][2]
+    assert [r[0] for r in rows[1:]] == [
+        "finite differences, largest-loss sample, float64",
+        "finite differences, largest-loss sample, float32",
+    ]
     # the same results give the same bytes
     doc2 = Document("gradcheck")
     doc2.new_page()
@@ -535,10 +548,148 @@ def test_a_dead_theta_gives_exact_zeros_and_a_figure(relu_run: Ran, tmp_path: Pa
         assert c.relative_error == (None,) * 12
     assert all(n.source == "resolution" for n in noises.values())
     sample = fd.describe_sample(params, d.x_train, d.y_train, 0, 1, 10, rule="given", skipped=0)
-    result = sample_result(sample, options, third, curves, noises)
+    theta = relu_run.summary.settings.theta_value
+    result = sample_result(sample, options, third, curves, noises, theta)
     settings = relu_run.summary.settings
     written = plot_sample(settings, result, tmp_path, "dead")
     assert written == ["dead.png", "dead.pdf"]
     assert (tmp_path / "dead.png").stat().st_size > 5000
     back = from_json(type(result), json.loads(json.dumps(to_json(result))))
     assert canonical_json(back) == canonical_json(result)
+
+
+# ------------------------------------------------------- the sample of largest loss
+
+
+def test_loss_order_breaks_ties_by_the_lowest_index() -> None:
+    losses = np.asarray([1.0, 3.0, 2.0, 3.0, math.nan, 3.0])
+    assert fd.loss_order(losses).tolist() == [1, 3, 5, 2, 0, 4]
+
+
+def test_the_worst_rule_picks_the_largest_loss_on_a_constructed_case() -> None:
+    """Every sample gets the label its model finds most likely, except sample 7, which
+    gets the least likely: the largest loss. The rule finds it whatever the chunk size,
+    and the same way every time."""
+    params = fmlp.init(
+        (784, 8, 12, 10), scheme="normal", activation="tanh", seed=3, dtype=np.float64
+    )
+    x = np.random.default_rng(0).random((50, 784)).astype(np.float32)
+    z = fmlp.logits(params, x.astype(np.float64))
+    y = np.argmax(z, axis=1).astype(np.int64)
+    y[7] = int(np.argmin(z[7]))
+    brute = [fmlp.loss(params, x[k : k + 1].astype(np.float64), y[k : k + 1]) for k in range(50)]
+    assert int(np.argmax(brute)) == 7
+    for chunk in (1, 7, 1000):
+        losses = fd.sample_losses(params, x, y, chunk=chunk)
+        np.testing.assert_allclose(losses, brute, rtol=1e-12)
+        index, skipped, top, top_loss = fd.worst_live_sample(params, x, y, 1, 10, 50, chunk=chunk)
+        assert (index, skipped, top) == (7, 0, 7)
+        assert top_loss == pytest.approx(brute[7], rel=1e-12)
+    assert fd.worst_live_sample(params, x, y, 1, 10, 50) == fd.worst_live_sample(
+        params, x, y, 1, 10, 50
+    )
+
+
+def test_the_worst_rule_passes_over_dead_samples(relu_run: Ran) -> None:
+    """On the ReLU model: the second sample is the first live one in loss order, every
+    sample of larger loss gives dL/dtheta = 0 exactly, and the summary says so."""
+    s = relu_run.summary
+    params = fd.as_dtype(relu_run.params(), "float64")
+    d = load_data(DATA, "float32")
+    order = fd.loss_order(fd.sample_losses(params, d.x_train, d.y_train)).tolist()
+    second = s.second.sample
+    assert second.rule == fd.WORST_RULE
+    rank = order.index(second.index)
+    assert second.skipped == rank and s.max_loss_index == order[0]
+    for k in order[:rank]:
+        assert not fd.live(params, d.x_train, d.y_train, k, 1, 10)
+    assert fd.live(params, d.x_train, d.y_train, second.index, 1, 10)
+    assert second.loss == pytest.approx(
+        fd.sample_losses(params, d.x_train, d.y_train)[second.index], rel=1e-12
+    )
+    assert s.max_loss >= second.loss
+
+
+def test_the_second_sample_resolves_in_float32(tanh_run: Ran, relu_run: Ran) -> None:
+    for ran in (tanh_run, relu_run):
+        s = ran.summary
+        c32 = s.second.curve("float32")
+        o32 = s.second.optimum("float32")
+        assert c32 is not None and o32 is not None
+        assert not c32.all_zero and o32.nonzero_N >= len(TWELVE) // 2
+        assert s.second.sample.loss >= s.first.sample.loss
+
+
+def textbook(h: float, third: float, u: float, loss: float) -> float:
+    """The textbook's error bound of a central difference: truncation plus round-off."""
+    return third * h**2 / 6 + u * loss / h
+
+
+def test_the_optimum_against_the_textbook(tanh_run: Ran) -> None:
+    second = tanh_run.summary.second
+    theta = tanh_run.summary.settings.theta_value
+    for dtype in ("float64", "float32"):
+        o = second.optimum(dtype)
+        c = second.curve(dtype)
+        assert o is not None and c is not None
+        u = float(np.finfo(np.dtype(dtype)).eps)
+        assert o.machine_eps == u and o.loss == abs(c.loss)
+        assert o.theta_scale == max(1.0, *(abs(t) for t in theta))
+        assert o.rule_h == pytest.approx(u ** (1 / 3) * o.theta_scale)
+        assert o.rule_N == pytest.approx(1 / o.rule_h)
+        l3 = max(
+            abs(v) for v, k in zip(second.third.values, second.third.kink, strict=True) if not k
+        )
+        assert o.third == l3
+        assert o.rule_floor == pytest.approx(u ** (2 / 3) * o.loss ** (2 / 3) * l3 ** (1 / 3))
+        assert o.tuned_h == pytest.approx((3 * u * o.loss / l3) ** (1 / 3))
+        assert o.tuned_floor == pytest.approx((9 / 8) ** (1 / 3) * o.rule_floor)
+
+        # the tuned step minimizes the textbook's error |L'''| h^2 / 6 + u |L| / h
+        assert o.tuned_h is not None and o.tuned_floor is not None
+        at = [textbook(h, l3, u, o.loss) for h in (o.tuned_h, 1.1 * o.tuned_h, o.tuned_h / 1.1)]
+        assert at[0] == pytest.approx(o.tuned_floor) and at[0] < min(at[1:])
+        best = c.minimum()
+        assert best is not None and (o.measured_error, o.measured_N) == best
+        assert o.measured_error == min(c.max_abs_diff)
+    o32, o64 = second.optimum("float32"), second.optimum("float64")
+    assert o32 is not None and o64 is not None
+    assert o32.measured_N is not None and o64.measured_N is not None
+    assert o32.measured_N < o64.measured_N  # round-off sets in earlier in float32
+
+
+@pytest.fixture(scope="module")
+def quick_mnist() -> DataSpec:
+    from analyses.common import quick_data
+
+    spec = quick_data("mnist")
+    try:
+        load_data(spec, "float32")
+    except DataNotFoundError as exc:
+        pytest.skip(f"real MNIST not cached: {exc}")
+    return spec
+
+
+@pytest.mark.real_data
+def test_the_second_sample_resolves_in_float32_on_quick_mnist(
+    quick_mnist: DataSpec, tmp_path: Path
+) -> None:
+    """The assignment's MLP, 784-512-512-10, one epoch on the quick MNIST: the float32
+    curve of the sample of largest loss is not all zeros, and the study writes its
+    results and figures."""
+    studies: list[Study[Any]] = [
+        StandInSearch(quick_mnist, MlpConfig(hidden=(512, 512), epochs=1)),
+        GradcheckStudy(quick_mnist, GradcheckOptions.quick()),
+    ]
+    with make_executor("local") as ex:
+        out = run_pipeline(
+            studies, store=ResultStore(tmp_path), executor=ex, ctx=RunContext(str(tmp_path))
+        )
+    assert out.errors == {}
+    s = summary_of(out)
+    c32 = s.second.curve("float32")
+    assert c32 is not None and not c32.all_zero
+    assert any(d < abs(max(c32.gradient, key=abs)) for d in c32.max_abs_diff)
+    assert s.second.sample.loss > 1.0
+    for name in ("gradcheck.png", "gradcheck_worst.png", "summary.json"):
+        assert (tmp_path / "gradcheck" / name).stat().st_size > 0

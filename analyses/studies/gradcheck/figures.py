@@ -132,3 +132,78 @@ def plot_sample(
     )
     fig.tight_layout()
     return save_figure(fig, folder, name)
+
+
+def plot_precisions(
+    settings: GradcheckSettings, result: SampleResult, folder: Path, name: str
+) -> list[str]:
+    """One panel per dtype, side by side on the same axes: max_i |FD_i - g_i| against N,
+    the textbook's truncation |L'''| eps^2 / 6 and round-off u |L| / eps, its optimum
+    (vertical lines: the rule of thumb and the tuned step) and error floor (horizontal
+    lines), and the measured optimum (star)."""
+    from matplotlib.lines import Line2D
+
+    curves = result.curves
+    fig = new_figure(figsize=(12, 4.8))
+    axes = fig.subplots(1, len(curves), sharey=True, squeeze=False)[0]
+    ns = np.asarray(settings.ns, dtype=np.float64)
+    s = result.sample
+    for ax, curve in zip(axes, curves, strict=True):
+        color = DTYPE_COLORS.get(curve.dtype, "k")
+        mx = np.asarray(curve.max_abs_diff, dtype=np.float64)
+        pos = np.isfinite(mx) & (mx > 0)
+        ax.plot(ns[pos], mx[pos], "o-", color=color, ms=5, label="measured max_i |FD_i - g_i|")
+        _mark_off_axis(ax, ns, mx, color)
+        kinked = np.asarray(curve.any_kink, dtype=bool) & pos
+        if kinked.any():
+            ax.plot(ns[kinked], mx[kinked], "o", mfc="none", mec="red", ms=11, mew=1.5)
+        o = result.optimum(curve.dtype)
+        if o is not None:
+            ax.plot(ns, o.third / 6 / ns**2, "k:", lw=1, label="truncation |L'''| eps^2 / 6")
+            ax.plot(
+                ns,
+                o.machine_eps * o.loss * ns,
+                "--",
+                color="gray",
+                lw=1,
+                label="round-off u |L| / eps",
+            )
+            ax.axvline(
+                o.rule_N,
+                color="green",
+                ls="--",
+                lw=1.2,
+                label=f"rule: N* = {o.rule_N:.3g}, floor {o.rule_floor:.2g}",
+            )
+            ax.axhline(o.rule_floor, color="green", ls="--", lw=0.8)
+            if o.tuned_N is not None and o.tuned_floor is not None:
+                ax.axvline(
+                    o.tuned_N,
+                    color="purple",
+                    ls=":",
+                    lw=1.5,
+                    label=f"tuned: N* = {o.tuned_N:.3g}, floor {o.tuned_floor:.2g}",
+                )
+                ax.axhline(o.tuned_floor, color="purple", ls=":", lw=0.8)
+            if o.measured_N is not None and o.measured_error is not None and o.measured_error > 0:
+                ax.plot(
+                    [o.measured_N],
+                    [o.measured_error],
+                    "*",
+                    color="k",
+                    ms=14,
+                    label=f"measured best N = {o.measured_N}",
+                )
+        _log_axes(ax, ns)
+        ax.set_title(
+            f"{curve.dtype}: training sample {s.index} (label {s.label}, loss {s.loss:.3g})",
+            fontsize=9,
+        )
+        handles, labels = ax.get_legend_handles_labels()
+        if kinked.any():
+            handles.append(Line2D([], [], marker="o", mfc="none", mec="red", ls="", ms=10))
+            labels.append("a perturbation crosses a ReLU kink")
+        ax.legend(handles, labels, fontsize=7, loc="lower left")
+    axes[0].set_ylabel("max_i |FD_i - dL/dtheta_i|")
+    fig.tight_layout()
+    return save_figure(fig, folder, name)

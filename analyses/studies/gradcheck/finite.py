@@ -65,6 +65,13 @@ class FdCurve:
         """Every central difference is exactly 0 (the loss did not resolve any step)."""
         return all(v == 0.0 for row in self.fd for v in row)
 
+    @property
+    def zero_ns(self) -> tuple[int, ...]:
+        """The N at which every central difference is exactly 0."""
+        return tuple(
+            n for n, row in zip(self.ns, self.fd, strict=True) if all(v == 0.0 for v in row)
+        )
+
     def minimum(self) -> tuple[float, int] | None:
         """The smallest finite max_abs_diff and its N (ties: the smaller N)."""
         pairs = [
@@ -246,6 +253,65 @@ def first_live_sample(
 
 
 FIRST_RULE: Final = "the first training sample from index 0 on where dL/dtheta is not identically 0"
+WORST_RULE: Final = (
+    "the training sample with the largest loss (float64; ties: the lowest index) among those "
+    "where dL/dtheta is not identically 0"
+)
+LOSS_CHUNK: Final = 1000
+"""Training samples per forward pass when every sample's loss is evaluated."""
+
+
+def sample_losses(
+    params64: fmlp.MLP, x: FloatArray, y: IntArray, *, chunk: int = LOSS_CHUNK
+) -> FloatArray:
+    """Every training sample's cross-entropy, in float64, ``chunk`` samples per forward
+    pass (the same chunks every time, so the same losses bit for bit). Shape (N,)."""
+    losses = np.empty(len(y), dtype=np.float64)
+    for start in range(0, len(y), chunk):
+        xs = np.asarray(x[start : start + chunk], dtype=np.float64)
+        ys = y[start : start + chunk]
+        logp = fmlp.log_softmax(fmlp.logits(params64, xs))
+        losses[start : start + len(ys)] = -logp[np.arange(len(ys)), ys]
+    return losses
+
+
+def loss_order(losses: FloatArray) -> IntArray:
+    """Sample indices by loss, largest first; ties by the lowest index; non-finite
+    losses last."""
+    key = np.where(np.isfinite(losses), -losses, np.inf)
+    order: IntArray = np.lexsort((np.arange(len(losses)), key))
+    return order
+
+
+def worst_live_sample(
+    params64: fmlp.MLP,
+    x: FloatArray,
+    y: IntArray,
+    layer: int,
+    p: int,
+    limit: int,
+    *,
+    chunk: int = LOSS_CHUNK,
+) -> tuple[int, int, int, float]:
+    """The training sample of largest loss (float64; ties: the lowest index) where
+    dL/dtheta is not identically 0, as (index, skipped, index of the largest loss,
+    largest loss): ``skipped`` samples of larger loss give dL/dtheta = 0 exactly (with
+    ReLU, theta's units can be inactive on them). ValueError when none of the ``limit``
+    samples of largest loss qualifies."""
+    losses = sample_losses(params64, x, y, chunk=chunk)
+    order = loss_order(losses)
+    if len(order) == 0:
+        raise ValueError("the training set is empty")
+    top = int(order[0])
+    for rank, index in enumerate(order[:limit]):
+        if not math.isfinite(float(losses[index])):
+            break
+        if live(params64, x, y, int(index), layer, p):
+            return int(index), rank, top, float(losses[top])
+    raise ValueError(
+        f"dL/dtheta is exactly 0 on the {min(len(y), limit):,} training samples of largest "
+        "loss (theta's units are dead): check another layer or model"
+    )
 
 
 # ------------------------------------------------------------------ measurements

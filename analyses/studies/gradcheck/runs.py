@@ -4,9 +4,11 @@ The study checks the model the search chose (its parameters file in the results
 folder, named and fingerprinted by the ``search.chosen_mlp`` artifact). Its runs, each
 a task that loads the model itself in its worker:
 
-- ``ChooseSamples``: which training sample to check, by the stated rule, with its loss,
-  dL/dtheta and the activations that multiply theta;
-- then, for the chosen sample: ``ThirdDerivativeRun`` (L''' per element, float64),
+- ``ChooseSamples``: which training samples to check, by the stated rules (the
+  assignment's sample: the first where dL/dtheta is not identically 0; and the sample
+  of largest loss, whose loss float32 can resolve), each with its loss, dL/dtheta and
+  the activations that multiply theta;
+- then, for each chosen sample: ``ThirdDerivativeRun`` (L''' per element, float64),
   ``FdCurveRun`` per dtype (every central difference at every N) and ``LossNoiseRun``
   per dtype (the round-off noise of the computed loss).
 
@@ -28,6 +30,7 @@ from analyses.pipeline.records import to_json
 from analyses.pipeline.tasks import RunContext
 from analyses.studies.gradcheck.finite import (
     FIRST_RULE,
+    WORST_RULE,
     ChosenSample,
     FdCurve,
     LossNoise,
@@ -40,6 +43,7 @@ from analyses.studies.gradcheck.finite import (
     row,
     theta_layout,
     third_derivatives,
+    worst_live_sample,
 )
 from fmlp import checkpoint
 from fmlp.types import FloatArray, IntArray, is_int
@@ -58,7 +62,8 @@ class GradcheckOptions:
     (1: the second layer). ns: eps = 1/N. dtypes: the precisions of the differences
     (the reference gradient is always the float64 backward pass). third_h: the stencil
     step of L'''. noise_*: the windows and points of the loss-noise measurement.
-    first_scan: how many samples from index 0 the sample rule looks at at most.
+    scan_limit: how many samples each sample rule looks at at most (from index 0; from
+    the largest loss down).
     """
 
     layer: int = 1
@@ -69,12 +74,12 @@ class GradcheckOptions:
     noise_width: float = 1e-3
     noise_width_max: float = 0.25
     noise_points: int = 33
-    first_scan: int = 10_000
+    scan_limit: int = 10_000
 
     def __attrs_post_init__(self) -> None:
         if not is_int(self.layer) or self.layer < 0:
             raise ValueError(f"layer must be a non-negative integer, got {self.layer!r}")
-        for name in ("p", "first_scan"):
+        for name in ("p", "scan_limit"):
             value = getattr(self, name)
             if not is_int(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -143,10 +148,13 @@ class ModelRef:
 
 @attrs.frozen
 class SampleChoice:
-    """The sample the study checks, and theta.
+    """The samples the study checks, and theta.
 
     n_train: training samples. theta_index: (row, column) of each theta_i;
     theta_value: float64. w_shape: the shape of the weight matrix theta is taken from.
+    first: the assignment's sample. worst: the sample of largest loss where dL/dtheta
+    is not identically 0; max_loss_index / max_loss: the sample of largest loss of all
+    (the same one unless the rule passed over it).
     """
 
     n_train: int
@@ -155,6 +163,9 @@ class SampleChoice:
     theta_index: tuple[tuple[int, int], ...]
     theta_value: tuple[float, ...]
     first: ChosenSample
+    worst: ChosenSample
+    max_loss_index: int
+    max_loss: float
 
 
 # --------------------------------------------------------------------- tasks
@@ -195,12 +206,13 @@ class _Run:
 
 @attrs.frozen
 class ChooseSamples(_Run):
-    """Choose the sample by the stated rule and describe it."""
+    """Choose the samples by the stated rules and describe them."""
 
     result_type: ClassVar[type[SampleChoice]] = SampleChoice
     KIND: ClassVar[str] = "samples"
+    VERSION: ClassVar[int] = 2
 
-    first_scan: int
+    scan_limit: int
 
     def label(self) -> str:
         return "gradcheck choose the samples"
@@ -210,7 +222,10 @@ class ChooseSamples(_Run):
         x, y, sizes = _training_set(self.data)
         p, cells = theta_layout(params64, self.layer, self.p)
         w = params64.layers[self.layer].w
-        first = first_live_sample(params64, x, y, self.layer, p, self.first_scan)
+        first = first_live_sample(params64, x, y, self.layer, p, self.scan_limit)
+        worst, passed, top, top_loss = worst_live_sample(
+            params64, x, y, self.layer, p, self.scan_limit
+        )
         return SampleChoice(
             n_train=len(y),
             dataset_sizes=sizes,
@@ -220,6 +235,11 @@ class ChooseSamples(_Run):
             first=describe_sample(
                 params64, x, y, first, self.layer, p, rule=FIRST_RULE, skipped=first
             ),
+            worst=describe_sample(
+                params64, x, y, worst, self.layer, p, rule=WORST_RULE, skipped=passed
+            ),
+            max_loss_index=top,
+            max_loss=top_loss,
         )
 
 

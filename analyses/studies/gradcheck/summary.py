@@ -16,8 +16,10 @@ from analyses.pipeline.tasks import RunContext, Task
 from analyses.studies.artifacts import CHOSEN_MLP, ChosenMlp
 from analyses.studies.gradcheck.errormodel import (
     DtypeErrorModel,
+    Optimum,
     Truncation,
     error_model,
+    optimum,
     truncation,
 )
 from analyses.studies.gradcheck.finite import ChosenSample, FdCurve, LossNoise, ThirdDerivatives
@@ -34,6 +36,7 @@ from analyses.studies.gradcheck.runs import (
 )
 
 FIGURE: Final = "gradcheck"
+WORST_FIGURE: Final = "gradcheck_worst"
 
 
 @attrs.frozen
@@ -80,7 +83,8 @@ class GradcheckSettings:
 @attrs.frozen
 class SampleResult:
     """Everything measured on one sample: the differences per dtype (in the settings'
-    order), the third derivatives, the loss noise per dtype and the error model."""
+    order), the third derivatives, the loss noise per dtype, the error model, and per
+    dtype the measured best N against the textbook's prediction."""
 
     sample: ChosenSample
     curves: tuple[FdCurve, ...]
@@ -88,6 +92,7 @@ class SampleResult:
     noise: tuple[LossNoise, ...]
     truncation: Truncation
     error_models: tuple[DtypeErrorModel, ...]
+    optima: tuple[Optimum, ...]
 
     def curve(self, dtype: str) -> FdCurve | None:
         return next((c for c in self.curves if c.dtype == dtype), None)
@@ -95,18 +100,26 @@ class SampleResult:
     def error_model(self, dtype: str) -> DtypeErrorModel | None:
         return next((m for m in self.error_models if m.dtype == dtype), None)
 
+    def optimum(self, dtype: str) -> Optimum | None:
+        return next((o for o in self.optima if o.dtype == dtype), None)
+
 
 @attrs.frozen
 class GradcheckSummary(JsonRecord):
-    """The study's results: settings, the model, the sample's measurements, the figure
-    files written beside it, and the machine. No wall times: the same results give the
-    same summary (the pipeline's log keeps the timings)."""
+    """The study's results: settings, the model, the two samples' measurements (first:
+    the assignment's sample; second: the sample of largest loss where dL/dtheta is not
+    identically 0), the sample of largest loss of all (max_loss_index, max_loss), the
+    figure files written beside it, and the machine. No wall times: the same results
+    give the same summary (the pipeline's log keeps the timings)."""
 
-    SCHEMA: ClassVar[int] = 1
+    SCHEMA: ClassVar[int] = 2
 
     settings: GradcheckSettings
     model: CheckedModel
     first: SampleResult
+    second: SampleResult
+    max_loss_index: int
+    max_loss: float
     figures: tuple[str, ...]
     machine: MachineInfo
 
@@ -173,8 +186,10 @@ def sample_result(
     third: ThirdDerivatives,
     curves: dict[DTypeName, FdCurve],
     noises: dict[DTypeName, LossNoise],
+    theta: tuple[float, ...],
 ) -> SampleResult:
-    """One sample's measurements with their error model (C_t from the headline curve)."""
+    """One sample's measurements with their error model (C_t from the headline curve)
+    and, per dtype, the measured and predicted optimum (theta: its float64 values)."""
     head = options.headline_dtype
     roundoff = 2**0.5 * noises[head].loss_noise
     trunc = truncation(third, curves[head], roundoff)
@@ -187,18 +202,19 @@ def sample_result(
         error_models=tuple(
             error_model(trunc.coef, noises[dt], curves[dt]) for dt in options.dtypes
         ),
+        optima=tuple(optimum(curves[dt], noises[dt], third, theta) for dt in options.dtypes),
     )
 
 
 class _GradcheckPlan:
-    """First the run that chooses the sample, then every run on it."""
+    """First the run that chooses the samples, then every run on each."""
 
     def __init__(self, data: DataSpec, options: GradcheckOptions, chosen: ChosenMlp) -> None:
         self.data = data
         self.options = options
         self.chosen = chosen
         self.model = ModelRef(chosen.params_file, chosen.params_sha256)
-        self.choose = ChooseSamples(data, self.model, options.layer, options.p, options.first_scan)
+        self.choose = ChooseSamples(data, self.model, options.layer, options.p, options.scan_limit)
         self.choice: SampleChoice | None = None
         self.handed_out: set[Task[Any]] = set()
         self.results: dict[Task[Any], Any] = {}
@@ -208,7 +224,8 @@ class _GradcheckPlan:
         """The distinct samples to measure, in order (none before the choice)."""
         if self.choice is None:
             return []
-        return [self.choice.first.index]
+        first, worst = self.choice.first.index, self.choice.worst.index
+        return [first] if worst == first else [first, worst]
 
     def _wanted(self) -> list[Task[Any]]:
         tasks: list[Task[Any]] = [self.choose]
@@ -244,8 +261,8 @@ class _GradcheckPlan:
                 curves[task.dtype] = result
             elif isinstance(task, LossNoiseRun):
                 noises[task.dtype] = result
-        assert third is not None
-        return sample_result(sample, self.options, third, curves, noises)
+        assert third is not None and self.choice is not None
+        return sample_result(sample, self.options, third, curves, noises, self.choice.theta_value)
 
     def finish(self, folder: Path) -> GradcheckSummary:
         if self.failures:
@@ -253,15 +270,20 @@ class _GradcheckPlan:
                 "; ".join(f"the run {t.label()} failed: {e}" for t, e in self.failures.items())
             )
         assert self.choice is not None
-        from analyses.studies.gradcheck.figures import plot_sample
+        from analyses.studies.gradcheck.figures import plot_precisions, plot_sample
 
         settings = settings_of(self.data, self.options, self.choice)
         first = self._sample_result(self.choice.first)
+        second = self._sample_result(self.choice.worst)
         written = plot_sample(settings, first, folder, FIGURE)
+        written += plot_precisions(settings, second, folder, WORST_FIGURE)
         return GradcheckSummary(
             settings=settings,
             model=checked_model(self.chosen),
             first=first,
+            second=second,
+            max_loss_index=self.choice.max_loss_index,
+            max_loss=self.choice.max_loss,
             figures=tuple(written),
             machine=machine_info(),
         )
@@ -269,8 +291,10 @@ class _GradcheckPlan:
 
 @attrs.frozen
 class GradcheckStudy:
-    """Central differences of the loss on one training sample against the backward
-    gradient, for eps = 1/N over the assignment's twelve N, in float64 and float32."""
+    """Central differences of the loss on a training sample against the backward
+    gradient, for eps = 1/N over the assignment's twelve N, in float64 and float32: on
+    the assignment's sample, and on the sample of largest loss, where float32 resolves
+    the differences and its best N can be set against the textbook's."""
 
     data: DataSpec
     options: GradcheckOptions = attrs.field(factory=GradcheckOptions.full)
