@@ -1,0 +1,339 @@
+"""The finite-difference study's options and its runs.
+
+The study checks the model the search chose (its parameters file in the results
+folder, named and fingerprinted by the ``search.chosen_mlp`` artifact). Its runs, each
+a task that loads the model itself in its worker:
+
+- ``ChooseSamples``: which training samples to check, by the stated rules (the
+  assignment's sample: the first where dL/dtheta is not identically 0; and the sample
+  of largest loss, whose loss float32 can resolve), each with its loss, dL/dtheta and
+  the activations that multiply theta;
+- then, for each chosen sample: ``ThirdDerivativeRun`` (L''' per element, float64),
+  ``FdCurveRun`` per dtype (every central difference at every N) and ``LossNoiseRun``
+  per dtype (the round-off noise of the computed loss).
+
+Every task's key names the data, the model's parameters file and sha256, the sample
+and what it measures, so a different model or sample never reuses a stored result.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+import attrs
+
+import fmlp
+from analyses.common import DataSpec, DTypeName, load_data, params_digest
+from analyses.pipeline.records import to_json
+from analyses.pipeline.tasks import RunContext
+from analyses.studies.gradcheck.finite import (
+    FIRST_RULE,
+    WORST_RULE,
+    ChosenSample,
+    FdCurve,
+    LossNoise,
+    ThirdDerivatives,
+    as_dtype,
+    describe_sample,
+    fd_curve,
+    first_live_sample,
+    loss_noise,
+    row,
+    theta_layout,
+    third_derivatives,
+    worst_live_sample,
+)
+from fmlp import checkpoint
+from fmlp.types import FloatArray, IntArray, is_int
+
+STUDY: Final = "gradcheck"
+ALL_N: Final[tuple[int, ...]] = tuple(sorted(k * 10**i for i in range(6) for k in (1, 5)))
+"""The assignment's twelve N: {k 10^i : i = 0..5, k in {1, 5}}."""
+PRIORITY: Final = 20
+
+
+@attrs.frozen
+class GradcheckOptions:
+    """What the study computes, besides the model and the data.
+
+    layer / p: theta is the first p = min(p, m) elements of ``params.layers[layer].w``
+    (1: the second layer). ns: eps = 1/N. dtypes: the precisions of the differences
+    (the reference gradient is always the float64 backward pass). third_h: the stencil
+    step of L'''. noise_*: the windows and points of the loss-noise measurement.
+    scan_limit: how many samples each sample rule looks at at most (from index 0; from
+    the largest loss down).
+    """
+
+    layer: int = 1
+    p: int = 10
+    ns: tuple[int, ...] = ALL_N
+    dtypes: tuple[DTypeName, ...] = ("float64", "float32")
+    third_h: float = 1e-2
+    noise_width: float = 1e-3
+    noise_width_max: float = 0.25
+    noise_points: int = 33
+    scan_limit: int = 10_000
+
+    def __attrs_post_init__(self) -> None:
+        if not is_int(self.layer) or self.layer < 0:
+            raise ValueError(f"layer must be a non-negative integer, got {self.layer!r}")
+        for name in ("p", "scan_limit"):
+            value = getattr(self, name)
+            if not is_int(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not self.ns or any(not is_int(n) or n <= 0 for n in self.ns):
+            raise ValueError(f"ns must be positive integers (eps = 1/N), got {self.ns}")
+        if len(set(self.ns)) != len(self.ns) or list(self.ns) != sorted(self.ns):
+            raise ValueError(f"ns must be increasing without repeats, got {self.ns}")
+        if not self.dtypes or len(set(self.dtypes)) != len(self.dtypes):
+            raise ValueError(
+                f"dtypes must name float64 and/or float32 once each, got {self.dtypes}"
+            )
+        for dt in self.dtypes:
+            if dt not in ("float32", "float64"):
+                raise ValueError(f"unknown dtype {dt!r}: expected float32 or float64")
+        for name in ("third_h", "noise_width", "noise_width_max"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value}")
+        if not is_int(self.noise_points) or self.noise_points < 9:
+            raise ValueError(f"noise_points must be an integer >= 9, got {self.noise_points!r}")
+
+    @classmethod
+    def full(cls) -> GradcheckOptions:
+        """The study as the report shows it: the twelve N, float64 and float32."""
+        return cls()
+
+    @classmethod
+    def quick(cls) -> GradcheckOptions:
+        """The smoke run: the same measurements (they take seconds); the quick suite
+        differs only in its data and in the model it checks."""
+        return cls()
+
+    @property
+    def headline_dtype(self) -> DTypeName:
+        return "float64" if "float64" in self.dtypes else self.dtypes[0]
+
+
+@attrs.frozen
+class ModelRef:
+    """The model to check: its parameters file (``fmlp.checkpoint``, relative to the
+    results folder) and the sha256 of its parameters (``analyses.common.params_digest``)."""
+
+    params_file: str
+    params_sha256: str
+
+    def load(self, out: Path) -> fmlp.MLP:
+        """The parameters as float64 (values unchanged); ValueError when the file holds
+        other parameters than the artifact named."""
+        path = out / self.params_file
+        if not path.exists():
+            raise FileNotFoundError(
+                f"the model's parameters file {self.params_file} is not in the results folder"
+            )
+        params = checkpoint.load(path)
+        digest = params_digest(params)
+        if digest != self.params_sha256:
+            raise ValueError(
+                f"{self.params_file} holds parameters with sha256 {digest}, not the "
+                f"{self.params_sha256} the chosen model names: rerun the search"
+            )
+        return as_dtype(params, "float64")
+
+
+# ------------------------------------------------------------------- results
+
+
+@attrs.frozen
+class SampleChoice:
+    """The samples the study checks, and theta.
+
+    n_train: training samples. theta_index: (row, column) of each theta_i;
+    theta_value: float64. w_shape: the shape of the weight matrix theta is taken from.
+    first: the assignment's sample. worst: the sample of largest loss where dL/dtheta
+    is not identically 0; max_loss_index / max_loss: the sample of largest loss of all
+    (the same one unless the rule passed over it).
+    """
+
+    n_train: int
+    dataset_sizes: dict[str, int]
+    w_shape: tuple[int, int]
+    theta_index: tuple[tuple[int, int], ...]
+    theta_value: tuple[float, ...]
+    first: ChosenSample
+    worst: ChosenSample
+    max_loss_index: int
+    max_loss: float
+
+
+# --------------------------------------------------------------------- tasks
+
+
+def _training_set(data: DataSpec) -> tuple[FloatArray, IntArray, dict[str, int]]:
+    """The training inputs as the model was trained on them (float32) and the labels."""
+    d = load_data(data, "float32")
+    return d.x_train, d.y_train, d.sizes
+
+
+@attrs.frozen
+class _Run:
+    """What every run of the study depends on: the data, the model, theta."""
+
+    study: ClassVar[str] = STUDY
+    torch: ClassVar[bool] = False
+    KIND: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+    data: DataSpec
+    model: ModelRef
+    layer: int
+    p: int
+
+    def key(self) -> dict[str, Any]:
+        return {"kind": self.KIND, "version": self.VERSION, **to_json(self)}
+
+    def priority(self) -> int:
+        return PRIORITY
+
+    def _sample(self, ctx: RunContext, index: int) -> tuple[fmlp.MLP, FloatArray, IntArray]:
+        params64 = self.model.load(Path(ctx.out))
+        x, y, _ = _training_set(self.data)
+        xi, yi = row(x, y, index)
+        return params64, xi, yi
+
+
+@attrs.frozen
+class ChooseSamples(_Run):
+    """Choose the samples by the stated rules and describe them."""
+
+    result_type: ClassVar[type[SampleChoice]] = SampleChoice
+    KIND: ClassVar[str] = "samples"
+    VERSION: ClassVar[int] = 2
+
+    scan_limit: int
+
+    def label(self) -> str:
+        return "gradcheck choose the samples"
+
+    def run(self, ctx: RunContext) -> SampleChoice:
+        params64 = self.model.load(Path(ctx.out))
+        x, y, sizes = _training_set(self.data)
+        p, cells = theta_layout(params64, self.layer, self.p)
+        w = params64.layers[self.layer].w
+        first = first_live_sample(params64, x, y, self.layer, p, self.scan_limit)
+        worst, passed, top, top_loss = worst_live_sample(
+            params64, x, y, self.layer, p, self.scan_limit
+        )
+        return SampleChoice(
+            n_train=len(y),
+            dataset_sizes=sizes,
+            w_shape=(int(w.shape[0]), int(w.shape[1])),
+            theta_index=cells,
+            theta_value=tuple(float(v) for v in w.ravel()[:p]),
+            first=describe_sample(
+                params64, x, y, first, self.layer, p, rule=FIRST_RULE, skipped=first
+            ),
+            worst=describe_sample(
+                params64, x, y, worst, self.layer, p, rule=WORST_RULE, skipped=passed
+            ),
+            max_loss_index=top,
+            max_loss=top_loss,
+        )
+
+
+@attrs.frozen
+class ThirdDerivativeRun(_Run):
+    """L'''(theta_i) on one sample, float64."""
+
+    result_type: ClassVar[type[ThirdDerivatives]] = ThirdDerivatives
+    KIND: ClassVar[str] = "third_derivative"
+
+    sample: int
+    h: float
+
+    def label(self) -> str:
+        return f"gradcheck sample {self.sample} third derivatives"
+
+    def run(self, ctx: RunContext) -> ThirdDerivatives:
+        params64, x, y = self._sample(ctx, self.sample)
+        return third_derivatives(params64, x, y, layer=self.layer, p=self.p, h=self.h)
+
+
+@attrs.frozen
+class FdCurveRun(_Run):
+    """Every central difference at every N on one sample, in one dtype."""
+
+    result_type: ClassVar[type[FdCurve]] = FdCurve
+    KIND: ClassVar[str] = "fd"
+
+    sample: int
+    dtype: DTypeName
+    ns: tuple[int, ...]
+
+    def label(self) -> str:
+        return f"gradcheck sample {self.sample} differences {self.dtype}"
+
+    def run(self, ctx: RunContext) -> FdCurve:
+        params64, x, y = self._sample(ctx, self.sample)
+        return fd_curve(params64, x, y, layer=self.layer, p=self.p, ns=self.ns, dtype=self.dtype)
+
+
+@attrs.frozen
+class LossNoiseRun(_Run):
+    """The round-off noise of the loss on one sample, in one dtype."""
+
+    result_type: ClassVar[type[LossNoise]] = LossNoise
+    KIND: ClassVar[str] = "loss_noise"
+
+    sample: int
+    dtype: DTypeName
+    width: float
+    width_max: float
+    points: int
+
+    def label(self) -> str:
+        return f"gradcheck sample {self.sample} loss noise {self.dtype}"
+
+    def run(self, ctx: RunContext) -> LossNoise:
+        params64, x, y = self._sample(ctx, self.sample)
+        return loss_noise(
+            params64,
+            x,
+            y,
+            layer=self.layer,
+            p=self.p,
+            dtype=self.dtype,
+            width=self.width,
+            width_max=self.width_max,
+            points=self.points,
+        )
+
+
+SampleRun = ThirdDerivativeRun | FdCurveRun | LossNoiseRun
+
+
+def sample_runs(
+    data: DataSpec, model: ModelRef, options: GradcheckOptions, sample: int
+) -> list[SampleRun]:
+    """Every run on one sample: the third derivatives, then per dtype the curve and the
+    loss noise."""
+    layer, p = options.layer, options.p
+    runs: list[SampleRun] = [ThirdDerivativeRun(data, model, layer, p, sample, options.third_h)]
+    for dt in options.dtypes:
+        runs.append(FdCurveRun(data, model, layer, p, sample, dt, options.ns))
+        runs.append(
+            LossNoiseRun(
+                data,
+                model,
+                layer,
+                p,
+                sample,
+                dt,
+                options.noise_width,
+                options.noise_width_max,
+                options.noise_points,
+            )
+        )
+    return runs

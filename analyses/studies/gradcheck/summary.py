@@ -1,0 +1,311 @@
+"""The finite-difference study's summary, what the report reads, and the study itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+import attrs
+
+from analyses.common import DataSpec, DTypeName, MachineInfo, MlpConfig, machine_info
+from analyses.pipeline.driver import ArtifactKey, Artifacts, StudyError
+from analyses.pipeline.records import JsonRecord
+from analyses.pipeline.store import StoredRun
+from analyses.pipeline.tasks import RunContext, Task
+from analyses.studies.artifacts import CHOSEN_MLP, ChosenMlp
+from analyses.studies.gradcheck.errormodel import (
+    DtypeErrorModel,
+    Optimum,
+    Truncation,
+    error_model,
+    optimum,
+    truncation,
+)
+from analyses.studies.gradcheck.finite import ChosenSample, FdCurve, LossNoise, ThirdDerivatives
+from analyses.studies.gradcheck.runs import (
+    STUDY,
+    ChooseSamples,
+    FdCurveRun,
+    GradcheckOptions,
+    LossNoiseRun,
+    ModelRef,
+    SampleChoice,
+    ThirdDerivativeRun,
+    sample_runs,
+)
+
+FIGURE: Final = "gradcheck"
+WORST_FIGURE: Final = "gradcheck_worst"
+
+
+@attrs.frozen
+class CheckedModel:
+    """The model whose gradient is checked: the search's choice, by its parameters file
+    (relative to the results folder) and sha256, its configuration and accuracies."""
+
+    params_file: str
+    params_sha256: str
+    config: MlpConfig
+    n_params: int
+    val_accuracy: float | None
+    test_accuracy: float
+
+
+@attrs.frozen
+class GradcheckSettings:
+    """What the study measured and how (the report's settings).
+
+    theta: a sentence; theta_index: (row, column) of each theta_i; theta_value: its
+    float64 value. headline_dtype: the precision of the headline curve.
+    """
+
+    layer: int
+    p: int
+    m: int
+    w_shape: tuple[int, int]
+    theta: str
+    theta_index: tuple[tuple[int, int], ...]
+    theta_value: tuple[float, ...]
+    ns: tuple[int, ...]
+    eps: tuple[float, ...]
+    dtypes: tuple[DTypeName, ...]
+    headline_dtype: DTypeName
+    third_h: float
+    noise_width: float
+    noise_width_max: float
+    noise_points: int
+    dataset: str
+    dataset_sizes: dict[str, int]
+    inputs: str
+
+
+@attrs.frozen
+class SampleResult:
+    """Everything measured on one sample: the differences per dtype (in the settings'
+    order), the third derivatives, the loss noise per dtype, the error model, and per
+    dtype the measured best N against the textbook's prediction."""
+
+    sample: ChosenSample
+    curves: tuple[FdCurve, ...]
+    third: ThirdDerivatives
+    noise: tuple[LossNoise, ...]
+    truncation: Truncation
+    error_models: tuple[DtypeErrorModel, ...]
+    optima: tuple[Optimum, ...]
+
+    def curve(self, dtype: str) -> FdCurve | None:
+        return next((c for c in self.curves if c.dtype == dtype), None)
+
+    def error_model(self, dtype: str) -> DtypeErrorModel | None:
+        return next((m for m in self.error_models if m.dtype == dtype), None)
+
+    def optimum(self, dtype: str) -> Optimum | None:
+        return next((o for o in self.optima if o.dtype == dtype), None)
+
+
+@attrs.frozen
+class GradcheckSummary(JsonRecord):
+    """The study's results: settings, the model, the two samples' measurements (first:
+    the assignment's sample; second: the sample of largest loss where dL/dtheta is not
+    identically 0), the sample of largest loss of all (max_loss_index, max_loss), the
+    figure files written beside it, and the machine. No wall times: the same results
+    give the same summary (the pipeline's log keeps the timings)."""
+
+    SCHEMA: ClassVar[int] = 2
+
+    settings: GradcheckSettings
+    model: CheckedModel
+    first: SampleResult
+    second: SampleResult
+    max_loss_index: int
+    max_loss: float
+    figures: tuple[str, ...]
+    machine: MachineInfo
+
+    @property
+    def headline(self) -> FdCurve:
+        curve = self.first.curve(self.settings.headline_dtype)
+        assert curve is not None  # the plan records every dtype of the settings
+        return curve
+
+
+def theta_sentence(layer: int, p: int, requested: int, w_shape: tuple[int, int]) -> str:
+    which = "second" if layer == 1 else f"layer-{layer}"
+    m = w_shape[0] * w_shape[1]
+    return (
+        f"theta is the first p = min({requested}, m) = {p} elements of params.layers[{layer}].w "
+        f"(the {which} layer's weight matrix, shape {w_shape}) flattened in row-major order, "
+        f"m = {m}"
+    )
+
+
+def settings_of(
+    data: DataSpec, options: GradcheckOptions, choice: SampleChoice
+) -> GradcheckSettings:
+    p = len(choice.theta_index)
+    return GradcheckSettings(
+        layer=options.layer,
+        p=p,
+        m=choice.w_shape[0] * choice.w_shape[1],
+        w_shape=choice.w_shape,
+        theta=theta_sentence(options.layer, p, options.p, choice.w_shape),
+        theta_index=choice.theta_index,
+        theta_value=choice.theta_value,
+        ns=options.ns,
+        eps=tuple(1.0 / n for n in options.ns),
+        dtypes=options.dtypes,
+        headline_dtype=options.headline_dtype,
+        third_h=options.third_h,
+        noise_width=options.noise_width,
+        noise_width_max=options.noise_width_max,
+        noise_points=options.noise_points,
+        dataset=data.label,
+        dataset_sizes=choice.dataset_sizes,
+        inputs=(
+            "the sample's pixels as stored (float32 values), so both precisions see the same "
+            "input exactly"
+        ),
+    )
+
+
+def checked_model(chosen: ChosenMlp) -> CheckedModel:
+    return CheckedModel(
+        params_file=chosen.params_file,
+        params_sha256=chosen.params_sha256,
+        config=chosen.config,
+        n_params=chosen.n_params,
+        val_accuracy=chosen.val_accuracy[-1] if chosen.val_accuracy else None,
+        test_accuracy=chosen.test_accuracy,
+    )
+
+
+def sample_result(
+    sample: ChosenSample,
+    options: GradcheckOptions,
+    third: ThirdDerivatives,
+    curves: dict[DTypeName, FdCurve],
+    noises: dict[DTypeName, LossNoise],
+    theta: tuple[float, ...],
+) -> SampleResult:
+    """One sample's measurements with their error model (C_t from the headline curve)
+    and, per dtype, the measured and predicted optimum (theta: its float64 values)."""
+    head = options.headline_dtype
+    roundoff = 2**0.5 * noises[head].loss_noise
+    trunc = truncation(third, curves[head], roundoff)
+    return SampleResult(
+        sample=sample,
+        curves=tuple(curves[dt] for dt in options.dtypes),
+        third=third,
+        noise=tuple(noises[dt] for dt in options.dtypes),
+        truncation=trunc,
+        error_models=tuple(
+            error_model(trunc.coef, noises[dt], curves[dt]) for dt in options.dtypes
+        ),
+        optima=tuple(optimum(curves[dt], noises[dt], third, theta) for dt in options.dtypes),
+    )
+
+
+class _GradcheckPlan:
+    """First the run that chooses the samples, then every run on each."""
+
+    def __init__(self, data: DataSpec, options: GradcheckOptions, chosen: ChosenMlp) -> None:
+        self.data = data
+        self.options = options
+        self.chosen = chosen
+        self.model = ModelRef(chosen.params_file, chosen.params_sha256)
+        self.choose = ChooseSamples(data, self.model, options.layer, options.p, options.scan_limit)
+        self.choice: SampleChoice | None = None
+        self.handed_out: set[Task[Any]] = set()
+        self.results: dict[Task[Any], Any] = {}
+        self.failures: dict[Task[Any], str] = {}
+
+    def _samples(self) -> list[int]:
+        """The distinct samples to measure, in order (none before the choice)."""
+        if self.choice is None:
+            return []
+        first, worst = self.choice.first.index, self.choice.worst.index
+        return [first] if worst == first else [first, worst]
+
+    def _wanted(self) -> list[Task[Any]]:
+        tasks: list[Task[Any]] = [self.choose]
+        for index in self._samples():
+            tasks += sample_runs(self.data, self.model, self.options, index)
+        return tasks
+
+    def ready(self) -> Sequence[Task[Any]]:
+        new = [t for t in self._wanted() if t not in self.handed_out]
+        self.handed_out.update(new)
+        return new
+
+    def record(self, task: Task[Any], run: StoredRun) -> None:
+        if run.failure is not None:
+            self.failures[task] = run.failure.error
+            return
+        self.results[task] = run.result
+        if task == self.choose:
+            self.choice = run.result
+
+    def done(self) -> bool:
+        return all(t in self.results or t in self.failures for t in self._wanted())
+
+    def _sample_result(self, sample: ChosenSample) -> SampleResult:
+        third: ThirdDerivatives | None = None
+        curves: dict[DTypeName, FdCurve] = {}
+        noises: dict[DTypeName, LossNoise] = {}
+        for task in sample_runs(self.data, self.model, self.options, sample.index):
+            result = self.results[task]
+            if isinstance(task, ThirdDerivativeRun):
+                third = result
+            elif isinstance(task, FdCurveRun):
+                curves[task.dtype] = result
+            elif isinstance(task, LossNoiseRun):
+                noises[task.dtype] = result
+        assert third is not None and self.choice is not None
+        return sample_result(sample, self.options, third, curves, noises, self.choice.theta_value)
+
+    def finish(self, folder: Path) -> GradcheckSummary:
+        if self.failures:
+            raise StudyError(
+                "; ".join(f"the run {t.label()} failed: {e}" for t, e in self.failures.items())
+            )
+        assert self.choice is not None
+        from analyses.studies.gradcheck.figures import plot_precisions, plot_sample
+
+        settings = settings_of(self.data, self.options, self.choice)
+        first = self._sample_result(self.choice.first)
+        second = self._sample_result(self.choice.worst)
+        written = plot_sample(settings, first, folder, FIGURE)
+        written += plot_precisions(settings, second, folder, WORST_FIGURE)
+        return GradcheckSummary(
+            settings=settings,
+            model=checked_model(self.chosen),
+            first=first,
+            second=second,
+            max_loss_index=self.choice.max_loss_index,
+            max_loss=self.choice.max_loss,
+            figures=tuple(written),
+            machine=machine_info(),
+        )
+
+
+@attrs.frozen
+class GradcheckStudy:
+    """Central differences of the loss on a training sample against the backward
+    gradient, for eps = 1/N over the assignment's twelve N, in float64 and float32: on
+    the assignment's sample, and on the sample of largest loss, where float32 resolves
+    the differences and its best N can be set against the textbook's."""
+
+    data: DataSpec
+    options: GradcheckOptions = attrs.field(factory=GradcheckOptions.full)
+
+    name: ClassVar[str] = STUDY
+    needs: ClassVar[tuple[ArtifactKey[Any], ...]] = (CHOSEN_MLP,)
+    provides: ClassVar[tuple[ArtifactKey[Any], ...]] = ()
+    summary_type: ClassVar[type[GradcheckSummary]] = GradcheckSummary
+
+    def plan(self, artifacts: Artifacts, ctx: RunContext) -> _GradcheckPlan:
+        return _GradcheckPlan(self.data, self.options, artifacts[CHOSEN_MLP])
+
+    def artifacts(self, summary: GradcheckSummary) -> dict[ArtifactKey[Any], object]:
+        return {}
