@@ -16,10 +16,12 @@ from analyses.common import MachineInfo
 from analyses.pipeline.driver import TIMINGS_FILE, Invocation, Study
 from analyses.pipeline.records import JsonRecord, RecordError, from_json
 from analyses.pipeline.store import ResultStore, read_json
+from analyses.report import gradcheck as gradcheck_section
 from analyses.report import init as init_section
 from analyses.report import search as search_section
 from analyses.report.fmt import duration
 from analyses.report.pdfdoc import Document
+from analyses.studies.gradcheck import GradcheckSummary
 from analyses.studies.init import InitSummary
 from analyses.studies.search import SearchSummary
 from fmlp.atomic import atomic_write_bytes
@@ -63,6 +65,14 @@ SECTIONS: tuple[Section[Any], ...] = (
         SearchSummary,
         search_section.section,
         search_section.headline,
+        lambda s: s.machine,
+    ),
+    Section(
+        "gradcheck",
+        "finite differences",
+        GradcheckSummary,
+        gradcheck_section.section,
+        gradcheck_section.headline,
         lambda s: s.machine,
     ),
 )

@@ -13,6 +13,7 @@ import attrs
 
 from analyses.common import DataSpec, quick_data
 from analyses.pipeline.driver import Study
+from analyses.studies.gradcheck import GradcheckOptions, GradcheckStudy
 from analyses.studies.init import InitOptions, InitStudy
 from analyses.studies.search import SearchOptions, SearchStudy
 
@@ -25,14 +26,25 @@ class SuiteOptions:
     data: DataSpec
     init: InitOptions
     search: SearchOptions
+    gradcheck: GradcheckOptions
 
     @classmethod
     def full(cls, dataset: str = "mnist") -> SuiteOptions:
-        return cls(data=DataSpec(dataset), init=InitOptions(), search=SearchOptions.full())
+        return cls(
+            data=DataSpec(dataset),
+            init=InitOptions(),
+            search=SearchOptions.full(),
+            gradcheck=GradcheckOptions.full(),
+        )
 
     @classmethod
     def quick(cls, dataset: str = "mnist") -> SuiteOptions:
-        return cls(data=quick_data(dataset), init=InitOptions.quick(), search=SearchOptions.quick())
+        return cls(
+            data=quick_data(dataset),
+            init=InitOptions.quick(),
+            search=SearchOptions.quick(),
+            gradcheck=GradcheckOptions.quick(),
+        )
 
 
 def suite(options: SuiteOptions) -> list[Study[Any]]:
@@ -40,6 +52,7 @@ def suite(options: SuiteOptions) -> list[Study[Any]]:
     return [
         InitStudy(options.data, options.init),
         SearchStudy(options.data, options.search),
+        GradcheckStudy(options.data, options.gradcheck),
     ]
 
 

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import fmlp
-from analyses.common import DataSpec, MlpConfig, load_data, params_digest
+from analyses.common import DataSpec, MlpConfig, SplitSizes, load_data, params_digest
 from analyses.pipeline.driver import (
     ArtifactKey,
     Artifacts,
@@ -376,11 +376,7 @@ def test_result_shapes(tanh_run: Ran) -> None:
     assert st.p == 10 and st.layer == 1 and list(st.ns) == TWELVE
     assert st.m == 32 * 32 and "row-major" in st.theta and "layers[1].w" in st.theta
     assert st.theta_index == tuple((0, j) for j in range(10))
-    assert st.dataset == DATA.label and st.dataset_sizes == {
-        "train": 600,
-        "valid": 100,
-        "test": 100,
-    }
+    assert st.dataset == DATA.label and st.dataset_sizes == SplitSizes(600, 100, 100)
     assert s.model.config.activation == "tanh" and s.model.n_params == config("tanh").n_params
     assert s.first.sample.index == 0  # tanh: no dead units, sample 0 qualifies
     assert len(s.first.sample.gradient) == 10

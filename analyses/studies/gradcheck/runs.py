@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Final
 import attrs
 
 import fmlp
-from analyses.common import DataSpec, DTypeName, load_data, params_digest
+from analyses.common import DataSpec, DTypeName, SplitSizes, load_data, params_digest
 from analyses.pipeline.records import to_json
 from analyses.pipeline.tasks import RunContext
 from analyses.studies.gradcheck.finite import (
@@ -158,7 +158,7 @@ class SampleChoice:
     """
 
     n_train: int
-    dataset_sizes: dict[str, int]
+    dataset_sizes: SplitSizes
     w_shape: tuple[int, int]
     theta_index: tuple[tuple[int, int], ...]
     theta_value: tuple[float, ...]
@@ -171,7 +171,7 @@ class SampleChoice:
 # --------------------------------------------------------------------- tasks
 
 
-def _training_set(data: DataSpec) -> tuple[FloatArray, IntArray, dict[str, int]]:
+def _training_set(data: DataSpec) -> tuple[FloatArray, IntArray, SplitSizes]:
     """The training inputs as the model was trained on them (float32) and the labels."""
     d = load_data(data, "float32")
     return d.x_train, d.y_train, d.sizes

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
-from analyses.common import DataSpec, DTypeName, MachineInfo, MlpConfig, machine_info
+from analyses.common import DataSpec, DTypeName, MachineInfo, MlpConfig, SplitSizes, machine_info
 from analyses.pipeline.driver import ArtifactKey, Artifacts, StudyError
 from analyses.pipeline.records import JsonRecord
 from analyses.pipeline.store import StoredRun
@@ -76,7 +76,7 @@ class GradcheckSettings:
     noise_width_max: float
     noise_points: int
     dataset: str
-    dataset_sizes: dict[str, int]
+    dataset_sizes: SplitSizes
     inputs: str
 
 
