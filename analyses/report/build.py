@@ -119,7 +119,7 @@ def timing_lines(log: Sequence[Invocation]) -> list[str]:
     invocations that computed runs (one for a job that ran from start to end)."""
     if not log:
         return ["wall times: not recorded (every run was read back from earlier results)"]
-    walls: dict[str, float] = {}
+    walls: dict[str, float] = {sec.study: 0.0 for sec in SECTIONS}
     for inv in log:
         for name, t in inv.studies.items():
             walls[name] = walls.get(name, 0.0) + t.wall_seconds
@@ -148,7 +148,7 @@ def title_page(
     m = first.machine(summaries[first.study])
     kernel = (
         ", ".join(
-            f"{b.internal_api} {b.version} ({b.architecture} kernel, {b.num_threads} threads)"
+            f"{b.internal_api} {b.version} ({b.architecture} kernel; every run uses 1 thread)"
             for b in m.blas
         )
         or "unknown"
@@ -176,7 +176,7 @@ def title_page(
     rows = [row for sec in SECTIONS for row in sec.headline(summaries[sec.study])]
     if rows:
         doc.heading("Summary", 1)
-        doc.table(["figure", "value", "note"], rows, size=8.5)
+        doc.table(["figure", "value", "note"], rows, size=8.0, wrap=42)
 
 
 def build_report(

@@ -90,21 +90,39 @@ class Document:
         self._y += size * 0.5 * LINE
 
     def table(
-        self, header: Sequence[str], rows: Sequence[Sequence[str]], *, size: float = 8.0
+        self,
+        header: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        *,
+        size: float = 8.0,
+        wrap: int | None = None,
     ) -> None:
-        """A monospaced table; columns sized to their widest cell."""
+        """A monospaced table; columns sized to their widest cell. ``wrap``: the last
+        column's cells are wrapped to lines of at most this many characters (text
+        columns such as notes), the other columns keep one line."""
         cells = [list(map(str, header))] + [list(map(str, r)) for r in rows]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+        split: list[list[list[str]]] = []
+        for r in cells:
+            last = textwrap.wrap(r[-1], width=wrap) if wrap and r[-1] else [r[-1]]
+            split.append([[c] for c in r[:-1]] + [last or [""]])
+        widths = [max(len(line) for r in split for line in r[i]) for i in range(len(header))]
 
         def fmt(r: Sequence[str]) -> str:
             return "  ".join(
-                c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
-            )
+                c.rjust(w) if 0 < i < len(r) - 1 or (i and not wrap) else c.ljust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            ).rstrip()
 
-        lines = [fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]]
-        for i, line in enumerate(lines):
+        lines: list[tuple[str, bool]] = []
+        for k, r in enumerate(split):
+            depth = max(len(c) for c in r)
+            for j in range(depth):
+                lines.append((fmt([c[j] if j < len(c) else "" for c in r]), k == 0))
+            if k == 0:
+                lines.append(("  ".join("-" * w for w in widths), False))
+        for line, bold in lines:
             self._need(size * 1.35 * LINE)
-            self._text(line, size, family="DejaVu Sans Mono", weight="bold" if i == 0 else "normal")
+            self._text(line, size, family="DejaVu Sans Mono", weight="bold" if bold else "normal")
             self._y += size * 1.35 * LINE
         self._y += size * 0.8 * LINE
 
