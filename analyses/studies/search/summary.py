@@ -39,7 +39,9 @@ from analyses.studies.artifacts import CHOSEN_MLP, ChosenMlp
 from analyses.studies.search.halving import RankKey, SuccessiveHalving
 from analyses.studies.search.runs import STUDY, SearchRun, SegmentResult, trial_name
 from analyses.studies.search.space import (
+    ACTIVATIONS,
     ARCHITECTURES,
+    BATCH_SIZES,
     LR_RANGES,
     WEIGHT_DECAY_RANGES,
     SearchOptions,
@@ -118,12 +120,12 @@ def space_text(seed: int) -> tuple[str, ...]:
     return (
         f"drawn with np.random.default_rng({seed}), each setting independently:",
         f"architectures: {archs}",
-        "nonlinearity: relu or tanh",
+        "nonlinearity: " + " or ".join(f"{name} (p = {weight:g})" for name, weight in ACTIVATIONS),
         "optimizer: sgd, momentum, nesterov (beta 0.9), adam, adamw (0.9, 0.999, 1e-8)",
         f"learning rate, log-uniform by optimizer: {lrs}",
-        "schedule: constant, cosine to 0 over 10 epochs, or halved every 2 epochs",
+        "schedule: cosine decay to 0 over the 10 epochs (the grid tries the constant rate)",
         f"weight decay, log-uniform (half of the non-AdamW configurations, all AdamW): {wds}",
-        "mini-batch: 32, 64, 128 or 256",
+        "mini-batch: " + ", ".join(map(str, BATCH_SIZES)),
     )
 
 
