@@ -1,19 +1,24 @@
-"""The report's CNN section: the network, CNN against MLP, the regularizer against the
-vanilla CNN; every comment derived from the measured curves."""
+"""The report's CNN section: the network, CNN against MLP, the regularizers screened and
+the chosen one against the vanilla CNN; every comment derived from the measured
+results."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from analyses.report.common import figures, settings_lines
+from analyses.report.common import figure, settings_lines
 from analyses.report.fmt import pct, split_sizes, thousands, widths
 from analyses.report.pdfdoc import Document
 from analyses.studies.cnn import CnnSummary
-from analyses.studies.cnn.summary import Variant, table_rows
+from analyses.studies.cnn.summary import Screened, table_rows
 
 
 def _seeds(seeds: tuple[int, ...]) -> str:
     return ", ".join(str(s) for s in seeds)
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:.2f} points"
 
 
 def mlp_name(s: CnnSummary) -> str:
@@ -21,11 +26,66 @@ def mlp_name(s: CnnSummary) -> str:
     return f"{widths(m.sizes)} {m.config.activation} ({thousands(m.n_params)} parameters)"
 
 
+def verdict_text(s: CnnSummary) -> str:
+    """Whether the chosen technique's gain over vanilla exceeds twice the larger sd."""
+    v = s.verdict
+    van, cho = s.vanilla.aggregate, s.chosen.aggregate
+    n = len(s.seeds)
+    head = (
+        f"Over the same {n} seeds, {v.technique} changes the mean final validation error from "
+        f"{pct(van.final_valid_error)} (sd {pct(van.final_valid_error_sd)}) to "
+        f"{pct(cho.final_valid_error)} (sd {pct(cho.final_valid_error_sd)}): a gain of "
+        f"{_points(v.gain)} against twice the larger sd, {_points(2 * v.noise)}. "
+    )
+    if v.beyond_noise:
+        return head + "The gain exceeds it: an improvement beyond seed-to-seed noise."
+    if v.gain > 0:
+        return head + "The gain does not exceed it, so it cannot be told from seed-to-seed noise."
+    return head + f"The CNN with {v.technique} is not better on average."
+
+
+def target_text(s: CnnSummary) -> str:
+    v = s.verdict
+    acc = s.chosen.aggregate.final_valid_accuracy
+    if v.target_met and v.beyond_noise:
+        return (
+            f"The aim was a regularized CNN at {pct(v.target)} or more, with a gain beyond twice "
+            f"the larger sd: {v.technique} reaches {pct(acc)}, and both hold."
+        )
+    missed = []
+    if not v.target_met:
+        missed.append(f"its mean validation accuracy, {pct(acc)}, is below {pct(v.target)}")
+    if not v.beyond_noise:
+        missed.append("its gain over vanilla is not beyond twice the larger sd")
+    return (
+        f"The aim was a regularized CNN at {pct(v.target)} or more with a gain beyond twice the "
+        f"larger sd; no technique screened got there: for the chosen one, {v.technique}, "
+        + " and ".join(missed)
+        + "."
+    )
+
+
+def screening_text(s: CnnSummary) -> str:
+    ran = sorted((x for x in s.screening if x.rank is not None), key=lambda x: x.rank or 0)
+    order = ", ".join(
+        f"{x.technique.name} ({pct(1 - x.result.curves.valid_error[-1])})"
+        for x in ran
+        if x.result is not None
+    )
+    base = next(r for r in s.vanilla.runs if r.seed == s.screening_seed).result.curves
+    failed = [x.technique.name for x in s.screening if x.result is None]
+    text = (
+        f"At seed {s.screening_seed} the techniques rank {order}, against vanilla's "
+        f"{pct(1 - base.valid_error[-1])}; {s.chosen.name} is chosen."
+    )
+    if failed:
+        text += f" The screening runs of {', '.join(failed)} failed."
+    return text
+
+
 def comments(s: CnnSummary) -> list[str]:
-    """Comments on the CNN against the MLP and on the regularizer, from the results."""
-    van = s.variant("vanilla")
-    reg = next(v for v in s.variants if v.name != "vanilla")
-    mlp = s.mlp
+    """Comments on the CNN against the MLP and on regularization, from the results."""
+    van, cho, mlp = s.vanilla, s.chosen, s.mlp
     notes = [
         f"The CNN has {thousands(s.cnn_params)} parameters against the MLP's "
         f"{thousands(mlp.n_params)} (ratio {s.param_ratio:.4f}), so the comparison is at equal "
@@ -33,43 +93,43 @@ def comments(s: CnnSummary) -> list[str]:
     ]
     mlp_err = mlp.result.curves.valid_error[-1]
     a = van.aggregate
-    v_err, v_sd = a.final_valid_error, a.final_valid_error_sd
-    if v_err < mlp_err:
-        ratio = f"{mlp_err / v_err:.1f} times fewer" if v_err > 0 else "no"
+    if a.final_valid_error < mlp_err:
+        fewer = (
+            f"{mlp_err / a.final_valid_error:.1f} times fewer" if a.final_valid_error > 0 else "no"
+        )
         cmp = (
-            f"the CNN makes {ratio} errors. Weight sharing and pooling build in translation "
+            f"the CNN makes {fewer} errors. Weight sharing and pooling build in translation "
             "equivariance that the MLP must learn from data."
         )
     else:
         cmp = "the CNN does not beat the MLP here."
     notes.append(
-        f"After {s.epochs} epochs the vanilla CNN's validation error is {pct(v_err)} (sd "
-        f"{pct(v_sd)} over {len(van.runs)} seeds) against the MLP's {pct(mlp_err)}: " + cmp
+        f"After {s.epochs} epochs the vanilla CNN's validation error is "
+        f"{pct(a.final_valid_error)} (mean of {len(van.runs)} seeds, sd "
+        f"{pct(a.final_valid_error_sd)}) against the MLP's {pct(mlp_err)}: " + cmp
     )
+    c = cho.aggregate
     gap_v = a.valid_error.mean[-1] - a.train_error.mean[-1]
-    r = reg.aggregate
-    gap_r = r.valid_error.mean[-1] - r.train_error.mean[-1]
+    gap_c = c.valid_error.mean[-1] - c.train_error.mean[-1]
+    narrows = "narrows it" if gap_c < gap_v else "does not narrow it"
     notes.append(
-        "Generalization gap (validation error minus training-subset error, last epoch): "
-        f"vanilla {pct(gap_v)}, {reg.technique} {pct(gap_r)}"
-        + (
-            f"; {reg.technique} narrows it."
-            if gap_r < gap_v
-            else f"; {reg.technique} does not narrow it."
-        )
+        "Generalization gap (validation error minus training-subset error, last epoch, mean "
+        f"over seeds): vanilla {pct(gap_v)}, {cho.name} {pct(gap_c)}; {cho.name} {narrows}."
     )
-    notes.append(verdict_text(s))
+    notes.append(screening_text(s))
+    notes.append(target_text(s))
     met = "met" if a.final_valid_accuracy >= s.target_vanilla else "missed"
     notes.append(
         f"Target for the vanilla CNN: {pct(s.target_vanilla)} validation accuracy; it reaches "
         f"{pct(a.final_valid_accuracy)} ({met})."
     )
+    stops = "; ".join(
+        f"{v.name}: {', '.join(str(r.early_stop_epoch) for r in v.runs)}" for v in s.variants
+    )
     notes.append(
-        "Early stopping on the validation loss would have stopped at epoch(s) "
-        + ", ".join(
-            f"{', '.join(str(x.early_stop_epoch) for x in v.runs)} ({v.name})" for v in s.variants
-        )
-        + ", one per seed."
+        "Early stopping on the validation loss would have stopped at these epochs, one per "
+        f"seed ({stops}); stopping is free to measure from the curves, so it was not screened "
+        "as a run of its own."
     )
     check = (
         "equals the search's bit for bit"
@@ -80,24 +140,30 @@ def comments(s: CnnSummary) -> list[str]:
     return notes
 
 
-def verdict_text(s: CnnSummary) -> str:
-    v = s.verdict
-    van = s.variant("vanilla").aggregate
-    reg = next(x for x in s.variants if x.name != "vanilla").aggregate
-    head = (
-        f"{v.technique.capitalize()} changes the mean final validation error from "
-        f"{pct(van.final_valid_error)} to {pct(reg.final_valid_error)}, a gain of "
-        f"{100 * v.gain:.2f} points; twice the larger seed sd is {100 * 2 * v.noise:.2f} points: "
-    )
-    if v.beyond_noise:
-        return head + "the gain exceeds it, a real improvement."
-    if v.gain > 0:
-        return head + "the gain does not exceed it, so it cannot be told from seed-to-seed noise."
-    return head + "the regularized CNN is not better on average."
+def _screening_rows(s: CnnSummary) -> list[list[str]]:
+    def row(x: Screened) -> list[str]:
+        if x.result is None:
+            return [x.technique.name, x.technique.text, "failed", "", "", ""]
+        c = x.result.curves
+        return [
+            x.technique.name,
+            x.technique.text,
+            pct(1 - c.valid_error[-1]),
+            pct(min(c.valid_error)),
+            pct(c.valid_error[-1] - c.train_error[-1]),
+            str(x.rank),
+        ]
 
-
-def _variant_line(v: Variant) -> str:
-    return f"CNN {v.name}: {v.description} ({thousands(v.n_params)} parameters)"
+    base = next(r for r in s.vanilla.runs if r.seed == s.screening_seed).result.curves
+    vanilla = [
+        "vanilla",
+        "none",
+        pct(1 - base.valid_error[-1]),
+        pct(min(base.valid_error)),
+        pct(base.valid_error[-1] - base.train_error[-1]),
+        "-",
+    ]
+    return [vanilla] + [row(x) for x in s.screening]
 
 
 def section(doc: Document, s: CnnSummary, folder: Path) -> None:
@@ -107,7 +173,7 @@ def section(doc: Document, s: CnnSummary, folder: Path) -> None:
         f"and error rate are measured on {s.train_measured_on} (training curves) and on the "
         "whole validation set; the test set once, after the last epoch. The MLP compared with "
         f"is the search's chosen model, {mlp_name(s)}, retrained here with fmlp.fit exactly "
-        "as the search trained it to measure the same curves."
+        "as the search trained it, to measure the same curves."
     )
     doc.bullets(
         settings_lines(
@@ -120,8 +186,8 @@ def section(doc: Document, s: CnnSummary, folder: Path) -> None:
             ]
         )
     )
-    for v in s.variants:
-        doc.paragraph(_variant_line(v))
+    van = s.vanilla
+    doc.paragraph(f"The CNN: {van.description} ({thousands(van.n_params)} parameters).")
     doc.table(
         ["layer", "kind", "kernel", "in", "out", "output shape", "params"],
         [
@@ -134,7 +200,7 @@ def section(doc: Document, s: CnnSummary, folder: Path) -> None:
                 "x".join(str(d) for d in r.output_shape),
                 thousands(r.params),
             ]
-            for r in s.variant("vanilla").layers
+            for r in van.layers
         ],
         size=7.5,
     )
@@ -163,8 +229,7 @@ def section(doc: Document, s: CnnSummary, folder: Path) -> None:
         size=7.5,
     )
     doc.paragraph("Validation error per epoch (CNN: mean over seeds, sd in brackets):")
-    mlp_row = ["MLP"] + [pct(e) for e in s.mlp.result.curves.valid_error]
-    rows = [mlp_row] + [
+    rows = [["MLP"] + [pct(e) for e in s.mlp.result.curves.valid_error]] + [
         [f"CNN {v.name}"]
         + [
             f"{pct(m)} ({100 * sd:.2f})"
@@ -178,13 +243,57 @@ def section(doc: Document, s: CnnSummary, folder: Path) -> None:
         [r + [""] * (n + 1 - len(r)) for r in rows],
         size=5.5,
     )
-    figures(doc, folder, s.figures)
+    figure(doc, folder, "cnn_errors")
+    figure(doc, folder, "cnn_vs_mlp_loss")
+
+    doc.heading("Regularization", 2)
+    doc.paragraph(
+        f"Each technique below changes the vanilla CNN in one way only (same network and "
+        f"parameter count, optimizer, {s.epochs} epochs, split). The screening trains each "
+        f"once, at seed {s.screening_seed} (the vanilla CNN's seed-{s.screening_seed} run is "
+        f"shared); the choice is {s.selection}. The chosen technique then runs at the other "
+        "seeds, so that it is compared with the vanilla CNN over the same seeds."
+    )
+    doc.table(
+        ["technique", "what it changes", "final valid acc", "lowest valid error", "gap", "rank"],
+        _screening_rows(s),
+        size=7.0,
+    )
+    doc.paragraph(
+        "gap: validation error minus training-subset error after the last epoch; lowest "
+        "valid error: over the epochs (a stop chosen on validation data would flatter it).",
+        size=8.0,
+    )
+    figure(doc, folder, "cnn_screening")
+    cho = s.chosen
+    per_seed = [
+        [
+            str(a.seed),
+            pct(1 - a.result.curves.valid_error[-1]),
+            pct(1 - b.result.curves.valid_error[-1]),
+        ]
+        for a, b in zip(van.runs, cho.runs, strict=True)
+    ]
+    per_seed.append(
+        ["mean", pct(van.aggregate.final_valid_accuracy), pct(cho.aggregate.final_valid_accuracy)]
+    )
+    per_seed.append(
+        [
+            "sd",
+            pct(van.aggregate.final_valid_error_sd),
+            pct(cho.aggregate.final_valid_error_sd),
+        ]
+    )
+    doc.paragraph(f"Final validation accuracy per seed: vanilla against {cho.name}.")
+    doc.table(["seed", "vanilla", cho.name], per_seed, size=7.5)
+    doc.paragraph(verdict_text(s))
     doc.heading("Comments", 2)
     doc.bullets(comments(s))
 
 
 def headline(s: CnnSummary) -> list[list[str]]:
-    """The title page's rows: each CNN variant's validation accuracy, and the verdict."""
+    """The title page's rows: the vanilla and the chosen CNN's validation accuracy, and
+    whether regularization beats vanilla beyond noise."""
     rows = [
         [
             f"CNN {v.name}, validation accuracy",
@@ -193,11 +302,13 @@ def headline(s: CnnSummary) -> list[list[str]]:
         ]
         for v in s.variants
     ]
+    v = s.verdict
     rows.append(
         [
-            f"CNN {s.verdict.technique} against vanilla",
-            f"{100 * s.verdict.gain:+.2f} points",
-            "beyond noise (> 2 sd)" if s.verdict.beyond_noise else "within noise (<= 2 sd)",
+            f"CNN regularization: {v.technique} against vanilla",
+            f"{100 * v.gain:+.2f} points",
+            ("beyond noise" if v.beyond_noise else "within noise")
+            + f" (twice the larger sd: {_points(2 * v.noise)})",
         ]
     )
     return rows

@@ -263,3 +263,91 @@ def test_cuda_is_refused_where_there_is_none() -> None:
         pytest.skip("this machine has CUDA")
     with pytest.raises(ValueError, match="CUDA"):
         net.check_device("cuda")
+
+
+# ------------------------------------------------------------------ augmentation
+
+
+def test_shift_draws_are_fixed_by_seed_and_epoch() -> None:
+    a = net.shift_draws(3, 4, 500, 2)
+    assert a.shape == (500, 2) and a.dtype == np.int64
+    assert a.min() == -2 and a.max() == 2
+    np.testing.assert_array_equal(a, net.shift_draws(3, 4, 500, 2))
+    assert not np.array_equal(a, net.shift_draws(3, 5, 500, 2))
+    assert not np.array_equal(a, net.shift_draws(4, 4, 500, 2))
+    # a stream apart from the epoch's sample order
+    order = np.random.default_rng((3, 4)).integers(-2, 3, size=(500, 2))
+    assert not np.array_equal(a, order)
+
+
+def test_shift_images_moves_every_image_by_its_own_shift() -> None:
+    x = torch.zeros(3, 1, 28, 28)
+    x[:, 0, 10, 20] = 1.0
+    x[2, 0, 0, 0] = 5.0  # a corner pixel moved off the image is dropped
+    shifts = torch.tensor([[1, -2], [0, 0], [-1, 1]])
+    out = net.shift_images(x, shifts, 2)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert out[0, 0, 11, 18] == 1.0 and out[0].sum() == 1.0
+    assert torch.equal(out[1], x[1])
+    assert out[2, 0, 9, 21] == 1.0 and out[2].sum() == 1.0  # the corner left the image
+    # against a plain roll with the wrapped border zeroed
+    for b, (dy, dx) in enumerate(shifts.tolist()):
+        rolled = torch.roll(x[b, 0], (dy, dx), (0, 1))
+        if dy > 0:
+            rolled[:dy] = 0
+        elif dy < 0:
+            rolled[dy:] = 0
+        if dx > 0:
+            rolled[:, :dx] = 0
+        elif dx < 0:
+            rolled[:, dx:] = 0
+        assert torch.equal(out[b, 0], rolled)
+
+
+def test_epoch_batches_shift_images_and_keep_labels() -> None:
+    data = synthetic_data(100, 10, dtype=np.float32, seed=5)
+    x = torch.from_numpy(data.x_train.reshape(-1, 1, 28, 28))
+    y = torch.from_numpy(data.y_train)
+    plain = TrainConfig(batch_size=32)
+    shifted = TrainConfig(batch_size=32, shift=2)
+
+    def batches(train: TrainConfig, epoch: int) -> list[tuple[Any, Any]]:
+        return list(net.epoch_batches(x, y, train, seed=1, epoch=epoch))
+
+    a, b = batches(shifted, 0), batches(shifted, 0)
+    order = np.random.default_rng((1, 0)).permutation(100)
+    assert [len(yb) for _, yb in a] == [32, 32, 32, 4]
+    labels = torch.cat([yb for _, yb in a])
+    assert torch.equal(labels, y[torch.from_numpy(order)])  # the labels are the samples'
+    assert all(xb.shape[1:] == (1, 28, 28) for xb, _ in a)
+    assert all(xb.is_contiguous(memory_format=torch.channels_last) for xb, _ in a)
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):  # the same (seed, epoch): the same bits
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    clean = batches(plain, 0)
+    assert torch.equal(torch.cat([xb for xb, _ in clean]), x[torch.from_numpy(order)])
+    assert not torch.equal(torch.cat([xb for xb, _ in a]), torch.cat([xb for xb, _ in clean]))
+    other_epoch = batches(shifted, 1)
+    assert not torch.equal(a[0][0], other_epoch[0][0])
+    draws = torch.from_numpy(net.shift_draws(1, 0, 100, 2))
+    expected = net.shift_images(x[torch.from_numpy(order)], draws, 2)
+    assert torch.equal(torch.cat([xb for xb, _ in a]), expected)
+
+
+def test_a_technique_changes_one_thing_of_vanilla() -> None:
+    from analyses.studies.cnn.runs import TECHNIQUES, CnnOptions, Technique
+
+    spec = match_params(DEFAULT_BLOCKS, MLP_PARAMS)
+    train = TrainConfig()
+    for t in TECHNIQUES:
+        s, tr = t.apply(spec, train)
+        assert count_params(s) == count_params(spec) and s.blocks == spec.blocks
+        assert tr.batch_size == train.batch_size and tr.lr == train.lr
+        assert (s.dropout, tr.weight_decay, tr.shift) == (t.dropout, t.weight_decay, t.shift)
+    with pytest.raises(ValueError, match="changes nothing"):
+        Technique("none", "nothing")
+    with pytest.raises(ValueError, match="other than vanilla"):
+        Technique("vanilla", "dropout", dropout=0.1)
+    with pytest.raises(ValueError, match="repeat"):
+        CnnOptions(techniques=(TECHNIQUES[0], TECHNIQUES[0]))
+    with pytest.raises(ValueError, match="shift"):
+        TrainConfig(shift=-1)

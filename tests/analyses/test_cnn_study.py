@@ -1,11 +1,14 @@
-"""The CNN study through the pipeline on tiny data: results and figures written, a rerun
-reuses every run, the same seed gives the same curves bit for bit, the MLP reference
-reproduces the search's model, the summary round-trips through JSON and the report
-section renders."""
+"""The CNN study through the pipeline on tiny data: the screening and the comparison
+write their results and figures, a rerun reuses every run, the same options give the
+same choice and curves bit for bit, the staged plan's choice does not depend on the
+order results arrive in, the MLP reference reproduces the search's model, the summary
+round-trips through JSON and the report section renders."""
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +22,23 @@ from analyses.common import DataSpec, quick_data
 from analyses.pipeline.driver import PipelineReport, Study, StudyError, run_pipeline
 from analyses.pipeline.executors import make_executor
 from analyses.pipeline.records import to_json
-from analyses.pipeline.store import ResultStore
-from analyses.pipeline.tasks import RunContext
+from analyses.pipeline.store import ResultStore, StoredRun
+from analyses.pipeline.tasks import Failure, RunContext, Task
 from analyses.report import cnn as cnn_report
 from analyses.report.pdfdoc import Document
 from analyses.studies.artifacts import ChosenMlp
-from analyses.studies.cnn import CnnOptions, CnnRun, CnnStudy, CnnSummary, TrainConfig
+from analyses.studies.cnn import (
+    CnnOptions,
+    CnnRun,
+    CnnRunResult,
+    CnnStudy,
+    CnnSummary,
+    MlpRun,
+    TrainConfig,
+)
 from analyses.studies.cnn.models import DEFAULT_BLOCKS, QUICK_BLOCKS, count_params
-from analyses.studies.cnn.runs import EvalSubset
-from analyses.studies.cnn.summary import _CnnPlan, resolve_device
+from analyses.studies.cnn.runs import Curves, EvalSubset
+from analyses.studies.cnn.summary import FIGURES, _CnnPlan, resolve_device
 from tests.analyses.cnn_doubles import TINY_MLP, ChosenSummary, FakeSearch
 
 DATA = DataSpec("synthetic", 300, 100)
@@ -66,18 +77,18 @@ def test_the_study_writes_its_results_and_figures(first: tuple[Path, PipelineRep
     out, report = first
     s = summary_of(report)
     folder = out / "cnn"
-    assert report.timings["cnn"].computed == 2 * 2 + 1  # variants x seeds + the MLP
-    assert len(list((folder / "runs").glob("*.json"))) == 5
-    for name in ("cnn_errors", "cnn_vs_mlp_loss"):
+    n_techniques = len(OPTIONS.techniques)
+    # the screening, vanilla at every seed, the chosen technique at the other seed, the MLP
+    assert report.timings["cnn"].computed == n_techniques + 2 + 1 + 1
+    assert len(list((folder / "runs").glob("*.json"))) == n_techniques + 4
+    for name in FIGURES:
         for ext in ("png", "pdf"):
             assert (folder / f"{name}.{ext}").stat().st_size > 1000
-    assert set(s.figures) == {
-        f"{n}.{e}" for n in ("cnn_errors", "cnn_vs_mlp_loss") for e in ("png", "pdf")
-    }
+    assert set(s.figures) == {f"{n}.{e}" for n in FIGURES for e in ("png", "pdf")}
     table = (folder / "table.md").read_text()
-    assert table.count("\n") == 2 + 3 and "| CNN dropout | " in table
-    assert [v.name for v in s.variants] == ["vanilla", "dropout"]
-    assert s.variant("dropout").spec.dropout == 0.4 and s.variant("vanilla").spec.dropout == 0
+    assert table.count("\n") == 2 + 3 and f"| CNN {s.chosen.name} | " in table
+    assert [v.name for v in s.variants] == ["vanilla", s.chosen.name]
+    assert s.vanilla.spec.dropout == 0 and s.vanilla.train == OPTIONS.train
     assert s.device == "cpu" and s.threads == 1 and s.seeds == (0, 1) and s.epochs == 2
     assert s.dataset_sizes == {"train": 300, "valid": 100, "test": 100}
     assert s.train_measured_on == "all 300 training samples"
@@ -98,8 +109,36 @@ def test_the_study_writes_its_results_and_figures(first: tuple[Path, PipelineRep
     assert abs(s.cnn_params - s.mlp.n_params) <= (128 + 1 + 10) / 2
     assert s.param_ratio == s.cnn_params / s.mlp.n_params
     # The study learns something even on 300 samples: the loss falls below ln(10).
-    assert s.variant("vanilla").aggregate.train_loss.mean[-1] < 2.302
+    assert s.vanilla.aggregate.train_loss.mean[-1] < 2.302
     assert "cores" in json.loads((folder / "summary.json").read_text())["machine"]
+
+
+def test_the_screening_ranks_every_technique_and_the_best_is_chosen(
+    first: tuple[Path, PipelineReport],
+) -> None:
+    _, report = first
+    s = summary_of(report)
+    assert [x.technique for x in s.screening] == list(OPTIONS.techniques)
+    assert sorted(x.rank for x in s.screening if x.rank is not None) == [1, 2, 3]
+    best = min(
+        s.screening,
+        key=lambda x: (
+            (x.result.curves.valid_error[-1], x.result.curves.valid_loss[-1])
+            if x.result is not None
+            else (2.0, 0.0)
+        ),
+    )
+    assert best.rank == 1 and s.chosen.name == best.technique.name
+    # the chosen technique's screening run is its first seed's run, not trained twice
+    assert s.chosen.runs[0].seed == s.screening_seed == 0
+    assert s.chosen.runs[0].result == best.result
+    technique = best.technique
+    assert s.chosen.spec.dropout == technique.dropout
+    assert s.chosen.train.shift == technique.shift
+    assert s.chosen.train.weight_decay == technique.weight_decay
+    gain = s.vanilla.aggregate.final_valid_error - s.chosen.aggregate.final_valid_error
+    assert s.verdict.gain == gain and s.verdict.technique == s.chosen.name
+    assert s.verdict.beyond_noise == (gain > 2 * s.verdict.noise)
 
 
 def test_the_mlp_reference_is_the_searchs_model(first: tuple[Path, PipelineReport]) -> None:
@@ -123,23 +162,22 @@ def test_a_rerun_reuses_every_run_and_writes_the_same_summary(
     out, _ = first
     before = (out / "cnn" / "summary.json").read_bytes()
     again = run(out)
-    assert again.timings["cnn"].computed == 0 and again.timings["cnn"].reused == 5
+    assert (
+        again.timings["cnn"].computed == 0
+        and again.timings["cnn"].reused == len(OPTIONS.techniques) + 4
+    )
     assert (out / "cnn" / "summary.json").read_bytes() == before
 
 
-def test_the_same_seed_gives_the_same_curves_bit_for_bit(
+def test_the_same_options_give_the_same_choice_and_curves_bit_for_bit(
     first: tuple[Path, PipelineReport], tmp_path: Path
 ) -> None:
     _, report = first
-    other = run(tmp_path, attrs.evolve(OPTIONS, seeds=(1, 2)))
+    other = run(tmp_path / "same")
     a, b = summary_of(report), summary_of(other)
-    for name in ("vanilla", "dropout"):
-        seed1_a = a.variant(name).runs[1]
-        seed1_b = b.variant(name).runs[0]
-        assert seed1_a.seed == seed1_b.seed == 1
-        assert seed1_a.result == seed1_b.result
-        assert b.variant(name).runs[1].result.curves != seed1_a.result.curves
-    assert a.mlp == b.mlp
+    assert a.screening == b.screening and a.variants == b.variants and a.mlp == b.mlp
+    for v in a.variants:
+        assert v.runs[0].result.curves != v.runs[1].result.curves  # seeds differ
 
 
 def test_the_summary_round_trips_through_json(first: tuple[Path, PipelineReport]) -> None:
@@ -169,13 +207,16 @@ def test_the_report_section_renders(first: tuple[Path, PipelineReport]) -> None:
     cnn_report.section(doc, s, out / "cnn")
     assert doc.close().startswith(b"%PDF")
     rows = cnn_report.headline(s)
-    assert [r[0] for r in rows[:2]] == [
+    assert [r[0] for r in rows] == [
         "CNN vanilla, validation accuracy",
-        "CNN dropout, validation accuracy",
+        f"CNN {s.chosen.name}, validation accuracy",
+        f"CNN regularization: {s.chosen.name} against vanilla",
     ]
     assert all(len(r) == 3 for r in rows)
+    assert ("beyond noise" in rows[2][2]) == s.verdict.beyond_noise
     notes = " ".join(cnn_report.comments(s))
-    assert "bit for bit" in notes and "twice the larger seed sd" in notes
+    assert "bit for bit" in notes and "twice the larger sd" in notes
+    assert f"{s.chosen.name} is chosen" in notes
 
 
 def test_a_cnn_that_cannot_match_the_mlp_is_a_study_error(tmp_path: Path) -> None:
@@ -247,3 +288,91 @@ def test_quick_options_on_real_mnist(tmp_path: Path, real_mnist: Any) -> None:
     )
     assert s.dataset_sizes["train"] == 600 and s.epochs == 1
     assert s.mlp.matches_search
+
+
+# ------------------------------------------------------------------- the staged plan
+
+
+def _fake_result(final_error: float, final_loss: float) -> CnnRunResult:
+    return CnnRunResult(
+        curves=Curves(
+            epoch=(1, 2),
+            train_loss=(0.5, 0.4),
+            train_error=(0.1, 0.05),
+            valid_loss=(0.6, final_loss),
+            valid_error=(0.2, final_error),
+        ),
+        lr=(2e-3, 1.5e-3),
+        n_params=1,
+        test_loss=0.5,
+        test_error=0.1,
+        device="cpu",
+        threads=1,
+    )
+
+
+SCREENED = {
+    "dropout": _fake_result(0.30, 0.9),
+    "weight decay": _fake_result(0.25, 0.8),  # ties with shifts on error, lower loss: chosen
+    "shifts": _fake_result(0.25, 0.85),
+}
+
+
+def _ok(result: Any) -> StoredRun:
+    return StoredRun(result=result, failure=None, wall_seconds=0.0, cpu_seconds=0.0)
+
+
+def _runs(tasks: Sequence[Task[Any]]) -> list[tuple[str, int]]:
+    """(variant, seed) of the CNN runs among ``tasks``."""
+    return [(t.variant, t.seed) for t in tasks if isinstance(t, CnnRun)]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(SCREENED)))
+def test_the_second_stage_waits_for_the_screening_and_not_on_its_order(
+    order: tuple[str, ...], first: tuple[Path, PipelineReport]
+) -> None:
+    _, report = first
+    stand_in = report.summaries["fake_search"]
+    assert isinstance(stand_in, ChosenSummary)
+    plan = _CnnPlan(DATA, OPTIONS, stand_in.chosen, "cpu")
+    stage1 = list(plan.ready())
+    cnn = [t for t in stage1 if isinstance(t, CnnRun)]
+    assert [(t.variant, t.seed) for t in cnn] == [
+        ("dropout", 0),
+        ("weight decay", 0),
+        ("shifts", 0),
+        ("vanilla", 0),
+        ("vanilla", 1),
+    ]
+    assert sum(isinstance(t, MlpRun) for t in stage1) == 1
+    assert all(t.priority() == 10 for t in cnn) and stage1[-1].priority() == 20
+    by_name = {t.variant: t for t in cnn if t.seed == 0}
+    # vanilla and the MLP first: nothing new until the screening is in
+    first_stage: list[Task[Any]] = [t for t in cnn if t.variant == "vanilla"]
+    for t in [*first_stage, plan.mlp_task]:
+        plan.record(t, _ok(_fake_result(0.3, 1.0)))
+    assert not plan.ready() and not plan.done()
+    for name in order[:-1]:
+        plan.record(by_name[name], _ok(SCREENED[name]))
+        assert not plan.ready() and not plan.done()
+    plan.record(by_name[order[-1]], _ok(SCREENED[order[-1]]))
+    stage2 = plan.ready()
+    assert _runs(stage2) == [("weight decay", 1)] and len(stage2) == 1
+    assert not plan.ready() and not plan.done()
+    plan.record(stage2[0], _ok(_fake_result(0.2, 0.7)))
+    assert plan.done()
+
+
+def test_a_failed_screening_run_is_not_chosen(first: tuple[Path, PipelineReport]) -> None:
+    _, report = first
+    stand_in = report.summaries["fake_search"]
+    assert isinstance(stand_in, ChosenSummary)
+    plan = _CnnPlan(DATA, OPTIONS, stand_in.chosen, "cpu")
+    for t in plan.ready():
+        if isinstance(t, CnnRun) and t.variant == "weight decay":
+            plan.record(t, StoredRun(None, Failure("boom"), 0.0, 0.0))
+        elif isinstance(t, CnnRun) and t.variant in SCREENED:
+            plan.record(t, _ok(SCREENED[t.variant]))
+        else:
+            plan.record(t, _ok(_fake_result(0.3, 1.0)))
+    assert _runs(plan.ready()) == [("shifts", 1)]

@@ -1,6 +1,7 @@
-"""The CNN study's figures: training and validation error per epoch of every CNN variant
-(mean over seeds with its min-max band) and of the MLP; training and validation loss of
-both CNNs and the MLP on shared axes."""
+"""The CNN study's figures: the validation error per epoch of every technique screened
+against the vanilla CNN at the screening seed; training and validation error per epoch
+of the vanilla CNN and the chosen technique (mean over seeds with the min-max band) and
+of the MLP; training and validation loss of both CNNs and the MLP on shared axes."""
 
 from __future__ import annotations
 
@@ -14,12 +15,60 @@ from analyses.common import new_figure, save_figure
 if TYPE_CHECKING:
     from analyses.studies.cnn.summary import CnnSummary
 
-COLORS: Final = {"vanilla": "tab:blue", "dropout": "tab:orange", "mlp": "tab:gray"}
-EXTRA_COLORS: Final = ("tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+COLORS: Final = {"vanilla": "tab:blue", "mlp": "tab:gray"}
+VARIANT_COLORS: Final = ("tab:blue", "tab:orange")
+TECHNIQUE_COLORS: Final = ("tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
 
 def color(name: str, index: int = 0) -> str:
-    return COLORS.get(name, EXTRA_COLORS[index % len(EXTRA_COLORS)])
+    return COLORS.get(name, VARIANT_COLORS[index % len(VARIANT_COLORS)])
+
+
+def plot_screening(s: CnnSummary, folder: Path) -> list[str]:
+    """cnn_screening: one panel per technique screened, its validation error per epoch
+    against the vanilla CNN's at the screening seed; the chosen one's title says so."""
+    from matplotlib.ticker import MaxNLocator
+
+    n = len(s.screening)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig = new_figure(figsize=(3.6 * cols, 3.0 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
+    base = next(r for r in s.vanilla.runs if r.seed == s.screening_seed).result.curves
+    for i, (ax, sc) in enumerate(zip(axes, s.screening, strict=False)):
+        ax.plot(
+            base.epoch,
+            100 * np.asarray(base.valid_error),
+            "o--",
+            ms=3,
+            color=COLORS["vanilla"],
+            label="vanilla",
+        )
+        if sc.result is not None:
+            c = sc.result.curves
+            ax.plot(
+                c.epoch,
+                100 * np.asarray(c.valid_error),
+                "o-",
+                ms=3,
+                color=TECHNIQUE_COLORS[i % len(TECHNIQUE_COLORS)],
+                label=sc.technique.name,
+            )
+            final = f"{100 * (1 - c.valid_error[-1]):.2f}%"
+        else:
+            final = "failed"
+        chosen = " (chosen)" if sc.rank == 1 else ""
+        ax.set_title(f"{sc.technique.name}{chosen}: {final}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    for ax in axes[::cols]:
+        ax.set_ylabel(f"valid error (%), seed {s.screening_seed}")
+    fig.tight_layout()
+    return save_figure(fig, folder, "cnn_screening")
 
 
 def plot_errors(s: CnnSummary, folder: Path) -> list[str]:

@@ -12,7 +12,9 @@ and 32 channels, each followed by a 2x2 max-pool, so the convolutions work on sm
 images and the parameters sit in the FC layer; channels_last tensors (faster in every
 measurement, most of all for evaluation); batch 128; max-pool before the ReLU (the same
 function on a 4 times smaller tensor); a dropout mask from ``rand_like`` rather than
-``bernoulli_`` (four times faster on the CPU); fused Adam (one kernel per step).
+``bernoulli_`` (four times faster on the CPU); fused Adam (one kernel per step). The
+random shifts of data augmentation are two gathers on the batch tensor, drawn from
+numpy (``(seed, epoch, 1)``), so they leave torch's generator (dropout's) alone.
 """
 
 from __future__ import annotations
@@ -36,15 +38,23 @@ __all__ = [
     "Dropout",
     "TensorData",
     "build_cnn",
+    "epoch_batches",
     "evaluate",
+    "make_adam",
     "mean_cross_entropy",
     "module_param_count",
+    "shift_draws",
+    "shift_images",
     "to_tensors",
     "torch_session",
     "train_cnn",
+    "train_step",
 ]
 
 IMAGE: Final = 28
+SHIFT_STREAM: Final = 1
+"""The random shifts of epoch e come from ``np.random.default_rng((seed, e, 1))``, a
+stream apart from the sample order's ``(seed, e)``."""
 
 
 class Dropout(nn.Module):
@@ -203,6 +213,69 @@ def evaluate(
     return total / n, wrong / n
 
 
+def shift_draws(seed: int, epoch: int, n: int, max_shift: int) -> IntArray:
+    """(n, 2) whole-pixel shifts (down, right) in [-max_shift, max_shift], one row per
+    sample in the order epoch ``epoch`` visits them, from ``(seed, epoch)`` alone."""
+    rng = np.random.default_rng((seed, epoch, SHIFT_STREAM))
+    return rng.integers(-max_shift, max_shift + 1, size=(n, 2), dtype=np.int64)
+
+
+def shift_images(x: torch.Tensor, shifts: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """``x`` (B, C, H, W) with image b moved down by ``shifts[b, 0]`` and right by
+    ``shifts[b, 1]`` pixels (|shift| <= ``max_shift``), zeros filling the uncovered
+    border: ``out[b, :, i, j] = x[b, :, i - dy, j - dx]``. Two gathers on the zero-padded
+    batch, no loop over samples."""
+    b, c, h, w = x.shape
+    p = max_shift
+    padded = F.pad(x, (p, p, p, p))
+    dy, dx = shifts[:, 0], shifts[:, 1]
+    rows = torch.arange(h, device=x.device)[None, :] + (p - dy)[:, None]  # (B, H)
+    cols = torch.arange(w, device=x.device)[None, :] + (p - dx)[:, None]  # (B, W)
+    picked_rows = torch.gather(padded, 2, rows[:, None, :, None].expand(b, c, h, w + 2 * p))
+    return torch.gather(picked_rows, 3, cols[:, None, None, :].expand(b, c, h, w))
+
+
+def epoch_batches(
+    x: torch.Tensor, y: torch.Tensor, train: TrainConfig, *, seed: int, epoch: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The training batches (images, labels) of epoch ``epoch``: the samples in the order
+    ``np.random.default_rng((seed, epoch)).permutation(n)``, in mini-batches of
+    ``train.batch_size``, each image moved by its random shift when ``train.shift`` > 0;
+    images in the training's memory format."""
+    n = int(x.shape[0])
+    fmt = torch.channels_last if train.channels_last else torch.contiguous_format
+    order = torch.from_numpy(np.random.default_rng((seed, epoch)).permutation(n)).to(x.device)
+    shifts = (
+        torch.from_numpy(shift_draws(seed, epoch, n, train.shift)).to(x.device)
+        if train.shift
+        else None
+    )
+    for start in range(0, n, train.batch_size):
+        idx = order[start : start + train.batch_size]
+        xb = x[idx]
+        if shifts is not None:
+            xb = shift_images(xb, shifts[start : start + train.batch_size], train.shift)
+        yield xb.contiguous(memory_format=fmt), y[idx]
+
+
+def make_adam(model: nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
+    """Adam over the model's parameters; fused: one kernel per step instead of a dozen
+    per tensor."""
+    return torch.optim.Adam(
+        model.parameters(), lr=train.lr, weight_decay=train.weight_decay, fused=True
+    )
+
+
+def train_step(
+    model: nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor
+) -> None:
+    """One mini-batch: forward, backward, optimizer step (the model in train mode)."""
+    loss = mean_cross_entropy(model(xb), yb)
+    opt.zero_grad(set_to_none=True)
+    torch.autograd.backward(loss)
+    opt.step()
+
+
 def train_cnn(
     spec: CNNSpec,
     data: StudyData,
@@ -220,7 +293,6 @@ def train_cnn(
     check_device(device)
     tensors = to_tensors(data, device, eval_index)
     fmt = torch.channels_last if train.channels_last else torch.contiguous_format
-    n = int(tensors.x_train.shape[0])
     rows: list[tuple[float, float, float, float]] = []
     lrs: list[float] = []
 
@@ -230,24 +302,16 @@ def train_cnn(
     with torch_session(seed, device=device):
         model = build_cnn(spec).to(device).to(memory_format=fmt)
         n_params = module_param_count(model)
-        # fused: one kernel per step instead of a dozen per tensor.
-        opt = torch.optim.Adam(
-            model.parameters(), lr=train.lr, weight_decay=train.weight_decay, fused=True
-        )
+        opt = make_adam(model, train)
         for epoch in range(epochs):
             lr = train.lr_at(epoch)
             for group in opt.param_groups:
                 group["lr"] = lr
-            perm = np.random.default_rng((seed, epoch)).permutation(n)
-            order = torch.from_numpy(perm).to(device)
             model.train()
-            for start in range(0, n, train.batch_size):
-                idx = order[start : start + train.batch_size]
-                xb = tensors.x_train[idx].contiguous(memory_format=fmt)
-                loss = mean_cross_entropy(model(xb), tensors.y_train[idx])
-                opt.zero_grad(set_to_none=True)
-                torch.autograd.backward(loss)
-                opt.step()
+            for xb, yb in epoch_batches(
+                tensors.x_train, tensors.y_train, train, seed=seed, epoch=epoch
+            ):
+                train_step(model, opt, xb, yb)
             tl, te = measure(model, tensors.x_train_eval, tensors.y_train_eval)
             vl, ve = measure(model, tensors.x_valid, tensors.y_valid)
             rows.append((tl, te, vl, ve))

@@ -62,12 +62,18 @@ class TrainConfig:
     """How every CNN is trained: Adam at ``lr`` decayed by ``lr_decay`` after each epoch
     (L2 ``weight_decay`` added to the gradient), mini-batches of ``batch_size`` in the
     order ``np.random.default_rng((seed, epoch)).permutation(n)``, channels_last
-    tensors; evaluation in chunks of ``eval_batch``."""
+    tensors; evaluation in chunks of ``eval_batch``.
+
+    shift: when positive, every training image is moved by a random whole number of
+    pixels in [-shift, shift] along each axis (zeros fill the uncovered border), drawn
+    per sample for each epoch from ``np.random.default_rng((seed, epoch, 1))``: data
+    augmentation, done on the batch tensor."""
 
     batch_size: int = 128
     lr: float = 2e-3
     lr_decay: float = 0.75
     weight_decay: float = 0.0
+    shift: int = 0
     eval_batch: int = 500
     channels_last: bool = True
 
@@ -82,6 +88,8 @@ class TrainConfig:
             raise ValueError(
                 f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}"
             )
+        if not is_int(self.shift) or not 0 <= self.shift < 14:
+            raise ValueError(f"shift must be an integer in [0, 14) pixels, got {self.shift!r}")
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of epoch ``epoch`` (0-based)."""
@@ -93,6 +101,42 @@ class TrainConfig:
             f"Adam (0.9, 0.999, 1e-8), lr {self.lr:g} x {self.lr_decay:g}^epoch{wd}, "
             f"mini-batch {self.batch_size}"
         )
+
+
+@attrs.frozen
+class Technique:
+    """A regularizer tried against the vanilla CNN: its name, a few words on it, and what
+    it changes: dropout before both FC layers (``dropout``), L2 weight decay added to
+    the gradient (``weight_decay``), random shifts of up to ``shift`` pixels (data
+    augmentation). Everything else (network, optimizer, epochs, data) stays vanilla's."""
+
+    name: str
+    text: str
+    dropout: float = 0.0
+    weight_decay: float = 0.0
+    shift: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name or self.name == "vanilla":
+            raise ValueError(f"a technique needs a name other than vanilla, got {self.name!r}")
+        if not (self.dropout or self.weight_decay or self.shift):
+            raise ValueError(f"the technique {self.name} changes nothing: set what it regularizes")
+
+    def apply(self, spec: CNNSpec, train: TrainConfig) -> tuple[CNNSpec, TrainConfig]:
+        """Vanilla's network and training with this technique."""
+        return (
+            attrs.evolve(spec, dropout=self.dropout),
+            attrs.evolve(train, weight_decay=self.weight_decay, shift=self.shift),
+        )
+
+
+TECHNIQUES: Final = (
+    Technique("dropout", "dropout p = 0.4 before both FC layers", dropout=0.4),
+    Technique("weight decay", "L2 weight decay 5e-4 added to the gradient", weight_decay=5e-4),
+    Technique("shifts", "random shifts of up to 1 pixel along each axis", shift=1),
+)
+"""The techniques the study screens: dropout as before, weight decay, and data
+augmentation by random shifts."""
 
 
 @attrs.frozen
@@ -130,15 +174,17 @@ class CnnOptions:
     """Everything that fixes the study's results besides the data and the MLP.
 
     blocks: the convolutions (the FC width is then matched to the MLP's parameter
-    count). dropout: the regularized variant's probability. device: ``auto`` (CUDA when
-    the workers have it, else the CPU), ``cpu`` or ``cuda``.
+    count). train: vanilla's training. seeds: the vanilla CNN's and the chosen
+    technique's; the first is the screening seed. techniques: the regularizers
+    screened, one run each at the screening seed. device: ``auto`` (CUDA when the
+    machine has it, else the CPU), ``cpu`` or ``cuda``.
     """
 
     blocks: tuple[ConvBlock, ...] = DEFAULT_BLOCKS
     train: TrainConfig = TrainConfig()
     epochs: int = 10
     seeds: tuple[int, ...] = (0, 1, 2)
-    dropout: float = 0.4
+    techniques: tuple[Technique, ...] = TECHNIQUES
     device: DeviceName = "auto"
     eval_subset: EvalSubset = EvalSubset()
 
@@ -154,14 +200,21 @@ class CnnOptions:
             raise ValueError(
                 f"CnnOptions: seeds must be distinct non-negative integers, got {self.seeds}"
             )
-        if not 0.0 < self.dropout < 1.0:
-            raise ValueError(f"CnnOptions: dropout must lie in (0, 1), got {self.dropout!r}")
+        if not self.techniques:
+            raise ValueError("CnnOptions: give at least one technique to screen")
+        names = [t.name for t in self.techniques]
+        if len(set(names)) != len(names):
+            raise ValueError(f"CnnOptions: technique names repeat: {names}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"CnnOptions: device must be auto, cpu or cuda, got {self.device!r}")
 
+    @property
+    def screening_seed(self) -> int:
+        return self.seeds[0]
+
     @classmethod
     def quick(cls) -> CnnOptions:
-        """The smoke run: smaller convolutions, 2 epochs, the same seeds and variants."""
+        """The smoke run: smaller convolutions, 2 epochs, the same seeds and techniques."""
         return cls(blocks=QUICK_BLOCKS, epochs=2)
 
 
@@ -213,7 +266,8 @@ class MlpRunResult:
 
 @attrs.frozen
 class CnnRun:
-    """Train one CNN (one variant, one seed) and measure it after every epoch."""
+    """Train one CNN (vanilla or one technique, one seed) and measure it after every
+    epoch."""
 
     study: ClassVar[str] = STUDY
     torch: ClassVar[bool] = True

@@ -3,6 +3,12 @@
 The study needs the search's chosen MLP (``CHOSEN_MLP``): the CNN's fully connected
 width is chosen so that its parameter count is nearest the MLP's, and the MLP is
 retrained beside the CNN runs to measure the same curves.
+
+Its plan hands out its runs in two stages. First: every technique screened, one run
+each at the screening seed; the vanilla CNN at every seed (its screening-seed run is
+the screening's baseline); the MLP. Once every screening run is in, the technique chosen
+by ``SELECTION`` (a rule on the screening results alone, so the choice does not depend
+on the order they arrive in) runs at the other seeds.
 """
 
 from __future__ import annotations
@@ -43,12 +49,19 @@ from analyses.studies.cnn.runs import (
     EvalSubset,
     MlpRun,
     MlpRunResult,
+    Technique,
     TrainConfig,
 )
 from fmlp.atomic import atomic_write_text
 
 TARGET_VANILLA: Final = 0.990
 """Validation accuracy a plain CNN of this size should reach in 10 epochs."""
+TARGET_REGULARIZED: Final = 0.9945
+"""Validation accuracy (mean over seeds) the chosen regularizer aims at."""
+SELECTION: Final = (
+    "the technique with the highest validation accuracy after the last epoch at the "
+    "screening seed (ties: the lower final validation loss, then the order listed)"
+)
 
 
 # ---------------------------------------------------------------------- records
@@ -129,22 +142,38 @@ class MlpReference:
 
 
 @attrs.frozen
+class Screened:
+    """One technique's screening run at the screening seed, and its rank by
+    ``SELECTION`` (1: chosen); None when the run failed (then ``error`` says why)."""
+
+    technique: Technique
+    description: str
+    train: str
+    result: CnnRunResult | None
+    error: str | None
+    rank: int | None
+
+
+@attrs.frozen
 class Verdict:
-    """The regularized variant against vanilla: the gain in mean final validation error
-    (vanilla minus regularized; positive: better), the larger of the two seed sds, and
-    whether the gain exceeds twice it."""
+    """The chosen technique against vanilla over the same seeds: the gain in mean final
+    validation error (vanilla minus chosen; positive: better), the larger of the two
+    seed sds, whether the gain exceeds twice it, and whether the chosen technique's mean
+    validation accuracy reaches ``target``."""
 
     technique: str
     gain: float
     noise: float
     beyond_noise: bool
+    target: float
+    target_met: bool
 
 
 @attrs.frozen
 class CnnSummary(JsonRecord):
     """The study's results (no wall times: they live in the pipeline's log)."""
 
-    SCHEMA: ClassVar[int] = 1
+    SCHEMA: ClassVar[int] = 2
 
     dataset: str
     dataset_sizes: dict[str, int]
@@ -159,6 +188,9 @@ class CnnSummary(JsonRecord):
     mlp: MlpReference
     cnn_params: int
     param_ratio: float
+    screening_seed: int
+    selection: str
+    screening: tuple[Screened, ...]
     variants: tuple[Variant, ...]
     verdict: Verdict
     target_vanilla: float
@@ -168,8 +200,17 @@ class CnnSummary(JsonRecord):
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
 
+    @property
+    def vanilla(self) -> Variant:
+        return self.variant("vanilla")
 
-FIGURES: Final = ("cnn_errors", "cnn_vs_mlp_loss")
+    @property
+    def chosen(self) -> Variant:
+        """The chosen technique over every seed."""
+        return next(v for v in self.variants if v.name != "vanilla")
+
+
+FIGURES: Final = ("cnn_screening", "cnn_errors", "cnn_vs_mlp_loss")
 
 
 # ------------------------------------------------------------------ aggregation
@@ -232,13 +273,30 @@ def variant_of(
     )
 
 
-def verdict(vanilla: Variant, regularized: Variant) -> Verdict:
-    a, b = vanilla.aggregate, regularized.aggregate
+def verdict(vanilla: Variant, chosen: Variant) -> Verdict:
+    a, b = vanilla.aggregate, chosen.aggregate
     gain = a.final_valid_error - b.final_valid_error
     noise = max(a.final_valid_error_sd, b.final_valid_error_sd)
     return Verdict(
-        technique=regularized.technique, gain=gain, noise=noise, beyond_noise=gain > 2 * noise
+        technique=chosen.name,
+        gain=gain,
+        noise=noise,
+        beyond_noise=gain > 2 * noise,
+        target=TARGET_REGULARIZED,
+        target_met=b.final_valid_accuracy >= TARGET_REGULARIZED,
     )
+
+
+def selection_key(result: CnnRunResult, order: int) -> tuple[float, float, int]:
+    """``SELECTION`` as a sort key (lower first)."""
+    c = result.curves
+    return (c.valid_error[-1], c.valid_loss[-1], order)
+
+
+def rank(results: dict[str, CnnRunResult], names: Sequence[str]) -> list[str]:
+    """The techniques that ran, best first by ``SELECTION`` (``names``: the order listed)."""
+    ran = [n for n in names if n in results]
+    return sorted(ran, key=lambda n: selection_key(results[n], names.index(n)))
 
 
 # ------------------------------------------------------------------------ device
@@ -274,7 +332,7 @@ def resolve_device(requested: DeviceName) -> Device:
 
 # -------------------------------------------------------------------------- plan
 
-VARIANT_TEXT: Final = {"vanilla": "none (vanilla)", "dropout": "dropout"}
+VANILLA: Final = "vanilla"
 
 
 class _CnnPlan:
@@ -283,87 +341,142 @@ class _CnnPlan:
     ) -> None:
         self.data = data
         self.options = options
-        self.chosen = chosen
+        self.mlp = chosen
         self.device = device
         self.error: str | None = None
-        self.specs: dict[str, CNNSpec] = {}
+        self.setups: dict[str, tuple[CNNSpec, TrainConfig]] = {}
         try:
             vanilla = match_params(options.blocks, chosen.n_params)
         except ValueError as exc:
             self.error = f"no CNN of these convolutions matches the MLP's size: {exc}"
         else:
-            self.specs = {
-                "vanilla": vanilla,
-                "dropout": attrs.evolve(vanilla, dropout=options.dropout),
-            }
-        self.cnn_tasks = [
-            CnnRun(
-                data,
-                spec,
-                options.train,
-                seed,
-                options.epochs,
-                device,
-                options.eval_subset,
-                variant=name,
-            )
-            for name, spec in self.specs.items()
-            for seed in options.seeds
-        ]
+            self.setups[VANILLA] = (vanilla, options.train)
+            for t in options.techniques:
+                self.setups[t.name] = t.apply(vanilla, options.train)
+        self.names = [t.name for t in options.techniques]
         self.mlp_task = MlpRun(data, chosen.config, options.eval_subset)
-        self.handed_out = False
+        self.stage = 0
+        self.chosen: str | None = None
         self.results: dict[tuple[str, int], CnnRunResult] = {}
         self.mlp_result: MlpRunResult | None = None
-        self.failures: dict[str, str] = {}
+        self.failures: dict[tuple[str, int], str] = {}
+        self.mlp_failure: str | None = None
+
+    def _task(self, name: str, seed: int) -> CnnRun:
+        spec, train = self.setups[name]
+        o = self.options
+        return CnnRun(
+            self.data, spec, train, seed, o.epochs, self.device, o.eval_subset, variant=name
+        )
+
+    def _screening_in(self) -> bool:
+        seed = self.options.screening_seed
+        return all((n, seed) in self.results or (n, seed) in self.failures for n in self.names)
+
+    def _choose(self) -> str | None:
+        seed = self.options.screening_seed
+        screened = {n: self.results[(n, seed)] for n in self.names if (n, seed) in self.results}
+        ranked = rank(screened, self.names)
+        return ranked[0] if ranked else None
 
     def ready(self) -> Sequence[Task[Any]]:
-        if self.handed_out or self.error is not None:
+        if self.error is not None:
             return ()
-        self.handed_out = True
-        return [*self.cnn_tasks, self.mlp_task]
+        o = self.options
+        if self.stage == 0:
+            self.stage = 1
+            # the screening first: the second stage waits for it
+            screening = [self._task(n, o.screening_seed) for n in self.names]
+            vanilla = [self._task(VANILLA, seed) for seed in o.seeds]
+            return [*screening, *vanilla, self.mlp_task]
+        if self.stage == 1 and self._screening_in():
+            self.stage = 2
+            self.chosen = self._choose()
+            if self.chosen is not None:
+                return [self._task(self.chosen, seed) for seed in o.seeds[1:]]
+        return ()
 
     def record(self, task: Task[Any], run: StoredRun) -> None:
         if isinstance(task, MlpRun):
             if run.failure is not None:
-                self.failures[task.label()] = run.failure.error
+                self.mlp_failure = run.failure.error
             else:
                 self.mlp_result = run.result
             return
         assert isinstance(task, CnnRun)
         if run.failure is not None:
-            self.failures[task.label()] = run.failure.error
+            self.failures[(task.variant, task.seed)] = run.failure.error
         else:
             self.results[(task.variant, task.seed)] = run.result
+
+    def _expected(self) -> set[tuple[str, int]]:
+        o = self.options
+        runs = {(n, o.screening_seed) for n in self.names}
+        runs |= {(VANILLA, seed) for seed in o.seeds}
+        if self.chosen is not None:
+            runs |= {(self.chosen, seed) for seed in o.seeds}
+        return runs
 
     def done(self) -> bool:
         if self.error is not None:
             return True
-        expected = len(self.cnn_tasks) + 1
-        have = len(self.results) + (self.mlp_result is not None) + len(self.failures)
-        return have == expected
+        if self.stage < 2:
+            return False
+        have = set(self.results) | set(self.failures)
+        mlp_in = self.mlp_result is not None or self.mlp_failure is not None
+        return mlp_in and self._expected() <= have
+
+    # ------------------------------------------------------------------ finish
+
+    def _variant(self, name: str, technique: str) -> Variant:
+        spec, train = self.setups[name]
+        runs = [(seed, self.results[(name, seed)]) for seed in self.options.seeds]
+        return variant_of(name, technique, spec, train, runs)
+
+    def _screening(self) -> tuple[Screened, ...]:
+        seed = self.options.screening_seed
+        screened = {n: self.results[(n, seed)] for n in self.names if (n, seed) in self.results}
+        ranks = {n: i for i, n in enumerate(rank(screened, self.names), 1)}
+        out = []
+        for t in self.options.techniques:
+            spec, train = self.setups[t.name]
+            out.append(
+                Screened(
+                    technique=t,
+                    description=describe(spec),
+                    train=train.describe(),
+                    result=screened.get(t.name),
+                    error=self.failures.get((t.name, seed)),
+                    rank=ranks.get(t.name),
+                )
+            )
+        return tuple(out)
 
     def finish(self, folder: Path) -> CnnSummary:
         if self.error is not None:
             raise StudyError(self.error)
-        if self.failures:
+        if self.chosen is None:
             raise StudyError(
-                "; ".join(f"the run {k} failed: {e}" for k, e in self.failures.items())
+                "every screening run failed: "
+                + "; ".join(f"{n}: {e}" for (n, _), e in sorted(self.failures.items()))
             )
+        missing = [
+            f"{n} seed {seed}: {self.failures[(n, seed)]}"
+            for n, seed in sorted(self._expected())
+            if (n, seed) in self.failures and (n == VANILLA or n == self.chosen)
+        ]
+        if self.mlp_failure is not None:
+            missing.append(f"the MLP: {self.mlp_failure}")
+        if missing:
+            raise StudyError("runs the comparison needs failed: " + "; ".join(missing))
         assert self.mlp_result is not None
         opts = self.options
-        variants = tuple(
-            variant_of(
-                name,
-                VARIANT_TEXT[name],
-                spec,
-                opts.train,
-                [(seed, self.results[(name, seed)]) for seed in opts.seeds],
-            )
-            for name, spec in self.specs.items()
-        )
+        technique = next(t for t in opts.techniques if t.name == self.chosen)
+        vanilla = self._variant(VANILLA, "none (vanilla)")
+        chosen = self._variant(technique.name, technique.text)
         mlp = self._mlp_reference(self.mlp_result)
         data = load_data(self.data, "float32")
-        cnn_params = count_params(self.specs["vanilla"])
+        cnn_params = vanilla.n_params
         summary = CnnSummary(
             dataset=self.data.label,
             dataset_sizes=data.sizes,
@@ -378,20 +491,27 @@ class _CnnPlan:
             mlp=mlp,
             cnn_params=cnn_params,
             param_ratio=cnn_params / mlp.n_params,
-            variants=variants,
-            verdict=verdict(variants[0], variants[1]),
+            screening_seed=opts.screening_seed,
+            selection=SELECTION,
+            screening=self._screening(),
+            variants=(vanilla, chosen),
+            verdict=verdict(vanilla, chosen),
             target_vanilla=TARGET_VANILLA,
             figures=(),
             machine=machine_info(),
         )
-        from analyses.studies.cnn.figures import plot_errors, plot_losses
+        from analyses.studies.cnn.figures import plot_errors, plot_losses, plot_screening
 
-        written = plot_errors(summary, folder) + plot_losses(summary, folder)
+        written = (
+            plot_screening(summary, folder)
+            + plot_errors(summary, folder)
+            + plot_losses(summary, folder)
+        )
         atomic_write_text(folder / "table.md", markdown_table(summary))
         return attrs.evolve(summary, figures=tuple(written))
 
     def _mlp_reference(self, result: MlpRunResult) -> MlpReference:
-        chosen = self.chosen
+        chosen = self.mlp
         config = chosen.config
         return MlpReference(
             config=config,
@@ -460,8 +580,8 @@ def markdown_table(s: CnnSummary) -> str:
 
 @attrs.frozen
 class CnnStudy:
-    """A CNN of the chosen MLP's size: CNN against MLP, and a regularizer against the
-    vanilla CNN over several seeds."""
+    """A CNN of the chosen MLP's size: CNN against MLP; regularizers screened, and the
+    best against the vanilla CNN over several seeds."""
 
     data: DataSpec
     options: CnnOptions = attrs.field(factory=CnnOptions)
