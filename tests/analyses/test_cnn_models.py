@@ -351,3 +351,17 @@ def test_a_technique_changes_one_thing_of_vanilla() -> None:
         CnnOptions(techniques=(TECHNIQUES[0], TECHNIQUES[0]))
     with pytest.raises(ValueError, match="shift"):
         TrainConfig(shift=-1)
+
+
+def test_the_timing_tool_measures_every_setup() -> None:
+    from analyses.common import DataSpec
+    from analyses.studies.cnn.runs import TECHNIQUES
+    from analyses.studies.cnn.timing import measure
+
+    spec = match_params(QUICK_BLOCKS, 20_000)
+    train = TrainConfig(batch_size=16)
+    setups = [("vanilla", spec, train)] + [(t.name, *t.apply(spec, train)) for t in TECHNIQUES]
+    costs = measure(setups, DataSpec("synthetic", 160, 40), steps=2)
+    assert [c.name for c in costs] == ["vanilla", *(t.name for t in TECHNIQUES)]
+    for c in costs:
+        assert c.steps_timed == 2 and c.train_seconds > 0 and c.eval_seconds > 0
