@@ -42,7 +42,7 @@ def plot_screening(s: CnnSummary, folder: Path) -> list[str]:
             "o--",
             ms=3,
             color=COLORS["vanilla"],
-            label="vanilla",
+            label=f"vanilla (final acc {100 * (1 - base.valid_error[-1]):.2f}%)",
         )
         if sc.result is not None:
             c = sc.result.curves
@@ -52,13 +52,12 @@ def plot_screening(s: CnnSummary, folder: Path) -> list[str]:
                 "o-",
                 ms=3,
                 color=TECHNIQUE_COLORS[i % len(TECHNIQUE_COLORS)],
-                label=sc.technique.name,
+                label=f"{sc.technique.name} (final acc {100 * (1 - c.valid_error[-1]):.2f}%)",
             )
-            final = f"{100 * (1 - c.valid_error[-1]):.2f}%"
+            status = f"rank {sc.rank}" + (", chosen" if sc.rank == 1 else "")
         else:
-            final = "failed"
-        chosen = " (chosen)" if sc.rank == 1 else ""
-        ax.set_title(f"{sc.technique.name}{chosen}: {final}", fontsize=9)
+            status = "failed"
+        ax.set_title(f"{sc.technique.name} ({status})", fontsize=9)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
