@@ -248,8 +248,8 @@ def section(doc: Document, s: CnnSummary, folder: Path) -> None:
 
     doc.heading("Regularization", 2)
     doc.paragraph(
-        f"Each technique below changes the vanilla CNN in one way only (same network and "
-        f"parameter count, optimizer, {s.epochs} epochs, split). The screening trains each "
+        f"Each technique below changes only how the vanilla CNN is regularized (same network "
+        f"and parameter count, optimizer, {s.epochs} epochs, split). The screening trains each "
         f"once, at seed {s.screening_seed} (the vanilla CNN's seed-{s.screening_seed} run is "
         f"shared); the choice is {s.selection}. The chosen technique then runs at the other "
         "seeds, so that it is compared with the vanilla CNN over the same seeds."

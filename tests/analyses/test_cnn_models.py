@@ -211,6 +211,22 @@ def test_mean_cross_entropy_matches_torch() -> None:
     torch.testing.assert_close(g1, g2)
 
 
+def test_label_smoothing_matches_torch() -> None:
+    F = torch.nn.functional
+    z = torch.randn(33, 10, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 10, (33,))
+    ours = net.mean_cross_entropy(z, y, label_smoothing=0.1)
+    (g1,) = torch.autograd.grad(ours, z)
+    ref = F.cross_entropy(z, y, label_smoothing=0.1)
+    (g2,) = torch.autograd.grad(ref, z)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(g1, g2)
+    # no smoothing: the plain loss, bit for bit
+    assert torch.equal(
+        net.mean_cross_entropy(z, y, label_smoothing=0.0), net.mean_cross_entropy(z, y)
+    )
+
+
 def test_evaluate_counts_errors_and_the_mean_loss() -> None:
     """evaluate in chunks gives the loss and error rate of the whole set at once."""
     spec = CNNSpec((ConvBlock(3),), fc=9)
@@ -342,7 +358,12 @@ def test_a_technique_changes_one_thing_of_vanilla() -> None:
         s, tr = t.apply(spec, train)
         assert count_params(s) == count_params(spec) and s.blocks == spec.blocks
         assert tr.batch_size == train.batch_size and tr.lr == train.lr
-        assert (s.dropout, tr.weight_decay, tr.shift) == (t.dropout, t.weight_decay, t.shift)
+        assert (s.dropout, tr.weight_decay, tr.shift, tr.label_smoothing) == (
+            t.dropout,
+            t.weight_decay,
+            t.shift,
+            t.label_smoothing,
+        )
     with pytest.raises(ValueError, match="changes nothing"):
         Technique("none", "nothing")
     with pytest.raises(ValueError, match="other than vanilla"):
@@ -351,6 +372,8 @@ def test_a_technique_changes_one_thing_of_vanilla() -> None:
         CnnOptions(techniques=(TECHNIQUES[0], TECHNIQUES[0]))
     with pytest.raises(ValueError, match="shift"):
         TrainConfig(shift=-1)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig(label_smoothing=1.0)
 
 
 def test_the_timing_tool_measures_every_setup() -> None:

@@ -311,10 +311,11 @@ def _fake_result(final_error: float, final_loss: float) -> CnnRunResult:
     )
 
 
+NAMES = [t.name for t in OPTIONS.techniques]
 SCREENED = {
-    "dropout": _fake_result(0.30, 0.9),
-    "weight decay": _fake_result(0.25, 0.8),  # ties with shifts on error, lower loss: chosen
-    "shifts": _fake_result(0.25, 0.85),
+    NAMES[0]: _fake_result(0.30, 0.9),
+    NAMES[1]: _fake_result(0.25, 0.8),  # ties with the third on error, lower loss: chosen
+    NAMES[2]: _fake_result(0.25, 0.85),
 }
 
 
@@ -338,9 +339,9 @@ def test_the_second_stage_waits_for_the_screening_and_not_on_its_order(
     stage1 = list(plan.ready())
     cnn = [t for t in stage1 if isinstance(t, CnnRun)]
     assert [(t.variant, t.seed) for t in cnn] == [
-        ("dropout", 0),
-        ("weight decay", 0),
-        ("shifts", 0),
+        (NAMES[0], 0),
+        (NAMES[1], 0),
+        (NAMES[2], 0),
         ("vanilla", 0),
         ("vanilla", 1),
     ]
@@ -357,7 +358,7 @@ def test_the_second_stage_waits_for_the_screening_and_not_on_its_order(
         assert not plan.ready() and not plan.done()
     plan.record(by_name[order[-1]], _ok(SCREENED[order[-1]]))
     stage2 = plan.ready()
-    assert _runs(stage2) == [("weight decay", 1)] and len(stage2) == 1
+    assert _runs(stage2) == [(NAMES[1], 1)] and len(stage2) == 1
     assert not plan.ready() and not plan.done()
     plan.record(stage2[0], _ok(_fake_result(0.2, 0.7)))
     assert plan.done()
@@ -369,10 +370,10 @@ def test_a_failed_screening_run_is_not_chosen(first: tuple[Path, PipelineReport]
     assert isinstance(stand_in, ChosenSummary)
     plan = _CnnPlan(DATA, OPTIONS, stand_in.chosen, "cpu")
     for t in plan.ready():
-        if isinstance(t, CnnRun) and t.variant == "weight decay":
+        if isinstance(t, CnnRun) and t.variant == NAMES[1]:
             plan.record(t, StoredRun(None, Failure("boom"), 0.0, 0.0))
         elif isinstance(t, CnnRun) and t.variant in SCREENED:
             plan.record(t, _ok(SCREENED[t.variant]))
         else:
             plan.record(t, _ok(_fake_result(0.3, 1.0)))
-    assert _runs(plan.ready()) == [("shifts", 1)]
+    assert _runs(plan.ready()) == [(NAMES[2], 1)]

@@ -183,13 +183,21 @@ def to_tensors(data: StudyData, device: Device, eval_index: IntArray) -> TensorD
     )
 
 
-def mean_cross_entropy(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def mean_cross_entropy(
+    z: torch.Tensor, y: torch.Tensor, *, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """Mean cross-entropy of logits ``z`` (N, C) for labels ``y``, written with a one-hot
     product rather than ``F.cross_entropy``: torch's NLLLoss kernel has no deterministic
     CUDA implementation, this form is deterministic everywhere, and on the CPU its
-    gradient is the same bit for bit."""
-    onehot = F.one_hot(y, z.shape[1]).to(z.dtype)
-    return -(F.log_softmax(z, dim=1) * onehot).sum(dim=1).mean()
+    gradient is the same bit for bit.
+
+    label_smoothing ``eps``: against the target ``(1 - eps) onehot + eps / C``, which is
+    the expected cross-entropy when each label is replaced by a uniformly random class
+    with probability ``eps`` (label noise, injected in expectation)."""
+    target = F.one_hot(y, z.shape[1]).to(z.dtype)
+    if label_smoothing:
+        target = target * (1.0 - label_smoothing) + label_smoothing / z.shape[1]
+    return -(F.log_softmax(z, dim=1) * target).sum(dim=1).mean()
 
 
 def evaluate(
@@ -267,10 +275,15 @@ def make_adam(model: nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
 
 
 def train_step(
-    model: nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    *,
+    label_smoothing: float = 0.0,
 ) -> None:
     """One mini-batch: forward, backward, optimizer step (the model in train mode)."""
-    loss = mean_cross_entropy(model(xb), yb)
+    loss = mean_cross_entropy(model(xb), yb, label_smoothing=label_smoothing)
     opt.zero_grad(set_to_none=True)
     torch.autograd.backward(loss)
     opt.step()
@@ -311,7 +324,7 @@ def train_cnn(
             for xb, yb in epoch_batches(
                 tensors.x_train, tensors.y_train, train, seed=seed, epoch=epoch
             ):
-                train_step(model, opt, xb, yb)
+                train_step(model, opt, xb, yb, label_smoothing=train.label_smoothing)
             tl, te = measure(model, tensors.x_train_eval, tensors.y_train_eval)
             vl, ve = measure(model, tensors.x_valid, tensors.y_valid)
             rows.append((tl, te, vl, ve))

@@ -66,7 +66,7 @@ def measure(
                 for i, (xb, yb) in enumerate(batches):
                     if i == WARMUP:
                         start = time.process_time()
-                    net.train_step(model, opt, xb, yb)
+                    net.train_step(model, opt, xb, yb, label_smoothing=train.label_smoothing)
                     if i >= WARMUP:
                         timed += 1
                     if timed == steps:
