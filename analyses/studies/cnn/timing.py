@@ -101,9 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setups = [("vanilla", vanilla, train)]
     setups += [(t.name, *t.apply(vanilla, train)) for t in TECHNIQUES]
     costs = measure(setups, DataSpec(args.dataset), steps=args.steps)
-    print(f"{'setup':14s} {'train s/epoch':>14s} {'eval s':>8s}   (CPU seconds, one thread)")
+    width = max(len(c.name) for c in costs)
+    print(f"{'setup':{width}s} {'train s/epoch':>14s} {'eval s':>8s}   (CPU seconds, one thread)")
     for c in costs:
-        print(f"{c.name:14s} {c.train_seconds:14.2f} {c.eval_seconds:8.2f}")
+        print(f"{c.name:{width}s} {c.train_seconds:14.2f} {c.eval_seconds:8.2f}")
     return 0
 
 
