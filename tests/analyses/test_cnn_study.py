@@ -1,472 +1,379 @@
-"""The CNN study: parameter matching, a quick smoke run on synthetic data, determinism
-of two runs with one seed, resuming, and the MLP reference read from the search."""
+"""The CNN study through the pipeline on tiny data: the screening and the comparison
+write their results and figures, a rerun reuses every run, the same options give the
+same choice and curves bit for bit, the staged plan's choice does not depend on the
+order results arrive in, the MLP reference reproduces the search's model, the summary
+round-trips through JSON and the report section renders."""
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import attrs
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from analyses import cnn_study
-from analyses.cnn_models import (
-    CNNSpec,
-    ConvBlock,
-    build_cnn,
-    count_params,
-    describe,
-    fc_width_for,
-    layer_table,
-    match_params,
-    module_param_count,
+from analyses.common import DataSpec, quick_data
+from analyses.pipeline.driver import PipelineReport, Study, StudyError, run_pipeline
+from analyses.pipeline.executors import make_executor
+from analyses.pipeline.records import to_json
+from analyses.pipeline.store import ResultStore, StoredRun
+from analyses.pipeline.tasks import Failure, RunContext, Task
+from analyses.report import cnn as cnn_report
+from analyses.report.pdfdoc import Document
+from analyses.studies.artifacts import ChosenMlp
+from analyses.studies.cnn import (
+    CnnOptions,
+    CnnRun,
+    CnnRunResult,
+    CnnStudy,
+    CnnSummary,
+    MlpRun,
+    TrainConfig,
 )
-from analyses.common import StudyData, synthetic_data
+from analyses.studies.cnn.models import DEFAULT_BLOCKS, QUICK_BLOCKS, count_params
+from analyses.studies.cnn.runs import Curves, EvalSubset
+from analyses.studies.cnn.summary import FIGURES, _CnnPlan, resolve_device
+from tests.analyses.cnn_doubles import TINY_MLP, ChosenSummary, FakeSearch
 
-MLP_PARAMS = 669_706  # 784-512-512-10
+DATA = DataSpec("synthetic", 300, 100)
+OPTIONS = CnnOptions(
+    blocks=QUICK_BLOCKS, train=TrainConfig(batch_size=64), epochs=2, seeds=(0, 1), device="cpu"
+)
+
+
+def run(out: Path, options: CnnOptions = OPTIONS, data: DataSpec = DATA) -> PipelineReport:
+    studies: list[Study[Any]] = [FakeSearch(data), CnnStudy(data, options)]
+    with make_executor("local") as ex:
+        report = run_pipeline(
+            studies, store=ResultStore(out), executor=ex, ctx=RunContext(str(out))
+        )
+    assert report.errors == {}
+    return report
+
+
+def summary_of(report: PipelineReport) -> CnnSummary:
+    s = report.summaries["cnn"]
+    assert isinstance(s, CnnSummary)
+    return s
+
+
+def curves(s: CnnSummary) -> dict[str, Any]:
+    return {v.name: [to_json(r.result) for r in v.runs] for v in s.variants}
 
 
 @pytest.fixture(scope="module")
-def tiny() -> StudyData:
-    return synthetic_data(300, 100, dtype=np.float32, seed=3)
+def first(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PipelineReport]:
+    out = tmp_path_factory.mktemp("cnn")
+    return out, run(out)
 
 
-def _curves(summary: dict[str, Any]) -> dict[str, Any]:
-    """Every run's curves without its timings."""
-    return {
-        name: [{k: v for k, v in r["curves"].items() if "seconds" not in k} for r in runs]
-        for name, runs in summary["runs"].items()
-    }
-
-
-# ------------------------------------------------------------------- parameter counting
-
-
-@pytest.mark.parametrize(
-    "blocks",
-    [
-        (ConvBlock(16), ConvBlock(32)),
-        (ConvBlock(16, padding=2), ConvBlock(32, padding=2)),
-        (ConvBlock(8, kernel=3, padding=1, pool=1), ConvBlock(12, kernel=3, pool=2)),
-        (ConvBlock(6, kernel=7),),
-    ],
-)
-@pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_count_matches_torch(blocks: tuple[ConvBlock, ...], dropout: float) -> None:
-    spec = CNNSpec(blocks=blocks, fc=37, dropout=dropout, conv_dropout=dropout / 2)
-    assert count_params(spec) == module_param_count(build_cnn(spec))
-    assert sum(r["params"] for r in layer_table(spec)) == count_params(spec)
-
-
-def test_layer_table_of_the_default_cnn() -> None:
-    spec = match_params(cnn_study.DEFAULT_BLOCKS, MLP_PARAMS)
-    rows = {r["name"]: r for r in layer_table(spec)}
-    assert rows["conv1"]["params"] == (1 * 25 + 1) * 16
-    assert rows["conv1"]["output_shape"] == [16, 24, 24]
-    assert rows["pool1"]["output_shape"] == [16, 12, 12]
-    assert rows["conv2"]["params"] == (16 * 25 + 1) * 32
-    assert rows["pool2"]["output_shape"] == [32, 4, 4]
-    assert rows["fc1"]["in"] == 512 and rows["fc1"]["params"] == 513 * spec.fc
-    assert rows["fc2"]["params"] == (spec.fc + 1) * 10
-    assert "conv5x5(1->16)+pool2" in describe(spec)
-
-
-def test_torch_forward_shape() -> None:
-    import torch
-
-    spec = match_params((ConvBlock(4), ConvBlock(8)), 50_000)
-    z = build_cnn(spec)(torch.zeros(3, 1, 28, 28))
-    assert tuple(z.shape) == (3, 10)
-
-
-def test_pool_before_relu_is_relu_before_pool() -> None:
-    """build_cnn puts the max-pool before the ReLU: the same outputs and gradients as the
-    textbook order, checked against a copy with the layers swapped back."""
-    import torch
-    from torch import nn
-
-    spec = CNNSpec((ConvBlock(4), ConvBlock(6, kernel=3)), fc=12)
-    ours = build_cnn(spec).double()
-    layers: list[Any] = []
-    for layer in ours:
-        if isinstance(layer, nn.ReLU) and isinstance(layers[-1], nn.MaxPool2d):
-            layers.insert(len(layers) - 1, nn.ReLU())
-        else:
-            layers.append(nn.ReLU() if isinstance(layer, nn.ReLU) else layer)
-    textbook = nn.Sequential(*layers)
-    kinds = [type(m).__name__ for m in textbook]
-    assert kinds[:3] == ["Conv2d", "ReLU", "MaxPool2d"] and kinds[3:6] == [
-        "Conv2d",
-        "ReLU",
-        "MaxPool2d",
-    ]
-    assert [type(m).__name__ for m in ours][:3] == ["Conv2d", "MaxPool2d", "ReLU"]
-    x = torch.randn(5, 1, 28, 28, dtype=torch.float64)
-    y = torch.arange(5) % 10
-    out = []
-    for model in (ours, textbook):
-        model.zero_grad()
-        z = model(x)
-        torch.autograd.backward(cnn_study.mean_cross_entropy(z, y))
-        out.append(
-            (z.detach().clone(), [p.grad.clone() for p in model.parameters() if p.grad is not None])
-        )
-    assert torch.equal(out[0][0], out[1][0])
-    for a, b in zip(out[0][1], out[1][1]):
-        assert torch.equal(a, b)
-
-
-def test_dropout_layer() -> None:
-    import torch
-
-    spec = CNNSpec((ConvBlock(2),), fc=8, dropout=0.25)
-    drop = next(m for m in build_cnn(spec) if type(m).__name__ == "Dropout")
-    x = torch.ones(400, 50)
-    drop.train()
-    y = drop(x)
-    kept = y != 0
-    assert torch.all(y[kept] == 1 / 0.75)
-    assert 0.70 < kept.double().mean().item() < 0.80
-    drop.eval()
-    assert torch.equal(drop(x), x)
-
-
-def test_mean_cross_entropy_matches_torch() -> None:
-    import torch
-    import torch.nn.functional as F
-
-    z = torch.randn(33, 10, dtype=torch.float64, requires_grad=True)
-    y = torch.randint(0, 10, (33,))
-    ours = cnn_study.mean_cross_entropy(z, y)
-    (g1,) = torch.autograd.grad(ours, z)
-    ref = F.cross_entropy(z, y)
-    (g2,) = torch.autograd.grad(ref, z)
-    torch.testing.assert_close(ours, ref)
-    torch.testing.assert_close(g1, g2)
-
-
-@pytest.mark.parametrize("target", [20_000, MLP_PARAMS, 1_000_000, 534_010])
-def test_fc_width_is_the_nearest(target: int) -> None:
-    blocks = (ConvBlock(16), ConvBlock(32))
-    fc = fc_width_for(blocks, target)
-    best = abs(count_params(CNNSpec(blocks, fc)) - target)
-    for other in (fc - 1, fc + 1):
-        if other >= 1:
-            assert best <= abs(count_params(CNNSpec(blocks, other)) - target)
-
-
-def test_match_params_within_ten_percent_of_the_mlp() -> None:
-    spec = match_params(cnn_study.DEFAULT_BLOCKS, MLP_PARAMS)
-    n = count_params(spec)
-    assert abs(n - MLP_PARAMS) <= 0.10 * MLP_PARAMS
-    # One more FC unit adds 512 + 1 + 10 parameters, so the nearest width is within half.
-    assert abs(n - MLP_PARAMS) <= (512 + 1 + 10) / 2
-
-
-def test_match_params_refuses_when_the_convs_alone_are_too_big() -> None:
-    with pytest.raises(ValueError, match="fewer or smaller conv channels"):
-        match_params((ConvBlock(64), ConvBlock(256)), 100_000)
-
-
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [
-        ({"blocks": (), "fc": 10}, "at least one conv block"),
-        ({"blocks": (ConvBlock(4),), "fc": 0}, "fc width"),
-        ({"blocks": (ConvBlock(4),), "fc": 10, "dropout": 1.0}, "probability"),
-        ({"blocks": (ConvBlock(4, kernel=9),) * 3, "fc": 10}, "does not fit"),
-    ],
-)
-def test_bad_specs_are_refused(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        CNNSpec(**kwargs)
-
-
-def test_bad_block_is_refused() -> None:
-    with pytest.raises(ValueError, match="conv channels"):
-        ConvBlock(0)
-
-
-def test_spec_round_trips_through_dict() -> None:
-    spec = CNNSpec((ConvBlock(3, kernel=3, padding=1), ConvBlock(5)), fc=7, dropout=0.2)
-    assert CNNSpec.from_dict(json.loads(json.dumps(spec.as_dict()))) == spec
-
-
-def test_non_mnist_shapes_are_refused() -> None:
-    data = synthetic_data(20, 10, n_features=100, dtype=np.float32)
-    with pytest.raises(ValueError, match="784"):
-        cnn_study.to_tensors(data)
-
-
-# ------------------------------------------------------------------------ study runs
-
-
-def test_quick_study_smoke(tmp_path: Path, tiny: StudyData) -> None:
-    summary = cnn_study.run_study(
-        tmp_path, tiny, seeds=(0, 1), epochs=2, quick=True, quiet=True, threads=1
-    )
-    folder = tmp_path / "cnn_study"
-    assert len(list((folder / "runs").glob("*.json"))) == 2 * 2 + 1  # variants x seeds + MLP
-    assert sorted(summary["computed"]) == sorted(
-        ["vanilla/seed0", "vanilla/seed1", "dropout/seed0", "dropout/seed1", "mlp"]
-    )
-    for name in ("cnn_errors", "cnn_vs_mlp_loss"):
+def test_the_study_writes_its_results_and_figures(first: tuple[Path, PipelineReport]) -> None:
+    out, report = first
+    s = summary_of(report)
+    folder = out / "cnn"
+    n_techniques = len(OPTIONS.techniques)
+    # the screening, vanilla at every seed, the chosen technique at the other seed, the MLP
+    assert report.timings["cnn"].computed == n_techniques + 2 + 1 + 1
+    assert len(list((folder / "runs").glob("*.json"))) == n_techniques + 4
+    for name in FIGURES:
         for ext in ("png", "pdf"):
             assert (folder / f"{name}.{ext}").stat().st_size > 1000
-    table_md = (folder / "table.md").read_text()
-    assert table_md.count("\n") == 2 + 3 and "| CNN dropout | " in table_md
-    on_disk = json.loads((folder / "summary.json").read_text())
-    assert on_disk["cnn_params"] == summary["cnn_params"]
-    assert on_disk["mlp"]["params"] == MLP_PARAMS and on_disk["mlp"]["sizes"] == [784, 512, 512, 10]
-    assert on_disk["mlp"]["curve_source"].startswith("retrained")
-    assert abs(on_disk["param_ratio"] - 1) <= 0.10
-    assert on_disk["device"] in ("cpu", "cuda") and on_disk["threads"] == 1
-    for name in ("vanilla", "dropout"):
-        arch = on_disk["architecture"][name]
-        assert arch["params"] == on_disk["cnn_params"]
-        assert sum(r["params"] for r in arch["layers"]) == arch["params"]
-        runs = on_disk["runs"][name]
-        assert [r["seed"] for r in runs] == [0, 1]
-        for r in runs:
-            for key in (*cnn_study.METRICS, "epoch_seconds", "train_seconds", "eval_seconds"):
-                assert len(r["curves"][key]) == 2
-            for key in ("train_error", "valid_error"):
-                assert all(0.0 <= e <= 1.0 for e in r["curves"][key])
-            assert all(np.isfinite(r["curves"]["train_loss"]))
-            assert 1 <= r["early_stop_epoch"] <= 2
-            assert r["curves"]["valid_loss"][r["early_stop_epoch"] - 1] == min(
-                r["curves"]["valid_loss"]
-            )
-        agg = on_disk["aggregate"][name]
-        errs = np.array([r["curves"]["valid_error"] for r in runs])
-        np.testing.assert_allclose(agg["valid_error"]["mean"], errs.mean(axis=0))
-        np.testing.assert_allclose(agg["valid_error"]["std"], errs.std(axis=0, ddof=1))
-    assert on_disk["architecture"]["dropout"]["spec"]["dropout"] > 0
-    assert on_disk["architecture"]["vanilla"]["spec"]["dropout"] == 0
-    assert [row["model"].split()[0] for row in on_disk["table"]] == ["MLP", "CNN", "CNN"]
-    for row in on_disk["table"]:
-        for key in ("final_train_error", "final_valid_error", "final_test_error"):
-            assert 0.0 <= row[key] <= 1.0
-    assert "cores" in on_disk["machine"]
-    # The study learns something even on 300 samples: the loss falls from ln(10).
-    assert on_disk["aggregate"]["vanilla"]["train_loss"]["mean"][-1] < np.log(10)
+    assert set(s.figures) == {f"{n}.{e}" for n in FIGURES for e in ("png", "pdf")}
+    table = (folder / "table.md").read_text()
+    assert table.count("\n") == 2 + 3 and f"| CNN {s.chosen.name} | " in table
+    assert [v.name for v in s.variants] == ["vanilla", s.chosen.name]
+    assert s.vanilla.spec.dropout == 0 and s.vanilla.train == OPTIONS.train
+    assert s.device == "cpu" and s.threads == 1 and s.seeds == (0, 1) and s.epochs == 2
+    assert s.dataset_sizes == {"train": 300, "valid": 100, "test": 100}
+    assert s.train_measured_on == "all 300 training samples"
+    for v in s.variants:
+        assert v.n_params == s.cnn_params == count_params(v.spec)
+        assert sum(layer.params for layer in v.layers) == v.n_params
+        assert v.seeds == (0, 1)
+        for r in v.runs:
+            assert r.result.n_params == v.n_params and r.result.threads == 1
+            c = r.result.curves
+            assert c.epoch == (1, 2)
+            assert all(0.0 <= e <= 1.0 for e in c.train_error + c.valid_error)
+            assert c.valid_loss[r.early_stop_epoch - 1] == min(c.valid_loss)
+        mean = [sum(r.result.curves.valid_error[e] for r in v.runs) / 2 for e in range(2)]
+        assert v.aggregate.valid_error.mean == pytest.approx(mean)
+        assert v.aggregate.final_valid_accuracy == pytest.approx(1 - mean[-1])
+    # the CNN matches the MLP's size; the convolutions cannot fit it closer than this
+    assert abs(s.cnn_params - s.mlp.n_params) <= (128 + 1 + 10) / 2
+    assert s.param_ratio == s.cnn_params / s.mlp.n_params
+    # The study learns something even on 300 samples: the loss falls below ln(10).
+    assert s.vanilla.aggregate.train_loss.mean[-1] < 2.302
+    assert "cores" in json.loads((folder / "summary.json").read_text())["machine"]
 
 
-def test_same_seed_same_curves_bit_for_bit(tmp_path: Path, tiny: StudyData) -> None:
-    a = cnn_study.run_study(
-        tmp_path / "a", tiny, seeds=(5,), epochs=2, quick=True, quiet=True, threads=1, figures=False
-    )
-    b = cnn_study.run_study(
-        tmp_path / "b", tiny, seeds=(5,), epochs=2, quick=True, quiet=True, threads=1, figures=False
-    )
-    assert _curves(a) == _curves(b)
-    c = cnn_study.run_study(
-        tmp_path / "c", tiny, seeds=(6,), epochs=2, quick=True, quiet=True, threads=1, figures=False
-    )
-    assert _curves(c) != _curves(a)
-
-
-def test_training_leaves_torch_global_state_alone(tiny: StudyData) -> None:
-    import torch
-
-    torch.manual_seed(123)
-    before = torch.random.get_rng_state()
-    threads = torch.get_num_threads()
-    det = torch.are_deterministic_algorithms_enabled()
-    spec = match_params(cnn_study.QUICK_BLOCKS, 20_000)
-    cnn_study.train_cnn(
-        spec,
-        cnn_study.to_tensors(tiny.head(64, 32)),
-        cnn_study.TrainConfig(batch_size=32),
-        seed=0,
-        epochs=1,
-        threads=1,
-    )
-    assert torch.equal(torch.random.get_rng_state(), before)
-    assert torch.get_num_threads() == threads
-    assert torch.are_deterministic_algorithms_enabled() == det
-
-
-def test_resume_skips_finished_runs(
-    tmp_path: Path, tiny: StudyData, monkeypatch: pytest.MonkeyPatch
+def test_the_screening_ranks_every_technique_and_the_best_is_chosen(
+    first: tuple[Path, PipelineReport],
 ) -> None:
-    first = cnn_study.run_study(
-        tmp_path, tiny, seeds=(0,), epochs=1, quick=True, quiet=True, threads=1, figures=False
+    _, report = first
+    s = summary_of(report)
+    assert [x.technique for x in s.screening] == list(OPTIONS.techniques)
+    assert sorted(x.rank for x in s.screening if x.rank is not None) == [1, 2, 3]
+    best = min(
+        s.screening,
+        key=lambda x: (
+            (x.result.curves.valid_error[-1], x.result.curves.valid_loss[-1])
+            if x.result is not None
+            else (2.0, 0.0)
+        ),
     )
-    # Lose one run, as if the study had been interrupted before writing it.
-    runs = sorted((tmp_path / "cnn_study" / "runs").glob("*.json"))
-    victim = next(
-        p for p in runs if json.loads(p.read_text())["config"].get("variant") == "dropout"
-    )
-    victim.unlink()
-    trained: list[str] = []
-    real_train = cnn_study.train_cnn
-
-    def spy(spec: CNNSpec, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        trained.append("dropout" if spec.dropout else "vanilla")
-        return real_train(spec, *args, **kwargs)
-
-    def no_mlp(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise AssertionError("the MLP was retrained although its run is stored")
-
-    monkeypatch.setattr(cnn_study, "train_cnn", spy)
-    monkeypatch.setattr(cnn_study, "train_mlp", no_mlp)
-    second = cnn_study.run_study(
-        tmp_path, tiny, seeds=(0,), epochs=1, quick=True, quiet=True, threads=1, figures=False
-    )
-    assert trained == ["dropout"]
-    assert second["computed"] == ["dropout/seed0"]
-    assert _curves(second) == _curves(first)
-    third = cnn_study.run_study(
-        tmp_path, tiny, seeds=(0,), epochs=1, quick=True, quiet=True, threads=1, figures=False
-    )
-    assert third["computed"] == [] and trained == ["dropout"]
+    assert best.rank == 1 and s.chosen.name == best.technique.name
+    # the chosen technique's screening run is its first seed's run, not trained twice
+    assert s.chosen.runs[0].seed == s.screening_seed == 0
+    assert s.chosen.runs[0].result == best.result
+    technique = best.technique
+    assert s.chosen.spec.dropout == technique.dropout
+    assert s.chosen.train.shift == technique.shift
+    assert s.chosen.train.weight_decay == technique.weight_decay
+    gain = s.vanilla.aggregate.final_valid_error - s.chosen.aggregate.final_valid_error
+    assert s.verdict.gain == gain and s.verdict.technique == s.chosen.name
+    assert s.verdict.beyond_noise == (gain > 2 * s.verdict.noise)
 
 
-def test_mlp_reference_fallback(tmp_path: Path) -> None:
-    ref = cnn_study.mlp_reference(tmp_path, epochs=10)
-    assert ref.params == MLP_PARAMS
-    assert ref.config["hidden"] == [512, 512] and ref.config["activation"] == "relu"
-    assert ref.source.startswith("fallback") and ref.curves is None
+def test_the_mlp_reference_is_the_searchs_model(first: tuple[Path, PipelineReport]) -> None:
+    _, report = first
+    s = summary_of(report)
+    stand_in = report.summaries["fake_search"]
+    assert isinstance(stand_in, ChosenSummary)
+    chosen = stand_in.chosen
+    assert isinstance(chosen, ChosenMlp)
+    assert s.mlp.matches_search and s.mlp.params_match_search
+    assert s.mlp.result.val_accuracy == chosen.val_accuracy
+    assert s.mlp.result.curves.valid_loss == chosen.val_loss
+    assert s.mlp.config == TINY_MLP and s.mlp.sizes == (784, 32, 16, 10)
+    assert s.mlp.result.test_error == pytest.approx(1 - chosen.test_accuracy)
+    assert len(s.mlp.result.curves.train_loss) == TINY_MLP.epochs
 
 
-def _write_search(out: Path, best: dict[str, Any]) -> None:
-    path = out / "hparam_search" / "summary.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"best": best}))
-
-
-def test_mlp_reference_from_the_search(
-    tmp_path: Path, tiny: StudyData, monkeypatch: pytest.MonkeyPatch
+def test_a_rerun_reuses_every_run_and_writes_the_same_summary(
+    first: tuple[Path, PipelineReport],
 ) -> None:
-    from analyses.hparam_search import HParamConfig
-
-    config = HParamConfig(
-        hidden=(300, 100),
-        activation="tanh",
-        lr=0.05,
-        batch_size=32,
-        seed=4,
-        optimizer="momentum",
-        schedule="cosine",
-        epochs=2,
-        dataset="synthetic",
+    out, _ = first
+    before = (out / "cnn" / "summary.json").read_bytes()
+    again = run(out)
+    assert (
+        again.timings["cnn"].computed == 0
+        and again.timings["cnn"].reused == len(OPTIONS.techniques) + 4
     )
-    # The search records validation curves only: the MLP must be retrained.
-    _write_search(
-        tmp_path, {"config": config.to_dict(), "val_accuracy": [0.5, 0.6], "val_loss": [1.0, 0.9]}
+    assert (out / "cnn" / "summary.json").read_bytes() == before
+
+
+def test_the_same_options_give_the_same_choice_and_curves_bit_for_bit(
+    first: tuple[Path, PipelineReport], tmp_path: Path
+) -> None:
+    _, report = first
+    other = run(tmp_path / "same")
+    a, b = summary_of(report), summary_of(other)
+    assert a.screening == b.screening and a.variants == b.variants and a.mlp == b.mlp
+    for v in a.variants:
+        assert v.runs[0].result.curves != v.runs[1].result.curves  # seeds differ
+
+
+def test_the_summary_round_trips_through_json(first: tuple[Path, PipelineReport]) -> None:
+    out, report = first
+    s = summary_of(report)
+    assert CnnSummary.from_json(json.loads(json.dumps(s.to_json()))) == s
+    stored = ResultStore(out).read_summary("cnn", CnnSummary)
+    assert stored == s
+
+
+def test_no_absolute_path_in_the_summary_or_the_comments(
+    first: tuple[Path, PipelineReport],
+) -> None:
+    out, report = first
+    s = summary_of(report)
+    text = (out / "cnn" / "summary.json").read_text()
+    assert str(out) not in text and "/tmp" not in text
+    assert "seconds" not in text
+    for line in cnn_report.comments(s):
+        assert "/" not in line.replace("n/a", "")
+
+
+def test_the_report_section_renders(first: tuple[Path, PipelineReport]) -> None:
+    out, report = first
+    s = summary_of(report)
+    doc = Document("test")
+    cnn_report.section(doc, s, out / "cnn")
+    assert doc.close().startswith(b"%PDF")
+    rows = cnn_report.headline(s)
+    assert [r[0] for r in rows] == [
+        "CNN vanilla, validation accuracy",
+        f"CNN {s.chosen.name}, validation accuracy",
+        f"CNN regularization: {s.chosen.name} against vanilla",
+    ]
+    assert all(len(r) == 3 for r in rows)
+    assert ("beyond noise" in rows[2][2]) == s.verdict.beyond_noise
+    notes = " ".join(cnn_report.comments(s))
+    assert "bit for bit" in notes and "twice the larger sd" in notes
+    assert f"{s.chosen.name} is chosen" in notes
+
+
+def test_a_cnn_that_cannot_match_the_mlp_is_a_study_error(tmp_path: Path) -> None:
+    chosen = ChosenMlp(
+        config=TINY_MLP,
+        n_params=1_000,
+        params_file="x.npz",
+        params_sha256="0",
+        val_accuracy=(0.5, 0.6),
+        val_loss=(1.0, 0.9),
+        test_accuracy=0.6,
+        test_loss=0.9,
     )
-    ref = cnn_study.mlp_reference(tmp_path, epochs=2)
-    assert ref.params == (784 + 1) * 300 + (300 + 1) * 100 + (100 + 1) * 10
-    assert ref.config["activation"] == "tanh" and ref.config["optimizer"] == "momentum"
-    assert ref.source.startswith("hparam_search") and ref.curves is None
-    assert ref.search_val_accuracy == [0.5, 0.6]
-
-    # With full-set train curves of the study's length, they are used as they are.
-    curves = {
-        "train_loss": [0.3, 0.2],
-        "val_loss": [0.35, 0.3],
-        "train_accuracy": [0.9, 0.95],
-        "val_accuracy": [0.89, 0.93],
-    }
-    _write_search(tmp_path, {"config": config.to_dict(), **curves})
-    ref = cnn_study.mlp_reference(tmp_path, epochs=2)
-    assert ref.curves is not None
-    np.testing.assert_allclose(ref.curves["valid_error"], [0.11, 0.07])
-    assert cnn_study.mlp_reference(tmp_path, epochs=3).curves is None
-
-    def no_mlp(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise AssertionError("the MLP was retrained although the search has its curves")
-
-    monkeypatch.setattr(cnn_study, "train_mlp", no_mlp)
-    summary = cnn_study.run_study(
-        tmp_path, tiny, seeds=(0,), epochs=2, quick=True, quiet=True, threads=1, figures=False
-    )
-    assert summary["mlp"]["curve_source"] == "hparam_search"
-    assert summary["mlp"]["params"] == ref.params
-    assert summary["table"][0]["params"] == ref.params
-    assert abs(summary["param_ratio"] - 1) <= 0.10
+    plan = _CnnPlan(DATA, attrs.evolve(OPTIONS, blocks=DEFAULT_BLOCKS), chosen, "cpu")
+    assert plan.ready() == () and plan.done()
+    with pytest.raises(StudyError, match="matches the MLP's size"):
+        plan.finish(tmp_path)
 
 
-def test_mlp_retrain_reproduces_the_search(tmp_path: Path) -> None:
-    """The retrained MLP follows the search's own run bit for bit (same optimizer,
-    schedule, seed, dtype and BLAS threads), so its curves are the search's model's."""
-    from analyses.hparam_search import HParamConfig, run_config
+def test_a_failed_run_fails_the_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: CnnRun, ctx: RunContext) -> Any:
+        raise RuntimeError("out of memory")
 
-    config = HParamConfig(
-        hidden=(32, 16),
-        lr=0.1,
-        batch_size=50,
-        epochs=2,
-        schedule="step",
-        dataset="synthetic",
-        n_train=300,
-        n_eval=100,
-    )
-    record = run_config(config)
-    _write_search(tmp_path, {"config": config.to_dict(), **record})
-    data = synthetic_data(300, 100, dtype=np.float32)  # what the search's "synthetic" loads
-    ref = cnn_study.mlp_reference(tmp_path, epochs=2)
-    result = cnn_study.train_mlp(ref, data, quiet=True)
-    assert result["val_accuracy"] == record["val_accuracy"]
-    assert result["curves"]["valid_loss"] == record["val_loss"]
-    assert len(result["curves"]["train_loss"]) == 2
+    monkeypatch.setattr(CnnRun, "run", broken)
+    studies: list[Study[Any]] = [FakeSearch(DATA), CnnStudy(DATA, OPTIONS)]
+    with make_executor("local") as ex:
+        report = run_pipeline(
+            studies, store=ResultStore(tmp_path), executor=ex, ctx=RunContext(str(tmp_path))
+        )
+    assert "cnn" in report.errors and "out of memory" in report.errors["cnn"]
 
 
-def test_unreadable_search_config_is_a_clear_error(tmp_path: Path) -> None:
-    _write_search(tmp_path, {"config": {"hidden": [10], "no_such_field": 1}})
-    with pytest.raises(ValueError, match="rerun"):
-        cnn_study.mlp_reference(tmp_path, epochs=1)
+def test_the_run_key_names_everything_the_result_depends_on() -> None:
+    from analyses.studies.cnn.models import match_params
 
-
-def test_train_config_refuses_bad_values() -> None:
-    with pytest.raises(ValueError, match="batch_size"):
-        cnn_study.TrainConfig(batch_size=0)
-    with pytest.raises(ValueError, match="lr_decay"):
-        cnn_study.TrainConfig(lr_decay=1.5)
-
-
-def test_cli_refuses_bad_arguments(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit):
-        cnn_study.main(["--out", str(tmp_path), "--seeds", "0"])
-    with pytest.raises(SystemExit):
-        cnn_study.main(["--out", str(tmp_path), "--epochs", "-1"])
+    spec = match_params(QUICK_BLOCKS, 20_000)
+    task = CnnRun(DATA, spec, TrainConfig(), 0, 2, "cpu", EvalSubset(), variant="vanilla")
+    key = task.key()
+    for field in (
+        "data",
+        "spec",
+        "train",
+        "seed",
+        "epochs",
+        "device",
+        "threads",
+        "implementation",
+        "eval_subset",
+    ):
+        assert field in key
+    assert key["threads"] == 1
+    assert attrs.evolve(task, variant="other").key() == key
+    assert attrs.evolve(task, seed=1).key() != key
 
 
 def test_device_choice() -> None:
     import torch
 
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert cnn_study.pick_device("auto") == expected
-    assert cnn_study.pick_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
     with pytest.raises(ValueError, match="device"):
-        cnn_study.pick_device("tpu")
+        CnnOptions(device="tpu")  # type: ignore[arg-type]  # a wrong name on purpose
 
 
 @pytest.mark.real_data
-def test_cli_quick_on_real_mnist(tmp_path: Path, real_mnist: Any) -> None:
-    assert (
-        cnn_study.main(
-            ["--out", str(tmp_path), "--quick", "--quiet", "--seeds", "1", "--threads", "1"]
-        )
-        == 0
+def test_quick_options_on_real_mnist(tmp_path: Path, real_mnist: Any) -> None:
+    s = summary_of(
+        run(tmp_path, attrs.evolve(CnnOptions.quick(), seeds=(0,), epochs=1), quick_data())
     )
-    summary = json.loads((tmp_path / "cnn_study" / "summary.json").read_text())
-    assert summary["dataset"].startswith("mnist") and summary["data_sizes"]["train"] == 600
-    assert summary["epochs"] == 1
+    assert s.dataset_sizes["train"] == 600 and s.epochs == 1
+    assert s.mlp.matches_search
 
 
-def test_time_candidates_reports_every_candidate() -> None:
-    spec = match_params(cnn_study.QUICK_BLOCKS, 20_000)
-    res = cnn_study.time_candidates(
-        {"a": (spec, 8, 1, True), "b": (spec, 8, 1, False)}, steps=1, rounds=2, eval_batch=16
+# ------------------------------------------------------------------- the staged plan
+
+
+def _fake_result(final_error: float, final_loss: float) -> CnnRunResult:
+    return CnnRunResult(
+        curves=Curves(
+            epoch=(1, 2),
+            train_loss=(0.5, 0.4),
+            train_error=(0.1, 0.05),
+            valid_loss=(0.6, final_loss),
+            valid_error=(0.2, final_error),
+        ),
+        lr=(2e-3, 1.5e-3),
+        n_params=1,
+        test_loss=0.5,
+        test_error=0.1,
+        device="cpu",
+        threads=1,
     )
-    assert set(res) == {"a", "b"}
-    for r in res.values():
-        assert len(r["train_epoch_s"]) == 2 and all(s > 0 for s in r["train_epoch_s"])
-        assert len(r["eval_60k_s"]) == 2 and r["params"] == count_params(spec)
-    assert len(cnn_study.timing_candidates()) == 4 * 2 * 2 * 2
+
+
+NAMES = [t.name for t in OPTIONS.techniques]
+SCREENED = {
+    NAMES[0]: _fake_result(0.30, 0.9),
+    NAMES[1]: _fake_result(0.25, 0.8),  # ties with the third on error, lower loss: chosen
+    NAMES[2]: _fake_result(0.25, 0.85),
+}
+
+
+def _ok(result: Any) -> StoredRun:
+    return StoredRun(result=result, failure=None, wall_seconds=0.0, cpu_seconds=0.0)
+
+
+def _runs(tasks: Sequence[Task[Any]]) -> list[tuple[str, int]]:
+    """(variant, seed) of the CNN runs among ``tasks``."""
+    return [(t.variant, t.seed) for t in tasks if isinstance(t, CnnRun)]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(SCREENED)))
+def test_the_second_stage_waits_for_the_screening_and_not_on_its_order(
+    order: tuple[str, ...], first: tuple[Path, PipelineReport]
+) -> None:
+    _, report = first
+    stand_in = report.summaries["fake_search"]
+    assert isinstance(stand_in, ChosenSummary)
+    plan = _CnnPlan(DATA, OPTIONS, stand_in.chosen, "cpu")
+    stage1 = list(plan.ready())
+    cnn = [t for t in stage1 if isinstance(t, CnnRun)]
+    assert [(t.variant, t.seed) for t in cnn] == [
+        (NAMES[0], 0),
+        (NAMES[1], 0),
+        (NAMES[2], 0),
+        ("vanilla", 0),
+        ("vanilla", 1),
+    ]
+    assert sum(isinstance(t, MlpRun) for t in stage1) == 1
+    assert all(t.priority() == 10 for t in cnn) and stage1[-1].priority() == 20
+    by_name = {t.variant: t for t in cnn if t.seed == 0}
+    # vanilla and the MLP first: nothing new until the screening is in
+    first_stage: list[Task[Any]] = [t for t in cnn if t.variant == "vanilla"]
+    for t in [*first_stage, plan.mlp_task]:
+        plan.record(t, _ok(_fake_result(0.3, 1.0)))
+    assert not plan.ready() and not plan.done()
+    for name in order[:-1]:
+        plan.record(by_name[name], _ok(SCREENED[name]))
+        assert not plan.ready() and not plan.done()
+    plan.record(by_name[order[-1]], _ok(SCREENED[order[-1]]))
+    stage2 = plan.ready()
+    assert _runs(stage2) == [(NAMES[1], 1)] and len(stage2) == 1
+    assert not plan.ready() and not plan.done()
+    plan.record(stage2[0], _ok(_fake_result(0.2, 0.7)))
+    assert plan.done()
+
+
+def test_a_failed_screening_run_is_not_chosen(first: tuple[Path, PipelineReport]) -> None:
+    _, report = first
+    stand_in = report.summaries["fake_search"]
+    assert isinstance(stand_in, ChosenSummary)
+    plan = _CnnPlan(DATA, OPTIONS, stand_in.chosen, "cpu")
+    for t in plan.ready():
+        if isinstance(t, CnnRun) and t.variant == NAMES[1]:
+            plan.record(t, StoredRun(None, Failure("boom"), 0.0, 0.0))
+        elif isinstance(t, CnnRun) and t.variant in SCREENED:
+            plan.record(t, _ok(SCREENED[t.variant]))
+        else:
+            plan.record(t, _ok(_fake_result(0.3, 1.0)))
+    assert _runs(plan.ready()) == [(NAMES[2], 1)]

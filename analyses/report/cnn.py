@@ -1,0 +1,344 @@
+"""The report's CNN section: the network, CNN against MLP, the regularizers screened and
+the chosen one against the vanilla CNN; every comment derived from the measured
+results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from analyses.report.common import figure, settings_lines
+from analyses.report.fmt import pct, split_sizes, thousands, widths
+from analyses.report.pdfdoc import Document
+from analyses.studies.cnn import CnnSummary
+from analyses.studies.cnn.summary import Screened, table_rows
+
+SPLITS: Final[tuple[str, ...]] = ("train", "valid", "test")
+
+
+def _seeds(seeds: tuple[int, ...]) -> str:
+    return ", ".join(str(s) for s in seeds)
+
+
+def _sizes(sizes: dict[str, int]) -> str:
+    """The split sizes in the order train, valid, test (a stored summary's keys are sorted)."""
+    ordered: dict[str, int] = {k: sizes[k] for k in SPLITS if k in sizes}
+    ordered.update({k: v for k, v in sizes.items() if k not in ordered})
+    return split_sizes(ordered)
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:.2f} points"
+
+
+def mlp_name(s: CnnSummary) -> str:
+    m = s.mlp
+    return f"{widths(m.sizes)} {m.config.activation} ({thousands(m.n_params)} parameters)"
+
+
+def verdict_text(s: CnnSummary) -> str:
+    """Whether the chosen technique's gain over vanilla exceeds twice the larger sd."""
+    v = s.verdict
+    van, cho = s.vanilla.aggregate, s.chosen.aggregate
+    n = len(s.seeds)
+    head = (
+        f"Over the same {n} seeds, {v.technique} changes the mean final validation error from "
+        f"{pct(van.final_valid_error)} (sd {pct(van.final_valid_error_sd)}) to "
+        f"{pct(cho.final_valid_error)} (sd {pct(cho.final_valid_error_sd)}): a gain of "
+        f"{_points(v.gain)} against twice the larger sd, {_points(2 * v.noise)}. "
+    )
+    if v.beyond_noise:
+        return head + "The gain exceeds it: an improvement beyond seed-to-seed noise."
+    if v.gain > 0:
+        return head + "The gain does not exceed it, so it cannot be told from seed-to-seed noise."
+    return head + f"The CNN with {v.technique} is not better on average."
+
+
+def target_text(s: CnnSummary) -> str:
+    v = s.verdict
+    acc = s.chosen.aggregate.final_valid_accuracy
+    if v.target_met and v.beyond_noise:
+        return (
+            f"The aim was a regularized CNN at {pct(v.target)} or more, with a gain beyond twice "
+            f"the larger sd: {v.technique} reaches {pct(acc)}, and both hold."
+        )
+    missed = []
+    if not v.target_met:
+        missed.append(f"its mean validation accuracy, {pct(acc)}, is below {pct(v.target)}")
+    if not v.beyond_noise:
+        missed.append("its gain over vanilla is not beyond twice the larger sd")
+    return (
+        f"The aim was a regularized CNN at {pct(v.target)} or more with a gain beyond twice the "
+        f"larger sd; no technique screened got there: for the chosen one, {v.technique}, "
+        + " and ".join(missed)
+        + "."
+    )
+
+
+def screening_text(s: CnnSummary) -> str:
+    ran = sorted((x for x in s.screening if x.rank is not None), key=lambda x: x.rank or 0)
+    order = ", ".join(
+        f"{x.technique.name} ({pct(1 - x.result.curves.valid_error[-1])})"
+        for x in ran
+        if x.result is not None
+    )
+    base = next(r for r in s.vanilla.runs if r.seed == s.screening_seed).result.curves
+    failed = [x.technique.name for x in s.screening if x.result is None]
+    text = (
+        f"At seed {s.screening_seed} the techniques rank {order}, against vanilla's "
+        f"{pct(1 - base.valid_error[-1])}; {s.chosen.name} is chosen."
+    )
+    if failed:
+        text += f" The screening runs of {', '.join(failed)} failed."
+    return text
+
+
+def comments(s: CnnSummary) -> list[str]:
+    """Comments on the CNN against the MLP and on regularization, from the results."""
+    van, cho, mlp = s.vanilla, s.chosen, s.mlp
+    notes = [
+        f"The CNN has {thousands(s.cnn_params)} parameters against the MLP's "
+        f"{thousands(mlp.n_params)} (ratio {s.param_ratio:.4f}), so the comparison is at equal "
+        "size; the convolutions hold few of them and the fully connected head most."
+    ]
+    mlp_err = mlp.result.curves.valid_error[-1]
+    a = van.aggregate
+    if a.final_valid_error < mlp_err:
+        fewer = (
+            f"{mlp_err / a.final_valid_error:.1f} times fewer" if a.final_valid_error > 0 else "no"
+        )
+        cmp = (
+            f"the CNN makes {fewer} errors. Weight sharing and pooling build in translation "
+            "equivariance that the MLP must learn from data."
+        )
+    else:
+        cmp = "the CNN does not beat the MLP here."
+    notes.append(
+        f"After {s.epochs} epochs the vanilla CNN's validation error is "
+        f"{pct(a.final_valid_error)} (mean of {len(van.runs)} seeds, sd "
+        f"{pct(a.final_valid_error_sd)}) against the MLP's {pct(mlp_err)}: " + cmp
+    )
+    c = cho.aggregate
+    gap_v = a.valid_error.mean[-1] - a.train_error.mean[-1]
+    gap_c = c.valid_error.mean[-1] - c.train_error.mean[-1]
+    narrows = "narrows it" if gap_c < gap_v else "does not narrow it"
+    notes.append(
+        "Generalization gap (validation error minus training-subset error, last epoch, mean "
+        f"over seeds): vanilla {pct(gap_v)}, {cho.name} {pct(gap_c)}; {cho.name} {narrows}."
+    )
+    notes.append(screening_text(s))
+    notes.append(target_text(s))
+    note = loss_note(s)
+    if note is not None:
+        notes.append(note)
+    met = "met" if a.final_valid_accuracy >= s.target_vanilla else "missed"
+    notes.append(
+        f"Target for the vanilla CNN: {pct(s.target_vanilla)} validation accuracy; it reaches "
+        f"{pct(a.final_valid_accuracy)} ({met})."
+    )
+    stops = "; ".join(
+        f"{v.name}: {', '.join(str(r.early_stop_epoch) for r in v.runs)}" for v in s.variants
+    )
+    notes.append(
+        "Early stopping on the validation loss would have stopped at these epochs, one per "
+        f"seed ({stops}); stopping is free to measure from the curves, so it was not screened "
+        "as a run of its own."
+    )
+    check = (
+        "equals the search's bit for bit"
+        if mlp.matches_search
+        else "does NOT equal the search's: the MLP compared with is not exactly the chosen model"
+    )
+    notes.append(f"The retrained MLP's validation accuracy per epoch {check}.")
+    return notes
+
+
+def _screening_rows(s: CnnSummary) -> list[list[str]]:
+    def row(x: Screened) -> list[str]:
+        if x.result is None:
+            return [x.technique.name, "failed", "", "", ""]
+        c = x.result.curves
+        return [
+            x.technique.name,
+            pct(1 - c.valid_error[-1]),
+            pct(min(c.valid_error)),
+            pct(c.valid_error[-1] - c.train_error[-1]),
+            str(x.rank),
+        ]
+
+    base = next(r for r in s.vanilla.runs if r.seed == s.screening_seed).result.curves
+    vanilla = [
+        "vanilla",
+        pct(1 - base.valid_error[-1]),
+        pct(min(base.valid_error)),
+        pct(base.valid_error[-1] - base.train_error[-1]),
+        "-",
+    ]
+    return [vanilla] + [row(x) for x in s.screening]
+
+
+def loss_note(s: CnnSummary) -> str | None:
+    """When the chosen technique smooths the labels and ends with a higher validation
+    loss than vanilla although it errs less, say why its loss curves sit higher."""
+    cho, van = s.chosen, s.vanilla
+    c_loss, v_loss = cho.aggregate.valid_loss.mean[-1], van.aggregate.valid_loss.mean[-1]
+    if not cho.train.label_smoothing or c_loss <= v_loss:
+        return None
+    if cho.aggregate.final_valid_error >= van.aggregate.final_valid_error:
+        return None
+    return (
+        f"{cho.name} ends with a higher validation loss than vanilla ({c_loss:.4f} against "
+        f"{v_loss:.4f}) although it makes fewer errors: label smoothing trains towards "
+        f"targets of {1 - cho.train.label_smoothing * 9 / 10:.2f} for the true class, so "
+        "its predictions stay less confident and its plain cross-entropy keeps a floor. Its "
+        "loss curves measure confidence as much as mistakes."
+    )
+
+
+def section(doc: Document, s: CnnSummary, folder: Path) -> None:
+    doc.heading("4. A convolutional network")
+    doc.paragraph(
+        f"PyTorch, on the same split as the MLP. After each epoch the loss (mean cross-entropy) "
+        f"and error rate are measured on {s.train_measured_on} (training curves) and on the "
+        "whole validation set; the test set once, after the last epoch. The MLP compared with "
+        f"is the search's chosen model, {mlp_name(s)}, retrained here with fmlp.fit exactly "
+        "as the search trained it, to measure the same curves."
+    )
+    doc.bullets(
+        settings_lines(
+            [
+                ("data", f"{s.dataset}: {_sizes(s.dataset_sizes)}"),
+                ("epochs", f"{s.epochs}; seeds {_seeds(s.seeds)}"),
+                ("optimizer", s.optimizer),
+                ("MLP", s.mlp.description),
+                ("device", f"{s.device}, {s.threads} thread per run"),
+            ]
+        )
+    )
+    van = s.vanilla
+    doc.paragraph(f"The CNN: {van.description} ({thousands(van.n_params)} parameters).")
+    doc.table(
+        ["layer", "kind", "kernel", "in", "out", "output shape", "params"],
+        [
+            [
+                r.name,
+                r.kind,
+                "" if r.kernel is None else str(r.kernel),
+                "" if r.n_in is None else str(r.n_in),
+                "" if r.n_out is None else str(r.n_out),
+                "x".join(str(d) for d in r.output_shape),
+                thousands(r.params),
+            ]
+            for r in van.layers
+        ],
+        size=7.5,
+    )
+    doc.table(
+        [
+            "model",
+            "params",
+            "seeds",
+            "final train error",
+            "final valid error",
+            "sd over seeds",
+            "test error",
+        ],
+        [
+            [
+                name,
+                thousands(params),
+                str(seeds),
+                pct(train),
+                pct(valid),
+                "-" if sd is None else pct(sd),
+                pct(test),
+            ]
+            for name, params, seeds, train, valid, sd, test in table_rows(s)
+        ],
+        size=7.5,
+    )
+    doc.paragraph("Validation error per epoch (CNN: mean over seeds, sd in brackets):")
+    rows = [["MLP"] + [pct(e) for e in s.mlp.result.curves.valid_error]] + [
+        [f"CNN {v.name}"]
+        + [
+            f"{pct(m)} ({100 * sd:.2f})"
+            for m, sd in zip(v.aggregate.valid_error.mean, v.aggregate.valid_error.sd, strict=True)
+        ]
+        for v in s.variants
+    ]
+    n = max(len(r) for r in rows) - 1
+    doc.table(
+        ["model"] + [str(e) for e in range(1, n + 1)],
+        [r + [""] * (n + 1 - len(r)) for r in rows],
+        size=5.5,
+    )
+    figure(doc, folder, "cnn_errors")
+    figure(doc, folder, "cnn_vs_mlp_loss")
+
+    doc.heading("Regularization", 2)
+    doc.paragraph(
+        f"Each technique below changes only how the vanilla CNN is regularized (same network "
+        f"and parameter count, optimizer, {s.epochs} epochs, split). The screening trains each "
+        f"once, at seed {s.screening_seed} (the vanilla CNN's seed-{s.screening_seed} run is "
+        f"shared); the choice is {s.selection}. The chosen technique then runs at the other "
+        "seeds, so that it is compared with the vanilla CNN over the same seeds."
+    )
+    doc.bullets([f"{t.technique.name}: {t.technique.text}" for t in s.screening])
+    doc.table(
+        ["technique", "final valid acc", "lowest valid error", "gap", "rank"],
+        _screening_rows(s),
+        size=7.5,
+    )
+    doc.paragraph(
+        "gap: validation error minus training-subset error after the last epoch; lowest "
+        "valid error: over the epochs (a stop chosen on validation data would flatter it).",
+        size=8.0,
+    )
+    figure(doc, folder, "cnn_screening")
+    cho = s.chosen
+    per_seed = [
+        [
+            str(a.seed),
+            pct(1 - a.result.curves.valid_error[-1]),
+            pct(1 - b.result.curves.valid_error[-1]),
+        ]
+        for a, b in zip(van.runs, cho.runs, strict=True)
+    ]
+    per_seed.append(
+        ["mean", pct(van.aggregate.final_valid_accuracy), pct(cho.aggregate.final_valid_accuracy)]
+    )
+    per_seed.append(
+        [
+            "sd",
+            pct(van.aggregate.final_valid_error_sd),
+            pct(cho.aggregate.final_valid_error_sd),
+        ]
+    )
+    doc.paragraph(f"Final validation accuracy per seed: vanilla against {cho.name}.")
+    doc.table(["seed", "vanilla", cho.name], per_seed, size=7.5)
+    doc.paragraph(verdict_text(s))
+    doc.heading("Comments", 2)
+    doc.bullets(comments(s))
+
+
+def headline(s: CnnSummary) -> list[list[str]]:
+    """The title page's rows: the vanilla and the chosen CNN's validation accuracy, and
+    whether regularization beats vanilla beyond noise."""
+    rows = [
+        [
+            f"CNN {v.name}, validation accuracy",
+            pct(v.aggregate.final_valid_accuracy),
+            f"mean of {len(v.runs)} seeds, sd {pct(v.aggregate.final_valid_error_sd)}",
+        ]
+        for v in s.variants
+    ]
+    v = s.verdict
+    rows.append(
+        [
+            f"CNN regularization: {v.technique} against vanilla",
+            f"{100 * v.gain:+.2f} points",
+            ("beyond noise" if v.beyond_noise else "within noise")
+            + f" (twice the larger sd: {_points(2 * v.noise)})",
+        ]
+    )
+    return rows

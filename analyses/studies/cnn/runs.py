@@ -1,0 +1,425 @@
+"""The CNN study's options and its runs: one CNN run per (variant, seed), and one run of
+the MLP it is compared with, each a task with a typed result record.
+
+After every epoch each run records the mean cross-entropy and the error rate (1 -
+accuracy) on a fixed subset of the training split (``EvalSubset``: 10,000 samples drawn
+once from a stated seed, the same for every run) and on the whole validation set; at
+the end, on the test set. The MLP run retrains the search's chosen configuration with
+``fmlp.fit`` exactly as the search trained it, so its validation curve must be the
+search's, bit for bit (the study checks it).
+
+Nothing here imports torch: the CNN run imports ``net`` (and so torch) when it runs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Final, Literal
+
+import attrs
+import numpy as np
+
+import fmlp
+from analyses.common import (
+    DataSpec,
+    MlpConfig,
+    floats,
+    init_params,
+    load_data,
+    make_optimizer,
+    params_digest,
+)
+from analyses.pipeline.records import to_json
+from analyses.pipeline.tasks import RunContext
+from analyses.studies.cnn.models import DEFAULT_BLOCKS, QUICK_BLOCKS, CNNSpec, ConvBlock
+from fmlp.types import IntArray, is_int
+
+STUDY: Final = "cnn"
+IMPLEMENTATION: Final = 3
+"""Part of every run's key: bumped whenever a change to the code changes the numbers a
+run gives, so results stored by older code are never mixed with new ones."""
+MLP_IMPLEMENTATION: Final = 1
+RUN_THREADS: Final = 1
+"""Torch and BLAS threads of every run (the task environment sets them): runs go side
+by side, one per core, and the kernels' sums depend on the thread count."""
+TRAIN_EVAL_SIZE: Final = 10_000
+TRAIN_EVAL_SEED: Final = 7
+
+DeviceName = Literal["auto", "cpu", "cuda"]
+Device = Literal["cpu", "cuda"]
+
+
+def _check_positive(owner: str, name: str, value: int) -> None:
+    if not is_int(value) or value <= 0:
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+
+
+# ------------------------------------------------------------------- configuration
+
+
+@attrs.frozen
+class TrainConfig:
+    """How every CNN is trained: Adam at ``lr`` decayed by ``lr_decay`` after each epoch
+    (L2 ``weight_decay`` added to the gradient), mini-batches of ``batch_size`` in the
+    order ``np.random.default_rng((seed, epoch)).permutation(n)``, channels_last
+    tensors; evaluation in chunks of ``eval_batch``.
+
+    shift: when positive, every training image is moved by a random whole number of
+    pixels in [-shift, shift] along each axis (zeros fill the uncovered border), drawn
+    per sample for each epoch from ``np.random.default_rng((seed, epoch, 1))``: data
+    augmentation, done on the batch tensor. label_smoothing ``eps``: the training loss
+    is the cross-entropy against ``(1 - eps) onehot + eps / 10``, the expected loss when
+    each label is replaced by a uniformly random class with probability ``eps`` (label
+    noise injected in expectation); the curves measure the plain cross-entropy."""
+
+    batch_size: int = 128
+    lr: float = 2e-3
+    lr_decay: float = 0.75
+    weight_decay: float = 0.0
+    shift: int = 0
+    label_smoothing: float = 0.0
+    eval_batch: int = 500
+    channels_last: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("batch_size", "eval_batch"):
+            _check_positive("TrainConfig", name, getattr(self, name))
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(
+                f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}"
+            )
+        if not is_int(self.shift) or not 0 <= self.shift < 14:
+            raise ValueError(f"shift must be an integer in [0, 14) pixels, got {self.shift!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}")
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of epoch ``epoch`` (0-based)."""
+        return self.lr * self.lr_decay**epoch
+
+    def describe(self) -> str:
+        wd = f", L2 weight decay {self.weight_decay:g}" if self.weight_decay else ""
+        extra = ""
+        if self.shift:
+            extra += f"; random shifts of up to {self.shift} pixel(s)"
+        if self.label_smoothing:
+            extra += f"; label smoothing {self.label_smoothing:g}"
+        return (
+            f"Adam (0.9, 0.999, 1e-8), lr {self.lr:g} x {self.lr_decay:g}^epoch{wd}, "
+            f"mini-batch {self.batch_size}{extra}"
+        )
+
+
+@attrs.frozen
+class Technique:
+    """A regularizer tried against the vanilla CNN: its name, a few words on it, and what
+    it changes: dropout before both FC layers (``dropout``), L2 weight decay added to
+    the gradient (``weight_decay``), random shifts of up to ``shift`` pixels (data
+    augmentation: noise injected into the inputs), label smoothing (noise injected
+    into the targets, in expectation). Everything else (network, optimizer, epochs,
+    data) stays vanilla's."""
+
+    name: str
+    text: str
+    dropout: float = 0.0
+    weight_decay: float = 0.0
+    shift: int = 0
+    label_smoothing: float = 0.0
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name or self.name == "vanilla":
+            raise ValueError(f"a technique needs a name other than vanilla, got {self.name!r}")
+        if not (self.dropout or self.weight_decay or self.shift or self.label_smoothing):
+            raise ValueError(f"the technique {self.name} changes nothing: set what it regularizes")
+
+    def apply(self, spec: CNNSpec, train: TrainConfig) -> tuple[CNNSpec, TrainConfig]:
+        """Vanilla's network and training with this technique."""
+        return (
+            attrs.evolve(spec, dropout=self.dropout),
+            attrs.evolve(
+                train,
+                weight_decay=self.weight_decay,
+                shift=self.shift,
+                label_smoothing=self.label_smoothing,
+            ),
+        )
+
+
+TECHNIQUES: Final = (
+    Technique(
+        "label smoothing",
+        "label smoothing 0.1 (noise injected into the targets, in expectation)",
+        label_smoothing=0.1,
+    ),
+    Technique(
+        "shifts",
+        "random shifts of up to 1 pixel per axis (data augmentation: noise in the inputs)",
+        shift=1,
+    ),
+    Technique(
+        "shifts + smoothing",
+        "both: random shifts of up to 1 pixel and label smoothing 0.1",
+        shift=1,
+        label_smoothing=0.1,
+    ),
+)
+"""The techniques the study screens: noise injected into the targets (label smoothing),
+into the inputs (random shifts), and both; each alone shows what the pair owes to it."""
+
+
+@attrs.frozen
+class EvalSubset:
+    """The training samples every run is measured on after each epoch:
+    ``np.random.default_rng(seed).choice(n_train, min(size, n_train), replace=False)``,
+    sorted: the same samples for every run and epoch."""
+
+    size: int = TRAIN_EVAL_SIZE
+    seed: int = TRAIN_EVAL_SEED
+
+    def __attrs_post_init__(self) -> None:
+        _check_positive("EvalSubset", "size", self.size)
+        if not is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"EvalSubset: seed must be a non-negative integer, got {self.seed!r}")
+
+    def indices(self, n_train: int) -> IntArray:
+        """The sorted indices into a training split of ``n_train`` samples."""
+        k = min(self.size, n_train)
+        chosen = np.random.default_rng(self.seed).choice(n_train, k, replace=False)
+        return np.sort(chosen).astype(np.int64)
+
+    def describe(self, n_train: int) -> str:
+        k = min(self.size, n_train)
+        if k == n_train:
+            return f"all {n_train:,} training samples"
+        return (
+            f"a fixed subset of {k:,} of the {n_train:,} training samples, "
+            f"np.random.default_rng({self.seed}).choice({n_train}, {k}, replace=False), sorted"
+        )
+
+
+@attrs.frozen
+class CnnOptions:
+    """Everything that fixes the study's results besides the data and the MLP.
+
+    blocks: the convolutions (the FC width is then matched to the MLP's parameter
+    count). train: vanilla's training. seeds: the vanilla CNN's and the chosen
+    technique's; the first is the screening seed. techniques: the regularizers
+    screened, one run each at the screening seed. device: ``auto`` (CUDA when the
+    machine has it, else the CPU), ``cpu`` or ``cuda``.
+    """
+
+    blocks: tuple[ConvBlock, ...] = DEFAULT_BLOCKS
+    train: TrainConfig = TrainConfig()
+    epochs: int = 10
+    seeds: tuple[int, ...] = (0, 1, 2)
+    techniques: tuple[Technique, ...] = TECHNIQUES
+    device: DeviceName = "auto"
+    eval_subset: EvalSubset = EvalSubset()
+
+    def __attrs_post_init__(self) -> None:
+        if not self.blocks:
+            raise ValueError("CnnOptions: give at least one conv block")
+        _check_positive("CnnOptions", "epochs", self.epochs)
+        if not self.seeds:
+            raise ValueError("CnnOptions: give at least one seed")
+        if len(set(self.seeds)) != len(self.seeds) or any(
+            not is_int(s) or s < 0 for s in self.seeds
+        ):
+            raise ValueError(
+                f"CnnOptions: seeds must be distinct non-negative integers, got {self.seeds}"
+            )
+        if not self.techniques:
+            raise ValueError("CnnOptions: give at least one technique to screen")
+        names = [t.name for t in self.techniques]
+        if len(set(names)) != len(names):
+            raise ValueError(f"CnnOptions: technique names repeat: {names}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"CnnOptions: device must be auto, cpu or cuda, got {self.device!r}")
+
+    @property
+    def screening_seed(self) -> int:
+        return self.seeds[0]
+
+    @classmethod
+    def quick(cls) -> CnnOptions:
+        """The smoke run: smaller convolutions, 2 epochs, the same seeds and techniques."""
+        return cls(blocks=QUICK_BLOCKS, epochs=2)
+
+
+# ------------------------------------------------------------------ run records
+
+
+@attrs.frozen
+class Curves:
+    """Per epoch 1..E: loss (mean cross-entropy) and error rate on the training subset
+    and on the whole validation set."""
+
+    epoch: tuple[int, ...]
+    train_loss: tuple[float, ...]
+    train_error: tuple[float, ...]
+    valid_loss: tuple[float, ...]
+    valid_error: tuple[float, ...]
+
+
+@attrs.frozen
+class CnnRunResult:
+    """One CNN run: its curves, the learning rate of each epoch, its parameter count as
+    torch counts it, the test set after the last epoch, and where it ran."""
+
+    curves: Curves
+    lr: tuple[float, ...]
+    n_params: int
+    test_loss: float
+    test_error: float
+    device: Device
+    threads: int
+
+
+@attrs.frozen
+class MlpRunResult:
+    """The MLP retrained: its curves, its validation accuracy as ``fmlp.fit`` measured it
+    (compared bit for bit with the search's), a digest of its final parameters, and the
+    test set after the last epoch."""
+
+    curves: Curves
+    val_accuracy: tuple[float, ...]
+    params_sha256: str
+    n_params: int
+    test_loss: float
+    test_error: float
+
+
+# ------------------------------------------------------------------------- tasks
+
+
+@attrs.frozen
+class CnnRun:
+    """Train one CNN (vanilla or one technique, one seed) and measure it after every
+    epoch."""
+
+    study: ClassVar[str] = STUDY
+    torch: ClassVar[bool] = True
+    result_type: ClassVar[type[CnnRunResult]] = CnnRunResult
+
+    data: DataSpec
+    spec: CNNSpec
+    train: TrainConfig
+    seed: int
+    epochs: int
+    device: Device
+    eval_subset: EvalSubset
+    variant: str = attrs.field(default="", eq=False)  # for labels only: not in the key
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "kind": "cnn",
+            "implementation": IMPLEMENTATION,
+            "data": to_json(self.data),
+            "spec": to_json(self.spec),
+            "train": to_json(self.train),
+            "seed": self.seed,
+            "epochs": self.epochs,
+            "device": self.device,
+            "threads": RUN_THREADS,
+            "eval_subset": to_json(self.eval_subset),
+        }
+
+    def label(self) -> str:
+        return f"cnn {self.variant or 'run'} seed {self.seed}"
+
+    def priority(self) -> int:
+        return 10
+
+    def run(self, ctx: RunContext) -> CnnRunResult:
+        from analyses.studies.cnn.net import train_cnn
+
+        data = load_data(self.data, "float32")
+        return train_cnn(
+            self.spec,
+            data,
+            self.train,
+            seed=self.seed,
+            epochs=self.epochs,
+            device=self.device,
+            eval_index=self.eval_subset.indices(len(data.y_train)),
+        )
+
+
+@attrs.frozen
+class MlpRun:
+    """Retrain the MLP the CNN is compared with, measuring the CNN's metrics."""
+
+    study: ClassVar[str] = STUDY
+    torch: ClassVar[bool] = False
+    result_type: ClassVar[type[MlpRunResult]] = MlpRunResult
+
+    data: DataSpec
+    config: MlpConfig
+    eval_subset: EvalSubset
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "kind": "mlp",
+            "implementation": MLP_IMPLEMENTATION,
+            "data": to_json(self.data),
+            "config": to_json(self.config),
+            "threads": RUN_THREADS,
+            "eval_subset": to_json(self.eval_subset),
+        }
+
+    def label(self) -> str:
+        return f"cnn: MLP {self.config.architecture}"
+
+    def priority(self) -> int:
+        return 20
+
+    def run(self, ctx: RunContext) -> MlpRunResult:
+        return train_mlp(self.data, self.config, self.eval_subset)
+
+
+def train_mlp(spec: DataSpec, config: MlpConfig, subset: EvalSubset) -> MlpRunResult:
+    """Train ``config`` with ``fmlp.fit`` as the search trains it (its optimizer and
+    schedule, seed, dtype; one BLAS thread, set by the task environment), measuring
+    after each epoch the training subset too."""
+    data = load_data(spec, config.dtype)
+    idx = subset.indices(len(data.y_train))
+    x_sub, y_sub = data.x_train[idx], data.y_train[idx]
+    on_subset: list[fmlp.Evaluation] = []
+
+    def measure(epoch: int, params: fmlp.MLP) -> None:
+        with np.errstate(all="ignore"):  # a diverged model is recorded, not warned about
+            on_subset.append(fmlp.evaluate(params, x_sub, y_sub))
+
+    state, m = fmlp.fit(
+        init_params(config),
+        data.x_train,
+        data.y_train,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        optimizer=make_optimizer(config, len(data.y_train)),
+        seed=config.seed,
+        validation=(data.x_valid, data.y_valid),
+        eval_train=False,
+        params_callback=measure,
+    )
+    with np.errstate(all="ignore"):
+        test = fmlp.evaluate(state.params, data.x_test, data.y_test)
+    val_accuracy = floats(m.val_accuracy)
+    return MlpRunResult(
+        curves=Curves(
+            epoch=tuple(range(1, config.epochs + 1)),
+            train_loss=tuple(e.loss for e in on_subset),
+            train_error=tuple(1.0 - e.accuracy for e in on_subset),
+            valid_loss=floats(m.val_loss),
+            valid_error=tuple(1.0 - a for a in val_accuracy),
+        ),
+        val_accuracy=val_accuracy,
+        params_sha256=params_digest(state.params),
+        n_params=fmlp.n_params(state.params),
+        test_loss=test.loss,
+        test_error=1.0 - test.accuracy,
+    )

@@ -1,0 +1,105 @@
+"""A stand-in for the search in the CNN study's tests: a study that provides
+``CHOSEN_MLP`` for a tiny MLP, trained with ``fmlp.fit`` as the search trains (one BLAS
+thread), its parameters saved beside its summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+from threadpoolctl import threadpool_limits
+
+import fmlp
+from analyses.common import (
+    DataSpec,
+    MlpConfig,
+    floats,
+    init_params,
+    load_data,
+    make_optimizer,
+    params_digest,
+)
+from analyses.pipeline.driver import ArtifactKey, Artifacts
+from analyses.pipeline.records import JsonRecord
+from analyses.pipeline.store import StoredRun
+from analyses.pipeline.tasks import RunContext, Task
+from analyses.studies.artifacts import CHOSEN_MLP, ChosenMlp
+from fmlp import checkpoint
+
+TINY_MLP = MlpConfig(hidden=(32, 16), lr=0.1, batch_size=32, epochs=2)
+
+
+@attrs.frozen
+class ChosenSummary(JsonRecord):
+    SCHEMA: ClassVar[int] = 1
+
+    chosen: ChosenMlp
+
+
+def choose(data: DataSpec, config: MlpConfig, out: Path, name: str) -> ChosenMlp:
+    """Train ``config`` on ``data`` as the search would, save its parameters under
+    ``out/name`` and describe it as the search's chosen model."""
+    d = load_data(data, config.dtype)
+    with threadpool_limits(limits=1):
+        state, m = fmlp.fit(
+            init_params(config),
+            d.x_train,
+            d.y_train,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            optimizer=make_optimizer(config, len(d.y_train)),
+            seed=config.seed,
+            validation=(d.x_valid, d.y_valid),
+            eval_train=False,
+        )
+        test = fmlp.evaluate(state.params, d.x_test, d.y_test)
+    params_file = f"{name}/chosen_params.npz"
+    checkpoint.save(out / params_file, state.params)
+    return ChosenMlp(
+        config=config,
+        n_params=fmlp.n_params(state.params),
+        params_file=params_file,
+        params_sha256=params_digest(state.params),
+        val_accuracy=floats(m.val_accuracy),
+        val_loss=floats(m.val_loss),
+        test_accuracy=test.accuracy,
+        test_loss=test.loss,
+    )
+
+
+class _ChosenPlan:
+    def __init__(self, data: DataSpec, config: MlpConfig, out: Path, name: str) -> None:
+        self.data, self.config, self.out, self.name = data, config, out, name
+
+    def ready(self) -> Sequence[Task[Any]]:
+        return ()
+
+    def record(self, task: Task[Any], run: StoredRun) -> None:
+        raise AssertionError("the stand-in search hands out no tasks")
+
+    def done(self) -> bool:
+        return True
+
+    def finish(self, folder: Path) -> ChosenSummary:
+        return ChosenSummary(choose(self.data, self.config, self.out, self.name))
+
+
+@attrs.frozen
+class FakeSearch:
+    """Provides CHOSEN_MLP: ``config`` trained on ``data``."""
+
+    data: DataSpec
+    config: MlpConfig = TINY_MLP
+
+    name: ClassVar[str] = "fake_search"
+    needs: ClassVar[tuple[ArtifactKey[Any], ...]] = ()
+    provides: ClassVar[tuple[ArtifactKey[Any], ...]] = (CHOSEN_MLP,)
+    summary_type: ClassVar[type[ChosenSummary]] = ChosenSummary
+
+    def plan(self, artifacts: Artifacts, ctx: RunContext) -> _ChosenPlan:
+        return _ChosenPlan(self.data, self.config, Path(ctx.out), self.name)
+
+    def artifacts(self, summary: ChosenSummary) -> dict[ArtifactKey[Any], object]:
+        return {CHOSEN_MLP: summary.chosen}
