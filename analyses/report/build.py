@@ -16,11 +16,13 @@ from analyses.common import MachineInfo
 from analyses.pipeline.driver import TIMINGS_FILE, Invocation, Study
 from analyses.pipeline.records import JsonRecord, RecordError, from_json
 from analyses.pipeline.store import ResultStore, read_json
+from analyses.report import cnn as cnn_section
 from analyses.report import gradcheck as gradcheck_section
 from analyses.report import init as init_section
 from analyses.report import search as search_section
 from analyses.report.fmt import duration
 from analyses.report.pdfdoc import Document
+from analyses.studies.cnn import CnnSummary
 from analyses.studies.gradcheck import GradcheckSummary
 from analyses.studies.init import InitSummary
 from analyses.studies.search import SearchSummary
@@ -73,6 +75,14 @@ SECTIONS: tuple[Section[Any], ...] = (
         GradcheckSummary,
         gradcheck_section.section,
         gradcheck_section.headline,
+        lambda s: s.machine,
+    ),
+    Section(
+        "cnn",
+        "CNN",
+        CnnSummary,
+        cnn_section.section,
+        cnn_section.headline,
         lambda s: s.machine,
     ),
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Final
 
 from analyses.report.common import figure, settings_lines
-from analyses.report.fmt import pct, split_sizes, thousands, widths
+from analyses.report.fmt import pct, thousands, widths
 from analyses.report.pdfdoc import Document
 from analyses.studies.cnn import CnnSummary
 from analyses.studies.cnn.summary import Screened, table_rows
@@ -18,13 +18,6 @@ SPLITS: Final[tuple[str, ...]] = ("train", "valid", "test")
 
 def _seeds(seeds: tuple[int, ...]) -> str:
     return ", ".join(str(s) for s in seeds)
-
-
-def _sizes(sizes: dict[str, int]) -> str:
-    """The split sizes in the order train, valid, test (a stored summary's keys are sorted)."""
-    ordered: dict[str, int] = {k: sizes[k] for k in SPLITS if k in sizes}
-    ordered.update({k: v for k, v in sizes.items() if k not in ordered})
-    return split_sizes(ordered)
 
 
 def _points(x: float) -> str:
@@ -207,7 +200,7 @@ def section(doc: Document, s: CnnSummary, folder: Path) -> None:
     doc.bullets(
         settings_lines(
             [
-                ("data", f"{s.dataset}: {_sizes(s.dataset_sizes)}"),
+                ("data", f"{s.dataset}: {s.dataset_sizes.text()}"),
                 ("epochs", f"{s.epochs}; seeds {_seeds(s.seeds)}"),
                 ("optimizer", s.optimizer),
                 ("MLP", s.mlp.description),

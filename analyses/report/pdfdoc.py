@@ -114,10 +114,10 @@ class Document:
             ).rstrip()
 
         lines: list[tuple[str, bool]] = []
-        for k, r in enumerate(split):
-            depth = max(len(c) for c in r)
+        for k, row in enumerate(split):
+            depth = max(len(c) for c in row)
             for j in range(depth):
-                lines.append((fmt([c[j] if j < len(c) else "" for c in r]), k == 0))
+                lines.append((fmt([c[j] if j < len(c) else "" for c in row]), k == 0))
             if k == 0:
                 lines.append(("  ".join("-" * w for w in widths), False))
         for line, bold in lines:

@@ -13,6 +13,7 @@ import attrs
 
 from analyses.common import DataSpec, quick_data
 from analyses.pipeline.driver import Study
+from analyses.studies.cnn import CnnOptions, CnnStudy
 from analyses.studies.gradcheck import GradcheckOptions, GradcheckStudy
 from analyses.studies.init import InitOptions, InitStudy
 from analyses.studies.search import SearchOptions, SearchStudy
@@ -27,6 +28,7 @@ class SuiteOptions:
     init: InitOptions
     search: SearchOptions
     gradcheck: GradcheckOptions
+    cnn: CnnOptions
 
     @classmethod
     def full(cls, dataset: str = "mnist") -> SuiteOptions:
@@ -35,6 +37,7 @@ class SuiteOptions:
             init=InitOptions(),
             search=SearchOptions.full(),
             gradcheck=GradcheckOptions.full(),
+            cnn=CnnOptions(),
         )
 
     @classmethod
@@ -44,6 +47,7 @@ class SuiteOptions:
             init=InitOptions.quick(),
             search=SearchOptions.quick(),
             gradcheck=GradcheckOptions.quick(),
+            cnn=CnnOptions.quick(),
         )
 
 
@@ -53,6 +57,7 @@ def suite(options: SuiteOptions) -> list[Study[Any]]:
         InitStudy(options.data, options.init),
         SearchStudy(options.data, options.search),
         GradcheckStudy(options.data, options.gradcheck),
+        CnnStudy(options.data, options.cnn),
     ]
 
 

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from analyses.common import DataSpec, quick_data
+from analyses.common import DataSpec, SplitSizes, quick_data
 from analyses.pipeline.driver import PipelineReport, Study, StudyError, run_pipeline
 from analyses.pipeline.executors import make_executor
 from analyses.pipeline.records import to_json
@@ -90,7 +90,7 @@ def test_the_study_writes_its_results_and_figures(first: tuple[Path, PipelineRep
     assert [v.name for v in s.variants] == ["vanilla", s.chosen.name]
     assert s.vanilla.spec.dropout == 0 and s.vanilla.train == OPTIONS.train
     assert s.device == "cpu" and s.threads == 1 and s.seeds == (0, 1) and s.epochs == 2
-    assert s.dataset_sizes == {"train": 300, "valid": 100, "test": 100}
+    assert s.dataset_sizes == SplitSizes(300, 100, 100)
     assert s.train_measured_on == "all 300 training samples"
     for v in s.variants:
         assert v.n_params == s.cnn_params == count_params(v.spec)
@@ -286,7 +286,7 @@ def test_quick_options_on_real_mnist(tmp_path: Path, real_mnist: Any) -> None:
     s = summary_of(
         run(tmp_path, attrs.evolve(CnnOptions.quick(), seeds=(0,), epochs=1), quick_data())
     )
-    assert s.dataset_sizes["train"] == 600 and s.epochs == 1
+    assert s.dataset_sizes.train == 600 and s.epochs == 1
     assert s.mlp.matches_search
 
 

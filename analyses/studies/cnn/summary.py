@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Final
 import attrs
 import numpy as np
 
-from analyses.common import DataSpec, MachineInfo, MlpConfig, load_data, machine_info
+from analyses.common import DataSpec, MachineInfo, MlpConfig, SplitSizes, load_data, machine_info
 from analyses.pipeline.driver import ArtifactKey, Artifacts, StudyError
 from analyses.pipeline.records import JsonRecord
 from analyses.pipeline.store import StoredRun
@@ -176,7 +176,7 @@ class CnnSummary(JsonRecord):
     SCHEMA: ClassVar[int] = 2
 
     dataset: str
-    dataset_sizes: dict[str, int]
+    dataset_sizes: SplitSizes
     epochs: int
     seeds: tuple[int, ...]
     device: Device

@@ -24,8 +24,8 @@ import attrs
 import numpy as np
 
 from analyses.common import BASE_MLP, PARAM_RANGE, MlpConfig, OptimizerName, ScheduleName
-from fmlp.types import ActivationName
 from analyses.studies.search.halving import Rungs
+from fmlp.types import ActivationName
 
 ARCHITECTURES: Final[tuple[tuple[int, int], ...]] = (
     (512, 512),
