@@ -113,8 +113,8 @@ def section(doc: Document, s: SearchSummary, folder: Path) -> None:
         f"Glorot initialization throughout, {s.dataset} ({s.dataset_sizes.text()}), seed "
         f"{b.seed}, {b.dtype}. {len(s.trials)} configurations: {s.n_grid} in the assignment's "
         f"own setting around {b.architecture} {b.activation}, plain SGD at a constant learning "
-        f"rate {b.lr:g}, batch {b.batch_size} (nonlinearity x learning rate, architecture, "
-        f"mini-batch size), and {s.n_sampled} more:"
+        f"rate {b.lr:g}, batch {b.batch_size} (nonlinearity x learning rate), and "
+        f"{s.n_sampled} more:"
     )
     doc.bullets(list(s.space))
     doc.paragraph(

@@ -37,13 +37,22 @@ from analyses.studies.cnn import (
     TrainConfig,
 )
 from analyses.studies.cnn.models import DEFAULT_BLOCKS, QUICK_BLOCKS, count_params
-from analyses.studies.cnn.runs import Curves, EvalSubset
+from analyses.studies.cnn.runs import Curves, EvalSubset, Technique
 from analyses.studies.cnn.summary import FIGURES, _CnnPlan, resolve_device
 from tests.analyses.cnn_doubles import TINY_MLP, ChosenSummary, FakeSearch
 
 DATA = DataSpec("synthetic", 300, 100)
 OPTIONS = CnnOptions(
-    blocks=QUICK_BLOCKS, train=TrainConfig(batch_size=64), epochs=2, seeds=(0, 1), device="cpu"
+    blocks=QUICK_BLOCKS,
+    train=TrainConfig(batch_size=64),
+    epochs=2,
+    seeds=(0, 1),
+    device="cpu",
+    techniques=(
+        Technique("smoothing", "label smoothing 0.1", label_smoothing=0.1),
+        Technique("shifts", "random shifts of up to 1 pixel", shift=1),
+        Technique("both", "shifts and smoothing", shift=1, label_smoothing=0.1),
+    ),
 )
 
 

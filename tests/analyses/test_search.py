@@ -107,7 +107,7 @@ def test_the_full_space_is_wide_distinct_in_range_and_drawn_from_its_seed() -> N
     for field in ("hidden", "activation", "optimizer", "schedule", "batch_size"):
         assert len({getattr(c, field) for c in configs}) >= 2, field
     assert {c.optimizer for c in configs} >= {"sgd", "momentum", "nesterov", "adam", "adamw"}
-    assert sum(c.plain_sgd for c in configs) >= 10
+    assert sum(c.plain_sgd for c in configs) >= 9
     assert SearchOptions.full().configs == configs
     assert SearchOptions.full(seed=1).configs != configs
     assert options.rungs.sizes(len(configs))[1] == len(configs) // 3
