@@ -80,6 +80,42 @@ class DataSpec:
         return f"{self.name}[train {self.n_train or 'all'}, eval {self.n_eval or 'all'}]"
 
 
+TRAIN_EVAL_SIZE: Final = 10_000
+TRAIN_EVAL_SEED: Final = 7
+
+
+@attrs.frozen
+class EvalSubset:
+    """The training samples the MLP and the CNN are measured on after each epoch (their
+    training loss and error, cheaper than the whole split):
+    ``np.random.default_rng(seed).choice(n_train, min(size, n_train), replace=False)``,
+    sorted: the same samples for every run and epoch."""
+
+    size: int = TRAIN_EVAL_SIZE
+    seed: int = TRAIN_EVAL_SEED
+
+    def __attrs_post_init__(self) -> None:
+        if not is_int(self.size) or self.size <= 0:
+            raise ValueError(f"EvalSubset: size must be a positive integer, got {self.size!r}")
+        if not is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"EvalSubset: seed must be a non-negative integer, got {self.seed!r}")
+
+    def indices(self, n_train: int) -> IntArray:
+        """The sorted indices into a training split of ``n_train`` samples."""
+        k = min(self.size, n_train)
+        chosen = np.random.default_rng(self.seed).choice(n_train, k, replace=False)
+        return np.sort(chosen).astype(np.int64)
+
+    def describe(self, n_train: int) -> str:
+        k = min(self.size, n_train)
+        if k == n_train:
+            return f"all {n_train:,} training samples"
+        return (
+            f"a fixed subset of {k:,} of the {n_train:,} training samples, "
+            f"np.random.default_rng({self.seed}).choice({n_train}, {k}, replace=False), sorted"
+        )
+
+
 def quick_data(name: str = "mnist") -> DataSpec:
     """The smoke-run data: the first 600 training and 200 validation / test samples."""
     return DataSpec(name, QUICK_TRAIN, QUICK_EVAL)

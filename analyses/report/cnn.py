@@ -94,7 +94,7 @@ def comments(s: CnnSummary) -> list[str]:
         f"{thousands(mlp.n_params)} (ratio {s.param_ratio:.4f}), so the comparison is at equal "
         "size; the convolutions hold few of them and the fully connected head most."
     ]
-    mlp_err = mlp.result.curves.valid_error[-1]
+    mlp_err = mlp.curves.valid_error[-1]
     a = van.aggregate
     if a.final_valid_error < mlp_err:
         fewer = (
@@ -137,12 +137,6 @@ def comments(s: CnnSummary) -> list[str]:
         f"seed ({stops}); stopping is free to measure from the curves, so it was not screened "
         "as a run of its own."
     )
-    check = (
-        "equals the search's bit for bit"
-        if mlp.matches_search
-        else "does NOT equal the search's: the MLP compared with is not exactly the chosen model"
-    )
-    notes.append(f"The retrained MLP's validation accuracy per epoch {check}.")
     return notes
 
 
@@ -194,8 +188,8 @@ def section(doc: Document, s: CnnSummary, folder: Path) -> None:
         f"PyTorch, on the same split as the MLP. After each epoch the loss (mean cross-entropy) "
         f"and error rate are measured on {s.train_measured_on} (training curves) and on the "
         "whole validation set; the test set once, after the last epoch. The MLP compared with "
-        f"is the search's chosen model, {mlp_name(s)}, retrained here with fmlp.fit exactly "
-        "as the search trained it, to measure the same curves."
+        f"is the search's chosen model, {mlp_name(s)}, with the curves the search measured on "
+        "the same samples while training it."
     )
     doc.bullets(
         settings_lines(
@@ -251,7 +245,7 @@ def section(doc: Document, s: CnnSummary, folder: Path) -> None:
         size=7.5,
     )
     doc.paragraph("Validation error per epoch (CNN: mean over seeds, sd in brackets):")
-    rows = [["MLP"] + [pct(e) for e in s.mlp.result.curves.valid_error]] + [
+    rows = [["MLP"] + [pct(e) for e in s.mlp.curves.valid_error]] + [
         [f"CNN {v.name}"]
         + [
             f"{pct(m)} ({100 * sd:.2f})"

@@ -11,7 +11,7 @@ from typing import Final
 
 import attrs
 
-from analyses.common import MlpConfig
+from analyses.common import EvalSubset, MlpConfig
 from analyses.pipeline.driver import ArtifactKey
 
 
@@ -20,8 +20,9 @@ class ChosenMlp:
     """The MLP the hyper-parameter search chose, after its last epoch.
 
     params_file: its parameters (``fmlp.checkpoint``), relative to the results folder.
-    val_accuracy / val_loss: per epoch 1..E on the validation set. test_accuracy:
-    measured once, after the choice.
+    val_accuracy / val_loss: per epoch 1..E on the validation set; train_loss /
+    train_error: per epoch on the training samples ``eval_subset`` names.
+    test_accuracy: measured once, after the choice.
     """
 
     config: MlpConfig
@@ -30,6 +31,9 @@ class ChosenMlp:
     params_sha256: str
     val_accuracy: tuple[float, ...]
     val_loss: tuple[float, ...]
+    train_loss: tuple[float, ...]
+    train_error: tuple[float, ...]
+    eval_subset: EvalSubset
     test_accuracy: float
     test_loss: float
 

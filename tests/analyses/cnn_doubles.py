@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 import fmlp
 from analyses.common import (
     DataSpec,
+    EvalSubset,
     MlpConfig,
     floats,
     init_params,
@@ -42,6 +43,13 @@ def choose(data: DataSpec, config: MlpConfig, out: Path, name: str) -> ChosenMlp
     """Train ``config`` on ``data`` as the search would, save its parameters under
     ``out/name`` and describe it as the search's chosen model."""
     d = load_data(data, config.dtype)
+    subset = EvalSubset()
+    index = subset.indices(len(d.y_train))
+    on_train: list[fmlp.Evaluation] = []
+
+    def measure(epoch: int, params: fmlp.MLP) -> None:
+        on_train.append(fmlp.evaluate(params, d.x_train[index], d.y_train[index]))
+
     with threadpool_limits(limits=1):
         state, m = fmlp.fit(
             init_params(config),
@@ -53,6 +61,7 @@ def choose(data: DataSpec, config: MlpConfig, out: Path, name: str) -> ChosenMlp
             seed=config.seed,
             validation=(d.x_valid, d.y_valid),
             eval_train=False,
+            params_callback=measure,
         )
         test = fmlp.evaluate(state.params, d.x_test, d.y_test)
     params_file = f"{name}/chosen_params.npz"
@@ -64,6 +73,9 @@ def choose(data: DataSpec, config: MlpConfig, out: Path, name: str) -> ChosenMlp
         params_sha256=params_digest(state.params),
         val_accuracy=floats(m.val_accuracy),
         val_loss=floats(m.val_loss),
+        train_loss=tuple(e.loss for e in on_train),
+        train_error=tuple(1.0 - e.accuracy for e in on_train),
+        eval_subset=subset,
         test_accuracy=test.accuracy,
         test_loss=test.loss,
     )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from analyses.common import StudyData, synthetic_data
+from analyses.common import EvalSubset, StudyData, synthetic_data
 from analyses.pipeline.records import from_json, to_json
 from analyses.studies.cnn.models import (
     DEFAULT_BLOCKS,
@@ -24,7 +24,7 @@ from analyses.studies.cnn.models import (
     layer_table,
     match_params,
 )
-from analyses.studies.cnn.runs import EvalSubset, TrainConfig
+from analyses.studies.cnn.runs import TrainConfig
 
 MLP_PARAMS = 669_706  # 784-512-512-10
 

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import fmlp
-from analyses.common import DataSpec, MlpConfig, SplitSizes, load_data, params_digest
+from analyses.common import DataSpec, EvalSubset, MlpConfig, SplitSizes, load_data, params_digest
 from analyses.pipeline.driver import (
     ArtifactKey,
     Artifacts,
@@ -97,6 +97,9 @@ class _StandInPlan:
             params_sha256=params_digest(state.params),
             val_accuracy=tuple(float(v) for v in m.val_accuracy),
             val_loss=tuple(float(v) for v in m.val_loss),
+            train_loss=tuple(float(v) for v in m.val_loss),  # not measured: not used here
+            train_error=tuple(1.0 - float(v) for v in m.val_accuracy),
+            eval_subset=EvalSubset(),
             test_accuracy=0.5,
             test_loss=1.0,
         )

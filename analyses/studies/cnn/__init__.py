@@ -21,9 +21,6 @@ from analyses.studies.cnn.runs import (
     CnnOptions,
     CnnRun,
     CnnRunResult,
-    EvalSubset,
-    MlpRun,
-    MlpRunResult,
     TrainConfig,
 )
 from analyses.studies.cnn.summary import CnnStudy, CnnSummary
@@ -36,8 +33,5 @@ __all__ = [
     "CnnStudy",
     "CnnSummary",
     "ConvBlock",
-    "EvalSubset",
-    "MlpRun",
-    "MlpRunResult",
     "TrainConfig",
 ]

@@ -77,7 +77,7 @@ def plot_errors(s: CnnSummary, folder: Path) -> list[str]:
 
     fig = new_figure(figsize=(10, 4))
     axes = fig.subplots(1, 2)
-    mlp = s.mlp.result.curves
+    mlp = s.mlp.curves
     for ax, split in zip(axes, ("train", "valid"), strict=True):
         for i, v in enumerate(s.variants):
             band = v.aggregate.train_error if split == "train" else v.aggregate.valid_error
@@ -132,7 +132,7 @@ def plot_losses(s: CnnSummary, folder: Path) -> list[str]:
         ax.plot(e, a.valid_loss.mean, "o--", ms=3, color=c, label=f"CNN {v.name} valid")
         best = a.early_stop_epoch_of_mean
         ax.plot(best, a.valid_loss.mean[best - 1], "v", ms=10, mfc="none", color=c)
-    mlp = s.mlp.result.curves
+    mlp = s.mlp.curves
     ax.plot(mlp.epoch, mlp.train_loss, "s-", ms=3, color=COLORS["mlp"], label="MLP train")
     ax.plot(mlp.epoch, mlp.valid_loss, "s--", ms=3, color=COLORS["mlp"], label="MLP valid")
     ax.set_yscale("log")

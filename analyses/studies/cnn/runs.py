@@ -1,12 +1,12 @@
-"""The CNN study's options and its runs: one CNN run per (variant, seed), and one run of
-the MLP it is compared with, each a task with a typed result record.
+"""The CNN study's options and its runs: one CNN run per (variant, seed), each a task
+with a typed result record.
 
 After every epoch each run records the mean cross-entropy and the error rate (1 -
-accuracy) on a fixed subset of the training split (``EvalSubset``: 10,000 samples drawn
-once from a stated seed, the same for every run) and on the whole validation set; at
-the end, on the test set. The MLP run retrains the search's chosen configuration with
-``fmlp.fit`` exactly as the search trained it, so its validation curve must be the
-search's, bit for bit (the study checks it).
+accuracy) on a fixed subset of the training split (``analyses.common.EvalSubset``:
+10,000 samples drawn once from a stated seed, the same for every run, and the same the
+search measured its MLPs on) and on the whole validation set; at the end, on the test
+set. The MLP compared with is the search's chosen model, whose curves the search
+measured as it trained it: nothing is trained twice.
 
 Nothing here imports torch: the CNN run imports ``net`` (and so torch) when it runs.
 """
@@ -17,33 +17,20 @@ import math
 from typing import Any, ClassVar, Final, Literal
 
 import attrs
-import numpy as np
 
-import fmlp
-from analyses.common import (
-    DataSpec,
-    MlpConfig,
-    floats,
-    init_params,
-    load_data,
-    make_optimizer,
-    params_digest,
-)
+from analyses.common import DataSpec, EvalSubset, load_data
 from analyses.pipeline.records import to_json
 from analyses.pipeline.tasks import RunContext
 from analyses.studies.cnn.models import DEFAULT_BLOCKS, QUICK_BLOCKS, CNNSpec, ConvBlock
-from fmlp.types import IntArray, is_int
+from fmlp.types import is_int
 
 STUDY: Final = "cnn"
 IMPLEMENTATION: Final = 3
 """Part of every run's key: bumped whenever a change to the code changes the numbers a
 run gives, so results stored by older code are never mixed with new ones."""
-MLP_IMPLEMENTATION: Final = 1
 RUN_THREADS: Final = 1
 """Torch and BLAS threads of every run (the task environment sets them): runs go side
 by side, one per core, and the kernels' sums depend on the thread count."""
-TRAIN_EVAL_SIZE: Final = 10_000
-TRAIN_EVAL_SEED: Final = 7
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 Device = Literal["cpu", "cuda"]
@@ -169,36 +156,6 @@ whole pipeline within its time budget."""
 
 
 @attrs.frozen
-class EvalSubset:
-    """The training samples every run is measured on after each epoch:
-    ``np.random.default_rng(seed).choice(n_train, min(size, n_train), replace=False)``,
-    sorted: the same samples for every run and epoch."""
-
-    size: int = TRAIN_EVAL_SIZE
-    seed: int = TRAIN_EVAL_SEED
-
-    def __attrs_post_init__(self) -> None:
-        _check_positive("EvalSubset", "size", self.size)
-        if not is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"EvalSubset: seed must be a non-negative integer, got {self.seed!r}")
-
-    def indices(self, n_train: int) -> IntArray:
-        """The sorted indices into a training split of ``n_train`` samples."""
-        k = min(self.size, n_train)
-        chosen = np.random.default_rng(self.seed).choice(n_train, k, replace=False)
-        return np.sort(chosen).astype(np.int64)
-
-    def describe(self, n_train: int) -> str:
-        k = min(self.size, n_train)
-        if k == n_train:
-            return f"all {n_train:,} training samples"
-        return (
-            f"a fixed subset of {k:,} of the {n_train:,} training samples, "
-            f"np.random.default_rng({self.seed}).choice({n_train}, {k}, replace=False), sorted"
-        )
-
-
-@attrs.frozen
 class CnnOptions:
     """Everything that fixes the study's results besides the data and the MLP.
 
@@ -215,7 +172,7 @@ class CnnOptions:
     seeds: tuple[int, ...] = (0, 1, 2)
     techniques: tuple[Technique, ...] = TECHNIQUES
     device: DeviceName = "auto"
-    eval_subset: EvalSubset = EvalSubset()
+    eval_subset: EvalSubset = attrs.field(factory=EvalSubset)
 
     def __attrs_post_init__(self) -> None:
         if not self.blocks:
@@ -276,20 +233,6 @@ class CnnRunResult:
     threads: int
 
 
-@attrs.frozen
-class MlpRunResult:
-    """The MLP retrained: its curves, its validation accuracy as ``fmlp.fit`` measured it
-    (compared bit for bit with the search's), a digest of its final parameters, and the
-    test set after the last epoch."""
-
-    curves: Curves
-    val_accuracy: tuple[float, ...]
-    params_sha256: str
-    n_params: int
-    test_loss: float
-    test_error: float
-
-
 # ------------------------------------------------------------------------- tasks
 
 
@@ -344,79 +287,3 @@ class CnnRun:
             device=self.device,
             eval_index=self.eval_subset.indices(len(data.y_train)),
         )
-
-
-@attrs.frozen
-class MlpRun:
-    """Retrain the MLP the CNN is compared with, measuring the CNN's metrics."""
-
-    study: ClassVar[str] = STUDY
-    torch: ClassVar[bool] = False
-    result_type: ClassVar[type[MlpRunResult]] = MlpRunResult
-
-    data: DataSpec
-    config: MlpConfig
-    eval_subset: EvalSubset
-
-    def key(self) -> dict[str, Any]:
-        return {
-            "kind": "mlp",
-            "implementation": MLP_IMPLEMENTATION,
-            "data": to_json(self.data),
-            "config": to_json(self.config),
-            "threads": RUN_THREADS,
-            "eval_subset": to_json(self.eval_subset),
-        }
-
-    def label(self) -> str:
-        return f"cnn: MLP {self.config.architecture}"
-
-    def priority(self) -> int:
-        return 20
-
-    def run(self, ctx: RunContext) -> MlpRunResult:
-        return train_mlp(self.data, self.config, self.eval_subset)
-
-
-def train_mlp(spec: DataSpec, config: MlpConfig, subset: EvalSubset) -> MlpRunResult:
-    """Train ``config`` with ``fmlp.fit`` as the search trains it (its optimizer and
-    schedule, seed, dtype; one BLAS thread, set by the task environment), measuring
-    after each epoch the training subset too."""
-    data = load_data(spec, config.dtype)
-    idx = subset.indices(len(data.y_train))
-    x_sub, y_sub = data.x_train[idx], data.y_train[idx]
-    on_subset: list[fmlp.Evaluation] = []
-
-    def measure(epoch: int, params: fmlp.MLP) -> None:
-        with np.errstate(all="ignore"):  # a diverged model is recorded, not warned about
-            on_subset.append(fmlp.evaluate(params, x_sub, y_sub))
-
-    state, m = fmlp.fit(
-        init_params(config),
-        data.x_train,
-        data.y_train,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        optimizer=make_optimizer(config, len(data.y_train)),
-        seed=config.seed,
-        validation=(data.x_valid, data.y_valid),
-        eval_train=False,
-        params_callback=measure,
-    )
-    with np.errstate(all="ignore"):
-        test = fmlp.evaluate(state.params, data.x_test, data.y_test)
-    val_accuracy = floats(m.val_accuracy)
-    return MlpRunResult(
-        curves=Curves(
-            epoch=tuple(range(1, config.epochs + 1)),
-            train_loss=tuple(e.loss for e in on_subset),
-            train_error=tuple(1.0 - e.accuracy for e in on_subset),
-            valid_loss=floats(m.val_loss),
-            valid_error=tuple(1.0 - a for a in val_accuracy),
-        ),
-        val_accuracy=val_accuracy,
-        params_sha256=params_digest(state.params),
-        n_params=fmlp.n_params(state.params),
-        test_loss=test.loss,
-        test_error=1.0 - test.accuracy,
-    )

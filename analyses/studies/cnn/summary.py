@@ -1,12 +1,13 @@
 """The CNN study's summary, what the report reads, and the study the pipeline runs.
 
 The study needs the search's chosen MLP (``CHOSEN_MLP``): the CNN's fully connected
-width is chosen so that its parameter count is nearest the MLP's, and the MLP is
-retrained beside the CNN runs to measure the same curves.
+width is chosen so that its parameter count is nearest the MLP's, and the MLP's curves,
+measured by the search on the same training subset while it trained it, are compared
+with the CNN's.
 
 Its plan hands out its runs in two stages. First: every technique screened, one run
 each at the screening seed; the vanilla CNN at every seed (its screening-seed run is
-the screening's baseline); the MLP. Once every screening run is in, the technique chosen
+the screening's baseline). Once every screening run is in, the technique chosen
 by ``SELECTION`` (a rule on the screening results alone, so the choice does not depend
 on the order they arrive in) runs at the other seeds.
 """
@@ -23,7 +24,15 @@ from typing import Any, ClassVar, Final
 import attrs
 import numpy as np
 
-from analyses.common import DataSpec, MachineInfo, MlpConfig, SplitSizes, load_data, machine_info
+from analyses.common import (
+    DataSpec,
+    EvalSubset,
+    MachineInfo,
+    MlpConfig,
+    SplitSizes,
+    load_data,
+    machine_info,
+)
 from analyses.pipeline.driver import ArtifactKey, Artifacts, StudyError
 from analyses.pipeline.records import JsonRecord
 from analyses.pipeline.store import StoredRun
@@ -46,9 +55,6 @@ from analyses.studies.cnn.runs import (
     Curves,
     Device,
     DeviceName,
-    EvalSubset,
-    MlpRun,
-    MlpRunResult,
     Technique,
     TrainConfig,
 )
@@ -126,19 +132,17 @@ class Variant:
 
 @attrs.frozen
 class MlpReference:
-    """The MLP compared with: the search's chosen configuration, retrained here.
-
-    matches_search: its per-epoch r(valid) equals the search's bit for bit.
-    params_match_search: its final parameters have the digest the search recorded."""
+    """The MLP compared with: the search's chosen model, its curves as the search
+    measured them while training it (on the same training subset as the CNN runs), and
+    its test loss and error, measured once after the choice."""
 
     config: MlpConfig
     description: str
     sizes: tuple[int, ...]
     n_params: int
-    result: MlpRunResult
-    matches_search: bool
-    params_match_search: bool
-    search_test_error: float
+    curves: Curves
+    test_loss: float
+    test_error: float
 
 
 @attrs.frozen
@@ -173,7 +177,7 @@ class Verdict:
 class CnnSummary(JsonRecord):
     """The study's results (no wall times: they live in the pipeline's log)."""
 
-    SCHEMA: ClassVar[int] = 2
+    SCHEMA: ClassVar[int] = 3
 
     dataset: str
     dataset_sizes: SplitSizes
@@ -353,14 +357,16 @@ class _CnnPlan:
             self.setups[VANILLA] = (vanilla, options.train)
             for t in options.techniques:
                 self.setups[t.name] = t.apply(vanilla, options.train)
+        if chosen.eval_subset != options.eval_subset:
+            self.error = (
+                f"the search measured its MLP on the training subset {chosen.eval_subset}, "
+                f"this study on {options.eval_subset}: give both the same"
+            )
         self.names = [t.name for t in options.techniques]
-        self.mlp_task = MlpRun(data, chosen.config, options.eval_subset)
         self.stage = 0
         self.chosen: str | None = None
         self.results: dict[tuple[str, int], CnnRunResult] = {}
-        self.mlp_result: MlpRunResult | None = None
         self.failures: dict[tuple[str, int], str] = {}
-        self.mlp_failure: str | None = None
 
     def _task(self, name: str, seed: int) -> CnnRun:
         spec, train = self.setups[name]
@@ -388,7 +394,7 @@ class _CnnPlan:
             # the screening first: the second stage waits for it
             screening = [self._task(n, o.screening_seed) for n in self.names]
             vanilla = [self._task(VANILLA, seed) for seed in o.seeds]
-            return [*screening, *vanilla, self.mlp_task]
+            return [*screening, *vanilla]
         if self.stage == 1 and self._screening_in():
             self.stage = 2
             self.chosen = self._choose()
@@ -397,12 +403,6 @@ class _CnnPlan:
         return ()
 
     def record(self, task: Task[Any], run: StoredRun) -> None:
-        if isinstance(task, MlpRun):
-            if run.failure is not None:
-                self.mlp_failure = run.failure.error
-            else:
-                self.mlp_result = run.result
-            return
         assert isinstance(task, CnnRun)
         if run.failure is not None:
             self.failures[(task.variant, task.seed)] = run.failure.error
@@ -423,8 +423,7 @@ class _CnnPlan:
         if self.stage < 2:
             return False
         have = set(self.results) | set(self.failures)
-        mlp_in = self.mlp_result is not None or self.mlp_failure is not None
-        return mlp_in and self._expected() <= have
+        return self._expected() <= have
 
     # ------------------------------------------------------------------ finish
 
@@ -465,16 +464,13 @@ class _CnnPlan:
             for n, seed in sorted(self._expected())
             if (n, seed) in self.failures and (n == VANILLA or n == self.chosen)
         ]
-        if self.mlp_failure is not None:
-            missing.append(f"the MLP: {self.mlp_failure}")
         if missing:
             raise StudyError("runs the comparison needs failed: " + "; ".join(missing))
-        assert self.mlp_result is not None
         opts = self.options
         technique = next(t for t in opts.techniques if t.name == self.chosen)
         vanilla = self._variant(VANILLA, "none (vanilla)")
         chosen = self._variant(technique.name, technique.text)
-        mlp = self._mlp_reference(self.mlp_result)
+        mlp = self._mlp_reference()
         data = load_data(self.data, "float32")
         cnn_params = vanilla.n_params
         summary = CnnSummary(
@@ -510,7 +506,7 @@ class _CnnPlan:
         atomic_write_text(folder / "table.md", markdown_table(summary))
         return attrs.evolve(summary, figures=tuple(written))
 
-    def _mlp_reference(self, result: MlpRunResult) -> MlpReference:
+    def _mlp_reference(self) -> MlpReference:
         chosen = self.mlp
         config = chosen.config
         return MlpReference(
@@ -518,10 +514,15 @@ class _CnnPlan:
             description=config.describe(),
             sizes=config.sizes,
             n_params=chosen.n_params,
-            result=result,
-            matches_search=result.val_accuracy == chosen.val_accuracy,
-            params_match_search=result.params_sha256 == chosen.params_sha256,
-            search_test_error=1.0 - chosen.test_accuracy,
+            curves=Curves(
+                epoch=tuple(range(1, len(chosen.val_loss) + 1)),
+                train_loss=chosen.train_loss,
+                train_error=chosen.train_error,
+                valid_loss=chosen.val_loss,
+                valid_error=tuple(1.0 - a for a in chosen.val_accuracy),
+            ),
+            test_loss=chosen.test_loss,
+            test_error=1.0 - chosen.test_accuracy,
         )
 
 
@@ -531,7 +532,7 @@ class _CnnPlan:
 def table_rows(s: CnnSummary) -> list[tuple[str, int, int, float, float, float | None, float]]:
     """(model, parameters, seeds, final train error, final valid error, its sd over
     seeds (None for the single MLP run), test error) per model: the MLP, then the CNNs."""
-    m = s.mlp.result
+    m = s.mlp
     rows: list[tuple[str, int, int, float, float, float | None, float]] = [
         (
             f"MLP {s.mlp.config.architecture} {s.mlp.config.activation}",

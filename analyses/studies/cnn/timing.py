@@ -20,10 +20,10 @@ from typing import Final
 
 import attrs
 
-from analyses.common import DataSpec, load_data
+from analyses.common import DataSpec, EvalSubset, load_data
 from analyses.pipeline.tasks import run_environment
 from analyses.studies.cnn.models import DEFAULT_BLOCKS, CNNSpec, match_params
-from analyses.studies.cnn.runs import TECHNIQUES, EvalSubset, TrainConfig
+from analyses.studies.cnn.runs import TECHNIQUES, TrainConfig
 
 WARMUP: Final = 5
 

@@ -22,6 +22,7 @@ import fmlp
 from analyses.common import (
     N_CLASSES,
     DataSpec,
+    EvalSubset,
     MlpConfig,
     floats,
     init_params,
@@ -42,7 +43,10 @@ diverged, even where the loss stayed finite. A slow learner hovers near ln 10.""
 
 @attrs.frozen
 class SegmentResult:
-    """Epochs ``start + 1 .. stop`` of one configuration.
+    """Epochs ``start + 1 .. stop`` of one configuration: validation accuracy and loss,
+    training loss and error on the fixed training subset (the CNN study compares its
+    runs with the chosen MLP's on the same samples), and the running mean of the
+    mini-batch losses.
 
     status: ``ok`` or ``diverged`` (then ``error`` says where). checkpoint: the state
     after epoch ``stop``, relative to the results folder. resumed: whether the run
@@ -52,6 +56,8 @@ class SegmentResult:
     epochs: tuple[int, ...]
     val_accuracy: tuple[float, ...]
     val_loss: tuple[float, ...]
+    train_loss: tuple[float, ...]
+    train_error: tuple[float, ...]
     running_loss: tuple[float, ...]
     running_accuracy: tuple[float, ...]
     status: Literal["ok", "diverged"]
@@ -78,12 +84,13 @@ class SearchRun:
     study: ClassVar[str] = STUDY
     torch: ClassVar[bool] = False
     result_type: ClassVar[type[SegmentResult]] = SegmentResult
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     data: DataSpec
     config: MlpConfig
     start: int
     stop: int
+    eval_subset: EvalSubset = attrs.field(factory=EvalSubset)
     rung: int = attrs.field(default=0, eq=False)  # for scheduling only: not in the key
 
     def key(self) -> dict[str, Any]:
@@ -94,6 +101,7 @@ class SearchRun:
             "config": to_json(self.config),
             "start": self.start,
             "stop": self.stop,
+            "eval_subset": to_json(self.eval_subset),
         }
 
     def label(self) -> str:
@@ -109,7 +117,9 @@ class SearchRun:
         return -10 * self.rung
 
     def run(self, ctx: RunContext) -> SegmentResult:
-        return train_segment(self.data, self.config, self.start, self.stop, Path(ctx.out))
+        return train_segment(
+            self.data, self.config, self.start, self.stop, Path(ctx.out), self.eval_subset
+        )
 
 
 def _start_state(
@@ -141,15 +151,27 @@ def _start_state(
 
 
 def train_segment(
-    data: DataSpec, config: MlpConfig, start: int, stop: int, out: Path
+    data: DataSpec,
+    config: MlpConfig,
+    start: int,
+    stop: int,
+    out: Path,
+    eval_subset: EvalSubset | None = None,
 ) -> SegmentResult:
     """Train ``config`` on ``data`` from epoch ``start`` to ``stop``; write the state after
-    ``stop`` as a checkpoint under ``out`` and return the per-epoch validation figures."""
+    ``stop`` as a checkpoint under ``out`` and return the per-epoch figures."""
     if not 0 <= start < stop <= config.epochs:
         raise ValueError(f"epochs {start}..{stop} do not fit a {config.epochs}-epoch run")
     d = load_data(data, config.dtype)
     optimizer = make_optimizer(config, len(d.y_train))
     state, resumed = _start_state(data, config, start, out, optimizer)
+    index = (eval_subset or EvalSubset()).indices(len(d.y_train))
+    x_sub, y_sub = d.x_train[index], d.y_train[index]
+    on_train: list[fmlp.Evaluation] = []
+
+    def measure(epoch: int, params: fmlp.MLP) -> None:
+        on_train.append(fmlp.evaluate(params, x_sub, y_sub))
+
     with np.errstate(over="ignore", invalid="ignore"):
         state, m = fmlp.resume(
             state,
@@ -162,6 +184,7 @@ def train_segment(
             seed=config.seed,
             validation=(d.x_valid, d.y_valid),
             eval_train=False,
+            params_callback=measure,
         )
     ckpt = checkpoint_file(data, config, stop)
     checkpoint.save_state(out / ckpt, state)
@@ -182,6 +205,8 @@ def train_segment(
         epochs=tuple(range(start + 1, stop + 1)),
         val_accuracy=floats(m.val_accuracy),
         val_loss=floats(m.val_loss),
+        train_loss=tuple(e.loss for e in on_train),
+        train_error=tuple(1.0 - e.accuracy for e in on_train),
         running_loss=running,
         running_accuracy=floats(m.running_accuracy),
         status=status,

@@ -23,7 +23,14 @@ from typing import Final
 import attrs
 import numpy as np
 
-from analyses.common import BASE_MLP, PARAM_RANGE, MlpConfig, OptimizerName, ScheduleName
+from analyses.common import (
+    BASE_MLP,
+    PARAM_RANGE,
+    EvalSubset,
+    MlpConfig,
+    OptimizerName,
+    ScheduleName,
+)
 from analyses.studies.search.halving import Rungs
 from fmlp.types import ActivationName
 
@@ -132,6 +139,7 @@ class SearchOptions:
     check_range: bool = True
     sampled_from_space: bool = True
     sampled_note: tuple[str, ...] = ()
+    eval_subset: EvalSubset = attrs.field(factory=EvalSubset)
 
     def __attrs_post_init__(self) -> None:
         if not self.configs:

@@ -74,6 +74,8 @@ class Trial:
     epochs: int
     val_accuracy: tuple[float, ...]
     val_loss: tuple[float, ...]
+    train_loss: tuple[float, ...]
+    train_error: tuple[float, ...]
     running_loss: tuple[float, ...]
     status: Literal["ok", "diverged", "failed"]
     error: str | None
@@ -86,7 +88,7 @@ class Trial:
 class SearchSummary(JsonRecord):
     """The whole search: settings, every trial (ranked), the choice, the compute spent."""
 
-    SCHEMA: ClassVar[int] = 1
+    SCHEMA: ClassVar[int] = 2
 
     dataset: str
     dataset_sizes: SplitSizes
@@ -152,7 +154,14 @@ class _SearchPlan:
     def ready(self) -> Sequence[Task[Any]]:
         rungs = self.options.rungs
         return [
-            SearchRun(self.data, self.configs[name], rungs.start(k), rungs.epochs[k], rung=k)
+            SearchRun(
+                self.data,
+                self.configs[name],
+                rungs.start(k),
+                rungs.epochs[k],
+                self.options.eval_subset,
+                rung=k,
+            )
             for name, k in self.halving.ready()
         ]
 
@@ -178,11 +187,15 @@ class _SearchPlan:
         segs = [self.segments.get((name, k)) for k in range(last + 1)]
         acc: list[float] = []
         loss: list[float] = []
+        train_loss: list[float] = []
+        train_error: list[float] = []
         running: list[float] = []
         for seg in segs:
             if seg is not None:
                 acc += seg.val_accuracy
                 loss += seg.val_loss
+                train_loss += seg.train_loss
+                train_error += seg.train_error
                 running += seg.running_loss
         failure = self.failures.get((name, last))
         final = segs[-1]
@@ -203,6 +216,8 @@ class _SearchPlan:
             epochs=len(acc),
             val_accuracy=tuple(acc),
             val_loss=tuple(loss),
+            train_loss=tuple(train_loss),
+            train_error=tuple(train_error),
             running_loss=tuple(running),
             status=status,
             error=error,
@@ -234,6 +249,9 @@ class _SearchPlan:
             params_sha256=seg.params_sha256,
             val_accuracy=best.val_accuracy,
             val_loss=best.val_loss,
+            train_loss=best.train_loss,
+            train_error=best.train_error,
+            eval_subset=self.options.eval_subset,
             test_accuracy=test.accuracy,
             test_loss=test.loss,
         )
