@@ -9,6 +9,7 @@ whole ``TrainState`` are written and read with them).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
@@ -31,13 +32,21 @@ def _is_static(field: attrs.Attribute[Any]) -> bool:
     return bool(field.metadata.get("static", False))
 
 
+@functools.cache
+def _array_fields(cls: Any) -> tuple[str, ...]:
+    """The names of a record class's non-static fields, in declaration order (looked up
+    once per class: tree functions run on every training step)."""
+    return tuple(f.name for f in attrs.fields(cls) if not _is_static(f))
+
+
 def _children(node: Any) -> list[Any]:
     if isinstance(node, np.ndarray):
         raise AssertionError("leaves have no children")
     if isinstance(node, tuple):
         return list(node)
-    if attrs.has(type(node)):
-        return [getattr(node, f.name) for f in attrs.fields(type(node)) if not _is_static(f)]
+    cls: Any = type(node)
+    if attrs.has(cls):
+        return [getattr(node, name) for name in _array_fields(cls)]
     raise TypeError(
         f"not a tree: {type(node).__name__}; fmlp trees are ndarrays, tuples and attrs records"
     )
@@ -68,9 +77,8 @@ def tree_map(f: Callable[..., NDArray[Any]], tree: T, *rest: T) -> T:
                     f"tree structures differ: {type(tree).__name__} versus {type(r).__name__}"
                 )
         changes = {
-            fld.name: tree_map(f, getattr(tree, fld.name), *(getattr(r, fld.name) for r in rest))
-            for fld in attrs.fields(cls)
-            if not _is_static(fld)
+            name: tree_map(f, getattr(tree, name), *(getattr(r, name) for r in rest))
+            for name in _array_fields(cls)
         }
         return attrs.evolve(tree, **changes)  # type: ignore[misc]  # T is an attrs instance here
     raise TypeError(
@@ -80,12 +88,17 @@ def tree_map(f: Callable[..., NDArray[Any]], tree: T, *rest: T) -> T:
 
 def tree_leaves(tree: Any) -> list[NDArray[Any]]:
     """The ndarray leaves of ``tree`` in a fixed order (fields in declaration order)."""
-    if isinstance(tree, np.ndarray):
-        return [tree]
     out: list[NDArray[Any]] = []
-    for child in _children(tree):
-        out.extend(tree_leaves(child))
+    _collect(tree, out)
     return out
+
+
+def _collect(tree: Any, out: list[NDArray[Any]]) -> None:
+    if isinstance(tree, np.ndarray):
+        out.append(tree)
+        return
+    for child in _children(tree):
+        _collect(child, out)
 
 
 def tree_vdot(a: T, b: T) -> float:

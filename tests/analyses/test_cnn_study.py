@@ -38,7 +38,7 @@ from analyses.studies.cnn import (
 from analyses.studies.cnn.models import DEFAULT_BLOCKS, QUICK_BLOCKS, count_params
 from analyses.studies.cnn.runs import Curves, Technique
 from analyses.studies.cnn.summary import FIGURES, _CnnPlan, resolve_device
-from tests.analyses.cnn_doubles import TINY_MLP, ChosenSummary, FakeSearch
+from tests.analyses.search_doubles import TINY_MLP, ChosenSummary, FakeSearch
 
 DATA = DataSpec("synthetic", 300, 100)
 OPTIONS = CnnOptions(

@@ -7,9 +7,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 import numpy as np
@@ -18,10 +17,8 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import fmlp
-from analyses.common import DataSpec, EvalSubset, MlpConfig, SplitSizes, load_data, params_digest
+from analyses.common import DataSpec, MlpConfig, SplitSizes, load_data, params_digest
 from analyses.pipeline.driver import (
-    ArtifactKey,
-    Artifacts,
     MissingArtifact,
     PipelineReport,
     Study,
@@ -29,12 +26,11 @@ from analyses.pipeline.driver import (
     run_pipeline,
 )
 from analyses.pipeline.executors import make_executor
-from analyses.pipeline.records import JsonRecord, canonical_json, from_json, to_json
-from analyses.pipeline.store import ResultStore, StoredRun
-from analyses.pipeline.tasks import RunContext, Task
+from analyses.pipeline.records import canonical_json, from_json, to_json
+from analyses.pipeline.store import ResultStore
+from analyses.pipeline.tasks import RunContext
 from analyses.report import gradcheck as report
 from analyses.report.pdfdoc import Document
-from analyses.studies.artifacts import CHOSEN_MLP, ChosenMlp
 from analyses.studies.gradcheck import ALL_N, GradcheckOptions, GradcheckStudy, GradcheckSummary
 from analyses.studies.gradcheck import finite as fd
 from analyses.studies.gradcheck.errormodel import fit_truncation
@@ -44,6 +40,7 @@ from analyses.studies.gradcheck.summary import sample_result
 from fmlp import checkpoint
 from fmlp.data import DataNotFoundError
 from fmlp.types import ActivationName
+from tests.analyses.search_doubles import FakeSearch
 
 HIDDEN = (32, 32)
 TWELVE = [1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 500000]
@@ -54,77 +51,6 @@ RUNS = 11  # the choice; per sample (two) L''' and per dtype (two) the curve and
 # ------------------------------------------------------- a stand-in for the search
 
 
-@attrs.frozen
-class StandInSummary(JsonRecord):
-    chosen: ChosenMlp
-
-
-class _StandInPlan:
-    """No runs: its summary trains a tiny MLP one epoch and saves its parameters."""
-
-    def __init__(self, data: DataSpec, config: MlpConfig, name: str) -> None:
-        self.data, self.config, self.name = data, config, name
-
-    def ready(self) -> Sequence[Task[Any]]:
-        return ()
-
-    def record(self, task: Task[Any], run: StoredRun) -> None:
-        raise AssertionError("the stand-in has no runs")
-
-    def done(self) -> bool:
-        return True
-
-    def finish(self, folder: Path) -> StandInSummary:
-        d = load_data(self.data, "float32")
-        params0 = fmlp.init(
-            self.config.sizes, activation=self.config.activation, seed=0, dtype=np.float32
-        )
-        state, m = fmlp.fit(
-            params0,
-            d.x_train,
-            d.y_train,
-            epochs=self.config.epochs,
-            batch_size=self.config.batch_size,
-            lr=self.config.lr,
-            seed=0,
-            validation=(d.x_valid, d.y_valid),
-        )
-        checkpoint.save(folder / "params.npz", state.params)
-        chosen = ChosenMlp(
-            config=self.config,
-            n_params=fmlp.n_params(state.params),
-            params_file=f"{self.name}/params.npz",
-            params_sha256=params_digest(state.params),
-            val_accuracy=tuple(float(v) for v in m.val_accuracy),
-            val_loss=tuple(float(v) for v in m.val_loss),
-            train_loss=tuple(float(v) for v in m.val_loss),  # not measured: not used here
-            train_error=tuple(1.0 - float(v) for v in m.val_accuracy),
-            eval_subset=EvalSubset(),
-            test_accuracy=0.5,
-            test_loss=1.0,
-        )
-        return StandInSummary(chosen)
-
-
-@attrs.frozen
-class StandInSearch:
-    """Provides the chosen MLP, as the search would."""
-
-    data: DataSpec
-    config: MlpConfig
-
-    name: ClassVar[str] = "stand_in"
-    needs: ClassVar[tuple[ArtifactKey[Any], ...]] = ()
-    provides: ClassVar[tuple[ArtifactKey[Any], ...]] = (CHOSEN_MLP,)
-    summary_type: ClassVar[type[StandInSummary]] = StandInSummary
-
-    def plan(self, artifacts: Artifacts, ctx: RunContext) -> _StandInPlan:
-        return _StandInPlan(self.data, self.config, self.name)
-
-    def artifacts(self, summary: StandInSummary) -> dict[ArtifactKey[Any], object]:
-        return {CHOSEN_MLP: summary.chosen}
-
-
 def config(activation: ActivationName) -> MlpConfig:
     return MlpConfig(hidden=HIDDEN, activation=activation, epochs=1, batch_size=32, lr=0.1)
 
@@ -133,7 +59,7 @@ def run_study(
     out: Path, activation: ActivationName, options: GradcheckOptions | None = None
 ) -> PipelineReport:
     studies: list[Study[Any]] = [
-        StandInSearch(DATA, config(activation)),
+        FakeSearch(DATA, config(activation)),
         GradcheckStudy(DATA, options or GradcheckOptions.quick()),
     ]
     with make_executor("local") as ex:
@@ -251,7 +177,7 @@ def test_no_absolute_path_and_no_wall_time(tanh_run: Ran) -> None:
     text = (tanh_run.out / "gradcheck" / "summary.json").read_text()
     assert str(tanh_run.out) not in text and "/tmp" not in text
     assert "wall" not in text and "seconds" not in text
-    assert tanh_run.summary.model.params_file == "stand_in/params.npz"
+    assert tanh_run.summary.model.params_file == "fake_search/chosen_params.npz"
 
 
 def test_the_report_section_renders(tanh_run: Ran) -> None:
@@ -498,7 +424,13 @@ def test_kinks_are_detected(relu_run: Ran) -> None:
     for j, n in enumerate(TWELVE):
         expected = tuple(abs(t) < 1 / n for t in OFFSETS)
         assert c64.kink[j] == expected, n
-        assert curves["float32"].kink[j] == expected, n
+        # float32 rounds z = t a_r by about 1e-7 of the layer's sums: where |t| and eps
+        # differ by less than 1e-3 the flag is float32's rounding, not the model's
+        clear = [abs(abs(t) - 1 / n) > 1e-3 for t in OFFSETS]
+        got32 = curves["float32"].kink[j]
+        assert [g for g, c in zip(got32, clear, strict=True) if c] == [
+            e for e, c in zip(expected, clear, strict=True) if c
+        ], n
     assert c64.n_kinks == tuple(sum(abs(t) < 1 / n for t in OFFSETS) for n in TWELVE)
     assert c64.any_kink[TWELVE.index(5000)] and not c64.any_kink[TWELVE.index(50000)]
     for j, n in enumerate(TWELVE):
@@ -677,7 +609,7 @@ def test_the_second_sample_resolves_in_float32_on_quick_mnist(
     curve of the sample of largest loss is not all zeros, and the study writes its
     results and figures."""
     studies: list[Study[Any]] = [
-        StandInSearch(quick_mnist, MlpConfig(hidden=(512, 512), epochs=1)),
+        FakeSearch(quick_mnist, MlpConfig(hidden=(512, 512), epochs=1)),
         GradcheckStudy(quick_mnist, GradcheckOptions.quick()),
     ]
     with make_executor("local") as ex:

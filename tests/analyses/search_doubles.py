@@ -1,6 +1,7 @@
-"""A stand-in for the search in the CNN study's tests: a study that provides
-``CHOSEN_MLP`` for a tiny MLP, trained with ``fmlp.fit`` as the search trains (one BLAS
-thread), its parameters saved beside its summary."""
+"""A stand-in for the search in the tests of the studies that need its chosen model: a
+study that provides ``CHOSEN_MLP`` for a small MLP, trained with ``fmlp.fit`` as the
+search trains it (one BLAS thread, the training subset measured after every epoch),
+its parameters saved beside its summary."""
 
 from __future__ import annotations
 
