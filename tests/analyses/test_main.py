@@ -52,7 +52,8 @@ def test_five_kills_then_a_rerun_give_the_same_metrics_and_pdf(
     whole, seconds = uninterrupted
     # another folder, named relative to the working directory
     kills = 0
-    for fraction in (0.15, 0.3, 0.45, 0.6, 0.75):
+    # a resumed run has less left to do: the later kills come sooner after its start
+    for fraction in (0.1, 0.2, 0.25, 0.3, 0.35):
         proc = subprocess.Popen(
             [*MAIN, "--out", "results"],
             cwd=tmp_path,
@@ -66,7 +67,7 @@ def test_five_kills_then_a_rerun_give_the_same_metrics_and_pdf(
             os.killpg(proc.pid, signal.SIGKILL)  # the job and its workers, mid-run
             proc.wait()
             kills += 1
-    assert kills >= 3, "the job finished before most kills: kill earlier"
+    assert kills == 5, "the job finished before a kill: kill earlier"
     subprocess.run([*MAIN, "--out", "results"], cwd=tmp_path, check=True, timeout=600)
     resumed = tmp_path / "results"
     assert _metrics(resumed) == _metrics(whole)
