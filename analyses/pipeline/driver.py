@@ -317,7 +317,15 @@ def run_pipeline(
             missing = [key.name for key in study.needs if key not in artifacts]
             if not missing:
                 waiting.remove(study)
-                active[study.name] = _Active(study, study.plan(artifacts, ctx), time.perf_counter())
+                try:
+                    plan = study.plan(artifacts, ctx)
+                except StudyError as exc:
+                    errors[study.name] = str(exc)
+                    timings[study.name] = StudyTiming(0, 0, 0.0, 0.0)
+                    say(f"{study.name}: failed: {exc}")
+                    started = True
+                    continue
+                active[study.name] = _Active(study, plan, time.perf_counter())
                 say(f"{study.name}: started")
                 started = True
             elif any(name in lost for name in missing):

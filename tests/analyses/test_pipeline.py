@@ -136,3 +136,15 @@ def test_records_round_trip_and_name_a_bad_field() -> None:
     with pytest.raises(RecordError, match="no field"):
         from_json(Inner, {"a": [], "b": {}, "c": 1})
     assert key_hash({"a": 1, "b": 2}) == key_hash({"b": 2, "a": 1})
+
+
+def test_a_plan_that_cannot_start_fails_its_study_and_its_dependents(tmp_path: Path) -> None:
+    from analyses.pipeline.driver import StudyError
+
+    class Refusing(Producer):
+        def plan(self, artifacts: Any, ctx: RunContext) -> Any:
+            raise StudyError("nothing to do with these options")
+
+    report = _run(tmp_path, [Refusing((1,)), Consumer()])
+    assert report.errors["producer"] == "nothing to do with these options"
+    assert "not run" in report.errors["consumer"]
