@@ -204,19 +204,6 @@ def load_data(spec: DataSpec, dtype: DTypeName = "float32") -> StudyData:
     return data.head(spec.n_train, spec.n_eval)
 
 
-def data_digest(data: StudyData) -> str:
-    """A cheap fingerprint of the data (labels and every k-th training image)."""
-    h = hashlib.sha256()
-    step = max(1, len(data.y_train) // 1000)
-    for arr in (
-        data.y_train,
-        data.y_valid,
-        np.ascontiguousarray(data.x_train[::step], dtype=np.float64),
-    ):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()[:16]
-
-
 # --------------------------------------------------------------------- the MLP
 
 OptimizerName = Literal["sgd", "momentum", "nesterov", "adam", "adamw"]
@@ -226,18 +213,6 @@ SCHEDULE_NAMES: Final[tuple[str, ...]] = get_args(ScheduleName)
 MOMENTUM_BETA: Final = 0.9
 STEP_EVERY_EPOCHS: Final = 2
 STEP_FACTOR: Final = 0.5
-SCHEDULE_TEXT: Final[dict[str, str]] = {
-    "constant": "constant learning rate",
-    "cosine": "cosine decay from lr to 0 over all steps of the run's epochs",
-    "step": f"lr halved every {STEP_EVERY_EPOCHS} epochs",
-}
-OPTIMIZER_TEXT: Final[dict[str, str]] = {
-    "sgd": "plain SGD",
-    "momentum": f"SGD with heavy-ball momentum {MOMENTUM_BETA}",
-    "nesterov": f"SGD with Nesterov momentum {MOMENTUM_BETA}",
-    "adam": "Adam (0.9, 0.999, 1e-8)",
-    "adamw": "AdamW (0.9, 0.999, 1e-8), decoupled weight decay",
-}
 
 
 def _widths(value: Any) -> tuple[int, ...]:

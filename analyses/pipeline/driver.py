@@ -25,7 +25,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import heapq
 import itertools
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -252,10 +251,6 @@ class _Active:
 Log = Callable[[str], None]
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def run_pipeline(
     studies: Sequence[Study[Any]],
     *,
@@ -379,7 +374,7 @@ def run_pipeline(
         submit()
         while in_flight or queue:
             done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
-            for future in sorted(done, key=lambda f: _label(in_flight[f][1])):
+            for future in sorted(done, key=lambda f: in_flight[f][1].label()):
                 name, task = in_flight.pop(future)
                 try:
                     outcome = future.result()
@@ -414,10 +409,6 @@ def run_pipeline(
         workers=executor.workers,
         executor=executor.name,
     )
-
-
-def _label(task: Task[Any]) -> str:
-    return task.label()
 
 
 def _progress_line(task: Task[Any], outcome: Outcome) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import types
 import typing
 from collections.abc import Mapping
@@ -201,8 +200,3 @@ def canonical_json(value: Any) -> str:
 def key_hash(value: Any) -> str:
     """A short stable name for a JSON-able value (16 hex digits of its sha256)."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
-
-
-def finite_or_none(value: float) -> float | None:
-    """``value`` when finite, else None (for tables that print a dash)."""
-    return value if math.isfinite(value) else None

@@ -15,7 +15,7 @@ tensor moved from its initial value.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 
 import attrs
@@ -338,10 +338,3 @@ def train_setup(spec: DataSpec, opts: InitOptions, scheme: SchemeName) -> InitRu
             first_diverged_epoch=diverged[0] if diverged else None,
         ),
     )
-
-
-def by_scheme(
-    results: Mapping[SchemeName, InitRunResult], order: Sequence[SchemeName]
-) -> tuple[InitRunResult, ...]:
-    """The results in the options' scheme order."""
-    return tuple(results[s] for s in order)
