@@ -40,7 +40,7 @@ from analyses.studies.gradcheck.summary import sample_result
 from fmlp import checkpoint
 from fmlp.data import DataNotFoundError
 from fmlp.types import ActivationName
-from tests.analyses.search_doubles import FakeSearch
+from tests.analyses.search_doubles import ChosenSummary, FakeSearch
 
 HIDDEN = (32, 32)
 TWELVE = [1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 500000]
@@ -624,3 +624,85 @@ def test_the_second_sample_resolves_in_float32_on_quick_mnist(
     assert s.second.sample.loss > 1.0
     for name in ("gradcheck.png", "gradcheck_worst.png", "summary.json"):
         assert (tmp_path / "gradcheck" / name).stat().st_size > 0
+
+
+# ------------------------------------------------------------ a dead theta
+
+
+def _with_dead_units(params: fmlp.MLP, units: slice) -> fmlp.MLP:
+    """``params`` with hidden units ``units`` of the first layer switched off for every
+    input (zero weights, bias -1: ReLU gives 0), so the rows of the second layer's
+    weight matrix they feed never reach the loss."""
+    w, b = params.layers[0].w.copy(), params.layers[0].b.copy()
+    w[:, units], b[units] = 0.0, -1.0
+    first = fmlp.Dense(w=w, b=b)
+    return fmlp.MLP(layers=(first, *params.layers[1:]), activation=params.activation)
+
+
+def _study_on(relu_run: Ran, out: Path, params: fmlp.MLP) -> PipelineReport:
+    """The finite-difference study of ``params``, handed over as the chosen model by a
+    stored stand-in summary."""
+    params_file = "fake_search/chosen_params.npz"
+    checkpoint.save(out / params_file, params)
+    chosen = relu_run.report.summaries["fake_search"]
+    assert isinstance(chosen, ChosenSummary)
+    mine = attrs.evolve(chosen.chosen, params_file=params_file, params_sha256=params_digest(params))
+    store = ResultStore(out)
+    store.write_summary("fake_search", ChosenSummary(mine))
+    study = GradcheckStudy(DATA, GradcheckOptions.quick())
+    with make_executor("local") as ex:
+        return run_pipeline(
+            [study],
+            store=store,
+            executor=ex,
+            ctx=RunContext(str(out)),
+            available=[FakeSearch(DATA, config("relu")), study],
+        )
+
+
+def test_a_dead_theta_is_said_and_the_layers_first_live_elements_are_checked(
+    relu_run: Ran, tmp_path: Path
+) -> None:
+    params = _with_dead_units(relu_run.params(), slice(0, 1))  # row 0: theta's 10 elements
+    report = _study_on(relu_run, tmp_path, params)
+    assert report.errors == {}
+    s = summary_of(report)
+    settings = s.settings
+    assert settings.dead is not None and "exactly 0" in settings.dead
+    cols = HIDDEN[1]
+    assert settings.elements is not None and len(settings.elements) == 10
+    assert all(i >= cols for i in settings.elements), "row 0 is dead: none of its elements"
+    assert list(settings.elements) == sorted(settings.elements)
+    assert "whose gradient is not zero" in settings.theta
+    assert settings.theta_index == tuple((i // cols, i % cols) for i in settings.elements)
+    flat = params.layers[1].w.ravel()
+    assert settings.theta_value == tuple(float(flat[i]) for i in settings.elements)
+    # the chosen elements are the first live ones: every skipped element has a zero
+    # gradient on every sample looked at
+    d = load_data(DATA, "float32")
+    p64 = fd.as_dtype(params, "float64")
+    assert settings.elements == fd.live_elements(p64, d.x_train, d.y_train, 1, 10, 10_000)
+    g = fmlp.grad(p64, d.x_train.astype(np.float64), d.y_train)[1].layers[1].w.ravel()
+    assert np.all(g[: settings.elements[0]] == 0) and g[settings.elements[0]] != 0
+    # and the check itself works on them: differences converge to the gradient
+    head = s.first.curve("float64")
+    assert head is not None and not head.all_zero
+    assert any(v != 0 for v in s.first.sample.gradient)
+    assert min(head.max_abs_diff) < 1e-6
+
+
+def test_a_layer_dead_on_every_sample_fails_with_the_reason(relu_run: Ran, tmp_path: Path) -> None:
+    params = _with_dead_units(relu_run.params(), slice(None))
+    report = _study_on(relu_run, tmp_path, params)
+    assert "the whole layer is dead" in report.errors["gradcheck"]
+
+
+def test_theta_elements_are_checked() -> None:
+    params = fmlp.init((4, 3, 2), scheme="glorot", activation="relu", seed=0)
+    assert fd.theta_elements(params, 1, 10) == tuple(range(6))
+    assert fd.theta_elements(params, 1, 2, (5, 1)) == (5, 1)
+    assert fd.theta_layout(params, 1, 2, (5, 1)) == (2, ((2, 1), (0, 1)))
+    with pytest.raises(ValueError, match=r"must lie in 0\.\.5"):
+        fd.theta_elements(params, 1, 2, (6,))
+    with pytest.raises(ValueError, match="distinct"):
+        fd.theta_elements(params, 1, 2, (1, 1))

@@ -67,6 +67,7 @@ def test_decisions_equal_synchronous_halving_in_any_order(
     sh = SuccessiveHalving(names, rungs)
     handed = drive(sh, scores, rng)
     assert sh.done()
+    assert all(sh.settled(t) for t in names)
     assert len(handed) == len(set(handed)), "a (trial, rung) was handed out twice"
     expected = synchronous(scores, rungs)
     for k in range(depth):
@@ -85,11 +86,15 @@ def test_the_best_trials_are_promoted_before_the_rung_is_complete() -> None:
         sh.report(t, 0, (i, t))
     promoted = sh.ready()
     assert promoted == [("t0", 1)], "t0 is certain: at most 2 of the 2 pending could beat it"
+    # settled: in the last rung (t0) or stopped (t6: 6 are better); t1 and t2 not yet
+    assert sh.settled("t0") and sh.settled("t6")
+    assert not sh.settled("t1") and not sh.settled("t2")
     sh.report("t7", 0, (7, "t7"))
     assert sh.ready() == [("t1", 1)]
     sh.report("t8", 0, (8, "t8"))
     assert sh.ready() == [("t2", 1)]
     assert set(sh.stopped(0)) == set(names[3:])
+    assert all(sh.settled(t) for t in names)
 
 
 def test_a_failed_trial_is_never_promoted_and_the_next_rung_shrinks() -> None:

@@ -4,10 +4,12 @@ uninterrupted one bit for bit, and a quick search through the pipeline."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 import attrs
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import fmlp
 from analyses.common import DataSpec, MlpConfig, init_params, load_data, make_optimizer
@@ -21,6 +23,7 @@ from analyses.studies.search import (
     SearchSummary,
     train_segment,
 )
+from analyses.studies.search.halving import Rungs
 from analyses.studies.search.runs import checkpoint_file
 from fmlp import checkpoint
 
@@ -145,15 +148,88 @@ def test_a_quick_search_chooses_resumes_and_cleans_up(tmp_path: Path) -> None:
     best = s.trials[0]
     assert best.epochs == 2 and best.promoted == (True, False)
     assert s.chosen.val_accuracy == best.val_accuracy
-    assert s.epochs_trained == n + n // 3 and s.epochs_without_halving == 2 * n
+    f = s.plain_sgd_finalist
+    assert f is not None and len(f.val_accuracy) == 2
+    continued = 0 if f.stopped_at is None else 2 - f.stopped_at
+    assert s.epochs_trained == n + n // 3 + continued and s.epochs_without_halving == 2 * n
     assert s.runs_resumed == n // 3
     saved = checkpoint.load(tmp_path / s.chosen.params_file)
     assert saved.sizes == best.config.sizes
-    # only the finalists' last checkpoints are kept
+    # only the finalists' last checkpoints are kept (the grid's finalist's among them)
     kept = sorted(p.name for p in (tmp_path / "search" / "checkpoints").rglob("*.npz"))
-    assert kept == ["epoch-2.npz"] * (n // 3)
+    assert kept == ["epoch-2.npz"] * (n // 3 + (f.stopped_at is not None))
     for name in ("table.md", "table.csv", "search_ladder.png", "search_by_setting.png"):
         assert (tmp_path / "search" / name).is_file()
     assert SearchSummary.from_json(s.to_json()).to_json() == s.to_json()
     again = _quick_search(tmp_path)
     assert again.to_json() == s.to_json()
+
+
+def _search(out: Path, options: SearchOptions) -> SearchSummary:
+    with make_executor("local") as ex:
+        report = run_pipeline(
+            [SearchStudy(DATA, options)],
+            store=ResultStore(out),
+            executor=ex,
+            ctx=RunContext(str(out)),
+        )
+    assert report.errors == {}
+    summary = report.summaries["search"]
+    assert isinstance(summary, SearchSummary)
+    return summary
+
+
+SLOW_GRID: Final = tuple(
+    MlpConfig(hidden=(24, 16), activation="sigmoid", lr=lr, batch_size=32, epochs=3)
+    for lr in (0.001, 0.002, 0.004)
+)
+FAST_SAMPLE: Final = tuple(
+    MlpConfig(hidden=(24, 16), optimizer="adam", lr=lr, schedule="cosine", batch_size=32, epochs=3)
+    for lr in (0.003, 0.005, 0.01)
+)
+
+
+def test_the_grids_best_continues_to_the_last_rung_when_halving_stopped_it(
+    tmp_path: Path,
+) -> None:
+    options = SearchOptions(
+        grid=SLOW_GRID, sampled=FAST_SAMPLE, rungs=Rungs((1, 3), 3), check_range=False
+    )
+    s = _search(tmp_path, options)
+    grid = [t for t in s.trials if t.source == "grid"]
+    assert all(t.epochs == 1 for t in grid), "the slow grid must be stopped at the first rung"
+    f = s.plain_sgd_finalist
+    assert f is not None and f.status == "ok"
+    assert f.name == grid[0].name and f.config.plain_sgd
+    assert f.stopped_at == 1
+    # its first epoch is the trial's; the continuation equals an uninterrupted run
+    assert f.val_accuracy[:1] == grid[0].val_accuracy
+    with threadpool_limits(limits=1):  # as every run of the pipeline
+        whole = train_segment(DATA, f.config, 0, 3, tmp_path / "whole")
+    assert f.val_accuracy == whole.val_accuracy and f.val_loss == whole.val_loss
+    assert f.r_valid == whole.val_accuracy[-1]
+    assert 0.0 <= f.test_accuracy <= 1.0 and np.isfinite(f.test_loss)
+    # the continuation's epochs are counted, and its last checkpoint is kept
+    assert s.epochs_trained == sum(t.epochs for t in s.trials) + 2
+    kept = (tmp_path / "search" / "checkpoints" / f.name / "epoch-3.npz").is_file()
+    assert kept
+    # a rerun reads everything back
+    assert _search(tmp_path, options).to_json() == s.to_json()
+
+
+def test_the_grids_finalist_is_its_best_finisher_when_halving_kept_one(tmp_path: Path) -> None:
+    options = SearchOptions(
+        grid=FAST_SAMPLE[:1] + SLOW_GRID[:2],
+        sampled=SLOW_GRID[2:],
+        rungs=Rungs((1, 3), 3),
+        check_range=False,
+    )
+    s = _search(tmp_path, options)
+    f = s.plain_sgd_finalist
+    # the grid's Adam configuration is not plain SGD, but it is the grid's (the grid is
+    # what the options call it): the finalist is the best grid configuration
+    best = next(t for t in s.trials if t.source == "grid")
+    assert best.epochs == 3
+    assert f is not None and f.stopped_at is None and f.name == best.name
+    assert f.val_accuracy == best.val_accuracy and f.r_valid == best.r_valid
+    assert s.epochs_trained == sum(t.epochs for t in s.trials)

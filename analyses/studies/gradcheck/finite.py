@@ -3,8 +3,10 @@ model (float64), the sample and what to measure; each returns a typed record.
 
 theta is the first p = min(p, m) elements of ``params.layers[layer].w`` (shape
 (fan_in, fan_out)) flattened in row-major order, so theta_i is ``w[i // fan_out,
-i % fan_out]``. Each perturbation is a new parameter tree built with ``fmlp.tree_map``
-(``params + eps * e_i``); no array is modified.
+i % fan_out]``; or, where those elements never reach the loss (their units are dead),
+other elements of the same matrix named by their flat indices (``elements``). Each
+perturbation is a new parameter tree built with ``fmlp.tree_map`` (``params + eps *
+e_i``); no array is modified.
 
 The sample is given in float64 holding float32 values (the data as the model was
 trained on it), so it is the same input, exactly, in both precisions.
@@ -128,16 +130,42 @@ class ChosenSample:
 # ----------------------------------------------------------------- perturbations
 
 
-def theta_layout(params: fmlp.MLP, layer: int, p: int) -> tuple[int, tuple[tuple[int, int], ...]]:
-    """p_eff = min(p, m) and the (row, column) of each theta_i."""
+Elements = tuple[int, ...]
+"""theta's elements as flat (row-major) indices into ``params.layers[layer].w``."""
+
+
+class DeadTheta(ValueError):
+    """dL/dtheta is exactly 0 on every sample a rule looked at: theta's units are dead."""
+
+
+def theta_elements(
+    params: fmlp.MLP, layer: int, p: int, elements: Elements | None = None
+) -> Elements:
+    """theta's flat indices: the first p = min(p, m) elements of the layer's weight
+    matrix, or ``elements`` when given (distinct, within the matrix)."""
     if not 0 <= layer < len(params.layers):
         raise ValueError(
             f"layer {layer} does not exist: the model has {len(params.layers)} layers (0-based)"
         )
-    w = params.layers[layer].w
-    p_eff = min(p, int(w.size))
-    cols = int(w.shape[1])
-    return p_eff, tuple((i // cols, i % cols) for i in range(p_eff))
+    m = int(params.layers[layer].w.size)
+    if elements is None:
+        return tuple(range(min(p, m)))
+    if not elements or len(set(elements)) != len(elements):
+        raise ValueError(f"theta's elements must be distinct and not empty, got {elements}")
+    if any(not 0 <= i < m for i in elements):
+        raise ValueError(
+            f"theta's elements {elements} must lie in 0..{m - 1} (the layer has m = {m})"
+        )
+    return elements
+
+
+def theta_layout(
+    params: fmlp.MLP, layer: int, p: int, elements: Elements | None = None
+) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """p_eff (how many elements theta has) and the (row, column) of each theta_i."""
+    idx = theta_elements(params, layer, p, elements)
+    cols = int(params.layers[layer].w.shape[1])
+    return len(idx), tuple((i // cols, i % cols) for i in idx)
 
 
 def unit_direction(params: fmlp.MLP, layer: int, i: int) -> fmlp.MLP:
@@ -186,11 +214,33 @@ def kink_units(params: fmlp.MLP, minus: fmlp.MLP, plus: fmlp.MLP, x: FloatArray)
 
 
 def theta_gradient(
-    params64: fmlp.MLP, x: FloatArray, y: IntArray, layer: int, p: int
+    params64: fmlp.MLP,
+    x: FloatArray,
+    y: IntArray,
+    layer: int,
+    p: int,
+    elements: Elements | None = None,
 ) -> FloatArray:
-    """dL/dtheta on the sample (x, y) of one row (float64 backward)."""
-    g: FloatArray = fmlp.grad(params64, x, y)[1].layers[layer].w.ravel()[:p]
+    """dL/dtheta on the sample (x, y) of one row (in the parameters' dtype)."""
+    idx = list(theta_elements(params64, layer, p, elements))
+    g: FloatArray = fmlp.grad(params64, x, y)[1].layers[layer].w.ravel()[idx]
     return g
+
+
+def live_elements(
+    params64: fmlp.MLP, x: FloatArray, y: IntArray, layer: int, p: int, limit: int
+) -> Elements:
+    """The first p elements (row-major) of the layer's weight matrix whose gradient over
+    the first ``limit`` training samples is not zero: elements that reach the loss on
+    at least one of them. Empty when the whole layer is dead on those samples."""
+    n = min(len(y), limit)
+    total = np.zeros(params64.layers[layer].w.size, dtype=np.float64)
+    for start in range(0, n, LOSS_CHUNK):
+        stop = min(n, start + LOSS_CHUNK)
+        xs = np.asarray(x[start:stop], dtype=np.float64)
+        g = fmlp.grad(params64, xs, y[start:stop])[1].layers[layer].w.ravel()
+        total += np.abs(g)  # |.|: no two samples' gradients can cancel
+    return tuple(int(i) for i in np.flatnonzero(total)[:p])
 
 
 def row(x: FloatArray, y: IntArray, index: int) -> tuple[FloatArray, IntArray]:
@@ -212,9 +262,10 @@ def describe_sample(
     *,
     rule: str,
     skipped: int,
+    elements: Elements | None = None,
 ) -> ChosenSample:
     xi, yi = row(x, y, index)
-    _, cells = theta_layout(params64, layer, p)
+    _, cells = theta_layout(params64, layer, p, elements)
     _, cache = fmlp.forward_with_cache(params64, xi)
     a_in = cache.activations[layer][0]
     return ChosenSample(
@@ -223,30 +274,44 @@ def describe_sample(
         rule=rule,
         skipped=skipped,
         loss=fmlp.loss(params64, xi, yi),
-        gradient=tuple(float(v) for v in theta_gradient(params64, xi, yi, layer, p)),
+        gradient=tuple(float(v) for v in theta_gradient(params64, xi, yi, layer, p, elements)),
         input_activation=tuple(float(a_in[r]) for r, _ in cells),
     )
 
 
-def live(params64: fmlp.MLP, x: FloatArray, y: IntArray, index: int, layer: int, p: int) -> bool:
+def live(
+    params64: fmlp.MLP,
+    x: FloatArray,
+    y: IntArray,
+    index: int,
+    layer: int,
+    p: int,
+    elements: Elements | None = None,
+) -> bool:
     """Whether dL/dtheta is not identically 0 on training sample ``index``."""
     xi, yi = row(x, y, index)
-    return bool(np.any(theta_gradient(params64, xi, yi, layer, p) != 0))
+    return bool(np.any(theta_gradient(params64, xi, yi, layer, p, elements) != 0))
 
 
 def first_live_sample(
-    params64: fmlp.MLP, x: FloatArray, y: IntArray, layer: int, p: int, limit: int
+    params64: fmlp.MLP,
+    x: FloatArray,
+    y: IntArray,
+    layer: int,
+    p: int,
+    limit: int,
+    elements: Elements | None = None,
 ) -> int:
     """The first training sample, from index 0 on, where dL/dtheta is not identically 0.
 
     With ReLU, theta_i = w[r, c] reaches the loss only when hidden unit r (its input)
     and unit c (its output) are both active on the sample; otherwise every gradient and
-    every difference is exactly 0 and the check says nothing. ValueError when none of
+    every difference is exactly 0 and the check says nothing. DeadTheta when none of
     the first ``limit`` samples qualifies."""
     for index in range(min(len(y), limit)):
-        if live(params64, x, y, index, layer, p):
+        if live(params64, x, y, index, layer, p, elements):
             return index
-    raise ValueError(
+    raise DeadTheta(
         f"dL/dtheta is exactly 0 on the first {min(len(y), limit):,} training samples "
         "(theta's units are dead): check another layer or model"
     )
@@ -292,11 +357,12 @@ def worst_live_sample(
     limit: int,
     *,
     chunk: int = LOSS_CHUNK,
+    elements: Elements | None = None,
 ) -> tuple[int, int, int, float]:
     """The training sample of largest loss (float64; ties: the lowest index) where
     dL/dtheta is not identically 0, as (index, skipped, index of the largest loss,
     largest loss): ``skipped`` samples of larger loss give dL/dtheta = 0 exactly (with
-    ReLU, theta's units can be inactive on them). ValueError when none of the ``limit``
+    ReLU, theta's units can be inactive on them). DeadTheta when none of the ``limit``
     samples of largest loss qualifies."""
     losses = sample_losses(params64, x, y, chunk=chunk)
     order = loss_order(losses)
@@ -306,9 +372,9 @@ def worst_live_sample(
     for rank, index in enumerate(order[:limit]):
         if not math.isfinite(float(losses[index])):
             break
-        if live(params64, x, y, int(index), layer, p):
+        if live(params64, x, y, int(index), layer, p, elements):
             return int(index), rank, top, float(losses[top])
-    raise ValueError(
+    raise DeadTheta(
         f"dL/dtheta is exactly 0 on the {min(len(y), limit):,} training samples of largest "
         "loss (theta's units are dead): check another layer or model"
     )
@@ -326,6 +392,7 @@ def fd_curve(
     p: int,
     ns: Sequence[int],
     dtype: DTypeName,
+    elements: Elements | None = None,
 ) -> FdCurve:
     """The central differences (L(theta + eps e_i) - L(theta - eps e_i)) / (2 eps) of
     every theta_i for eps = 1/N, every N in ``ns``, computed in ``dtype``, against the
@@ -333,10 +400,10 @@ def fd_curve(
     params = as_dtype(params64, dtype)
     point64 = as_dtype(params, "float64")  # the same point, exactly
     x = x64.astype(dtype)
-    p, _ = theta_layout(params, layer, p)
-    g_ref = theta_gradient(point64, x.astype(np.float64), y, layer, p)
-    g_own = theta_gradient(params, x, y, layer, p).astype(np.float64)
-    directions = [unit_direction(params, layer, i) for i in range(p)]
+    idx = theta_elements(params, layer, p, elements)
+    g_ref = theta_gradient(point64, x.astype(np.float64), y, layer, p, idx)
+    g_own = theta_gradient(params, x, y, layer, p, idx).astype(np.float64)
+    directions = [unit_direction(params, layer, i) for i in idx]
     fd_rows: list[list[float]] = []
     kink_rows: list[tuple[int, ...]] = []
     for n in ns:
@@ -381,13 +448,19 @@ def fd_curve(
 
 
 def third_derivatives(
-    params64: fmlp.MLP, x64: FloatArray, y: IntArray, *, layer: int, p: int, h: float
+    params64: fmlp.MLP,
+    x64: FloatArray,
+    y: IntArray,
+    *,
+    layer: int,
+    p: int,
+    h: float,
+    elements: Elements | None = None,
 ) -> ThirdDerivatives:
     """L'''(theta_i) per element from the five-point stencil
     (L(+2h) - 2 L(+h) + 2 L(-h) - L(-2h)) / (2 h^3), in float64."""
-    p, _ = theta_layout(params64, layer, p)
     values, kinked = [], []
-    for i in range(p):
+    for i in theta_elements(params64, layer, p, elements):
         e = unit_direction(params64, layer, i)
         l = {k: fmlp.loss(shifted(params64, e, k * h), x64, y) for k in (-2, -1, 1, 2)}
         values.append((l[2] - 2 * l[1] + 2 * l[-1] - l[-2]) / (2 * h**3))
@@ -407,6 +480,7 @@ def loss_noise(
     width: float,
     width_max: float,
     points: int,
+    elements: Elements | None = None,
 ) -> LossNoise:
     """The round-off noise sigma_L of the loss computed in ``dtype``.
 
@@ -422,18 +496,18 @@ def loss_noise(
     """
     params = as_dtype(params64, dtype)
     x = x64.astype(dtype)
-    p, _ = theta_layout(params, layer, p)
+    idx = theta_elements(params, layer, p, elements)
     u = float(np.finfo(np.dtype(dtype)).eps)
     resolution = u * max(1.0, abs(fmlp.loss(params, x, y)))
-    g = theta_gradient(as_dtype(params, "float64"), x.astype(np.float64), y, layer, p)
+    g = theta_gradient(as_dtype(params, "float64"), x.astype(np.float64), y, layer, p, idx)
     per_element: list[float | None] = []
     windows: list[float | None] = []
-    for i in range(p):
-        if g[i] == 0:
+    for k, i in enumerate(idx):
+        if g[k] == 0:
             per_element.append(None)  # theta_i does not reach the loss: no signal, no noise
             windows.append(None)
             continue
-        w = min(max(width, 1e3 * resolution / abs(float(g[i]))), width_max)
+        w = min(max(width, 1e3 * resolution / abs(float(g[k]))), width_max)
         windows.append(w)
         e = unit_direction(params, layer, i)
         if kink_units(params, shifted(params, e, -w), shifted(params, e, w), x):

@@ -32,6 +32,8 @@ from analyses.studies.gradcheck.finite import (
     FIRST_RULE,
     WORST_RULE,
     ChosenSample,
+    DeadTheta,
+    Elements,
     FdCurve,
     LossNoise,
     ThirdDerivatives,
@@ -39,6 +41,7 @@ from analyses.studies.gradcheck.finite import (
     describe_sample,
     fd_curve,
     first_live_sample,
+    live_elements,
     loss_noise,
     row,
     theta_layout,
@@ -155,6 +158,11 @@ class SampleChoice:
     first: the assignment's sample. worst: the sample of largest loss where dL/dtheta
     is not identically 0; max_loss_index / max_loss: the sample of largest loss of all
     (the same one unless the rule passed over it).
+
+    elements: None when theta is the first p elements of the layer. When those are dead
+    (dL/dtheta exactly 0 on every sample the first rule looked at), ``dead`` says so and
+    theta is instead the first p elements of the same layer whose gradient is not zero
+    on those samples, by their flat (row-major) indices.
     """
 
     n_train: int
@@ -166,6 +174,8 @@ class SampleChoice:
     worst: ChosenSample
     max_loss_index: int
     max_loss: float
+    elements: Elements | None = None
+    dead: str | None = None
 
 
 # --------------------------------------------------------------------- tasks
@@ -190,9 +200,14 @@ class _Run:
     model: ModelRef
     layer: int
     p: int
+    elements: Elements | None = attrs.field(default=None, kw_only=True)
+    """theta's flat indices when not the first p elements (see SampleChoice)."""
 
     def key(self) -> dict[str, Any]:
-        return {"kind": self.KIND, "version": self.VERSION, **to_json(self)}
+        fields = to_json(self)
+        if self.elements is None:  # theta as the first p elements: keys as before
+            del fields["elements"]
+        return {"kind": self.KIND, "version": self.VERSION, **fields}
 
     def priority(self) -> int:
         return PRIORITY
@@ -210,7 +225,7 @@ class ChooseSamples(_Run):
 
     result_type: ClassVar[type[SampleChoice]] = SampleChoice
     KIND: ClassVar[str] = "samples"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
 
     scan_limit: int
 
@@ -220,26 +235,50 @@ class ChooseSamples(_Run):
     def run(self, ctx: RunContext) -> SampleChoice:
         params64 = self.model.load(Path(ctx.out))
         x, y, sizes = _training_set(self.data)
-        p, cells = theta_layout(params64, self.layer, self.p)
-        w = params64.layers[self.layer].w
-        first = first_live_sample(params64, x, y, self.layer, p, self.scan_limit)
+        layer, limit = self.layer, self.scan_limit
+        p, _ = theta_layout(params64, layer, self.p)
+        elements: Elements | None = None
+        dead: str | None = None
+        try:
+            first = first_live_sample(params64, x, y, layer, p, limit)
+        except DeadTheta as exc:
+            elements = live_elements(params64, x, y, layer, p, limit)
+            if not elements:
+                raise DeadTheta(
+                    f"every element of params.layers[{layer}].w has a zero gradient on the "
+                    f"first {min(len(y), limit):,} training samples (the whole layer is dead): "
+                    "check another layer or model"
+                ) from exc
+            p = len(elements)
+            dead = (
+                f"the first {p} elements of params.layers[{layer}].w have dL/dtheta exactly 0 on "
+                f"each of the first {min(len(y), limit):,} training samples (their units are "
+                "dead), so the check instead uses the first elements of that layer whose "
+                "gradient is not zero on those samples"
+            )
+            first = first_live_sample(params64, x, y, layer, p, limit, elements)
         worst, passed, top, top_loss = worst_live_sample(
-            params64, x, y, self.layer, p, self.scan_limit
+            params64, x, y, layer, p, limit, elements=elements
         )
+        _, cells = theta_layout(params64, layer, p, elements)
+        w = params64.layers[layer].w
+        flat = w.ravel()
         return SampleChoice(
             n_train=len(y),
             dataset_sizes=sizes,
             w_shape=(int(w.shape[0]), int(w.shape[1])),
             theta_index=cells,
-            theta_value=tuple(float(v) for v in w.ravel()[:p]),
+            theta_value=tuple(float(flat[r * w.shape[1] + c]) for r, c in cells),
             first=describe_sample(
-                params64, x, y, first, self.layer, p, rule=FIRST_RULE, skipped=first
+                params64, x, y, first, layer, p, rule=FIRST_RULE, skipped=first, elements=elements
             ),
             worst=describe_sample(
-                params64, x, y, worst, self.layer, p, rule=WORST_RULE, skipped=passed
+                params64, x, y, worst, layer, p, rule=WORST_RULE, skipped=passed, elements=elements
             ),
             max_loss_index=top,
             max_loss=top_loss,
+            elements=elements,
+            dead=dead,
         )
 
 
@@ -258,7 +297,9 @@ class ThirdDerivativeRun(_Run):
 
     def run(self, ctx: RunContext) -> ThirdDerivatives:
         params64, x, y = self._sample(ctx, self.sample)
-        return third_derivatives(params64, x, y, layer=self.layer, p=self.p, h=self.h)
+        return third_derivatives(
+            params64, x, y, layer=self.layer, p=self.p, h=self.h, elements=self.elements
+        )
 
 
 @attrs.frozen
@@ -277,7 +318,16 @@ class FdCurveRun(_Run):
 
     def run(self, ctx: RunContext) -> FdCurve:
         params64, x, y = self._sample(ctx, self.sample)
-        return fd_curve(params64, x, y, layer=self.layer, p=self.p, ns=self.ns, dtype=self.dtype)
+        return fd_curve(
+            params64,
+            x,
+            y,
+            layer=self.layer,
+            p=self.p,
+            ns=self.ns,
+            dtype=self.dtype,
+            elements=self.elements,
+        )
 
 
 @attrs.frozen
@@ -308,6 +358,7 @@ class LossNoiseRun(_Run):
             width=self.width,
             width_max=self.width_max,
             points=self.points,
+            elements=self.elements,
         )
 
 
@@ -315,14 +366,20 @@ SampleRun = ThirdDerivativeRun | FdCurveRun | LossNoiseRun
 
 
 def sample_runs(
-    data: DataSpec, model: ModelRef, options: GradcheckOptions, sample: int
+    data: DataSpec,
+    model: ModelRef,
+    options: GradcheckOptions,
+    sample: int,
+    elements: Elements | None = None,
 ) -> list[SampleRun]:
     """Every run on one sample: the third derivatives, then per dtype the curve and the
-    loss noise."""
-    layer, p = options.layer, options.p
-    runs: list[SampleRun] = [ThirdDerivativeRun(data, model, layer, p, sample, options.third_h)]
+    loss noise (``elements``: theta's, when not the first p)."""
+    layer, p, th = options.layer, options.p, elements
+    runs: list[SampleRun] = [
+        ThirdDerivativeRun(data, model, layer, p, sample, options.third_h, elements=th)
+    ]
     for dt in options.dtypes:
-        runs.append(FdCurveRun(data, model, layer, p, sample, dt, options.ns))
+        runs.append(FdCurveRun(data, model, layer, p, sample, dt, options.ns, elements=th))
         runs.append(
             LossNoiseRun(
                 data,
@@ -334,6 +391,7 @@ def sample_runs(
                 options.noise_width,
                 options.noise_width_max,
                 options.noise_points,
+                elements=th,
             )
         )
     return runs

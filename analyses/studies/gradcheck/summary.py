@@ -57,7 +57,9 @@ class GradcheckSettings:
     """What the study measured and how (the report's settings).
 
     theta: a sentence; theta_index: (row, column) of each theta_i; theta_value: its
-    float64 value. headline_dtype: the precision of the headline curve.
+    float64 value. headline_dtype: the precision of the headline curve. dead: None, or
+    why theta is not the first p elements (they never reach the loss on the samples
+    looked at); elements: then theta's flat indices.
     """
 
     layer: int
@@ -78,6 +80,8 @@ class GradcheckSettings:
     dataset: str
     dataset_sizes: SplitSizes
     inputs: str
+    dead: str | None = None
+    elements: tuple[int, ...] | None = None
 
 
 @attrs.frozen
@@ -112,7 +116,7 @@ class GradcheckSummary(JsonRecord):
     figure files written beside it, and the machine. No wall times: the same results
     give the same summary (the pipeline's log keeps the timings)."""
 
-    SCHEMA: ClassVar[int] = 2
+    SCHEMA: ClassVar[int] = 3
 
     settings: GradcheckSettings
     model: CheckedModel
@@ -130,13 +134,25 @@ class GradcheckSummary(JsonRecord):
         return curve
 
 
-def theta_sentence(layer: int, p: int, requested: int, w_shape: tuple[int, int]) -> str:
+def theta_sentence(
+    layer: int,
+    p: int,
+    requested: int,
+    w_shape: tuple[int, int],
+    elements: tuple[int, ...] | None = None,
+) -> str:
     which = "second" if layer == 1 else f"layer-{layer}"
     m = w_shape[0] * w_shape[1]
+    matrix = f"params.layers[{layer}].w (the {which} layer's weight matrix, shape {w_shape})"
+    if elements is not None:
+        return (
+            f"theta is the first p = {p} elements of {matrix} whose gradient is not zero on "
+            f"the training samples looked at, flattened in row-major order: elements "
+            f"{', '.join(map(str, elements))} of m = {m}"
+        )
     return (
-        f"theta is the first p = min({requested}, m) = {p} elements of params.layers[{layer}].w "
-        f"(the {which} layer's weight matrix, shape {w_shape}) flattened in row-major order, "
-        f"m = {m}"
+        f"theta is the first p = min({requested}, m) = {p} elements of {matrix} flattened in "
+        f"row-major order, m = {m}"
     )
 
 
@@ -149,7 +165,7 @@ def settings_of(
         p=p,
         m=choice.w_shape[0] * choice.w_shape[1],
         w_shape=choice.w_shape,
-        theta=theta_sentence(options.layer, p, options.p, choice.w_shape),
+        theta=theta_sentence(options.layer, p, options.p, choice.w_shape, choice.elements),
         theta_index=choice.theta_index,
         theta_value=choice.theta_value,
         ns=options.ns,
@@ -166,6 +182,8 @@ def settings_of(
             "the sample's pixels as stored (float32 values), so both precisions see the same "
             "input exactly"
         ),
+        dead=choice.dead,
+        elements=choice.elements,
     )
 
 
@@ -220,6 +238,10 @@ class _GradcheckPlan:
         self.results: dict[Task[Any], Any] = {}
         self.failures: dict[Task[Any], str] = {}
 
+    @property
+    def _elements(self) -> tuple[int, ...] | None:
+        return None if self.choice is None else self.choice.elements
+
     def _samples(self) -> list[int]:
         """The distinct samples to measure, in order (none before the choice)."""
         if self.choice is None:
@@ -230,7 +252,7 @@ class _GradcheckPlan:
     def _wanted(self) -> list[Task[Any]]:
         tasks: list[Task[Any]] = [self.choose]
         for index in self._samples():
-            tasks += sample_runs(self.data, self.model, self.options, index)
+            tasks += sample_runs(self.data, self.model, self.options, index, self._elements)
         return tasks
 
     def ready(self) -> Sequence[Task[Any]]:
@@ -253,7 +275,7 @@ class _GradcheckPlan:
         third: ThirdDerivatives | None = None
         curves: dict[DTypeName, FdCurve] = {}
         noises: dict[DTypeName, LossNoise] = {}
-        for task in sample_runs(self.data, self.model, self.options, sample.index):
+        for task in sample_runs(self.data, self.model, self.options, sample.index, self._elements):
             result = self.results[task]
             if isinstance(task, ThirdDerivativeRun):
                 third = result

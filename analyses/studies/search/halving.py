@@ -169,6 +169,13 @@ class SuccessiveHalving:
     def entrants(self, rung: int) -> tuple[str, ...]:
         return tuple(self._rungs[rung].entrants)
 
+    def settled(self, trial: str) -> bool:
+        """Whether ``trial``'s fate is decided: stopped at some rung (failures included),
+        or entered into the last rung. A settled trial's rungs never change again."""
+        return trial in self._rungs[-1].entrants or any(
+            trial in r.stopped for r in self._rungs[:-1]
+        )
+
     def last_rung(self, trial: str) -> int:
         """The highest rung ``trial`` entered."""
         return max(k for k, r in enumerate(self._rungs) if trial in r.entrants)

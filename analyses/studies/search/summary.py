@@ -85,10 +85,37 @@ class Trial:
 
 
 @attrs.frozen
+class PlainSgdFinalist:
+    """The assignment's own setting answered in its own terms: the best configuration of
+    the plain-SGD grid (constant learning rate) trained to the last rung.
+
+    Successive halving may stop every grid configuration early, since the sampled
+    optimizers learn faster; the grid's best (by the rung it reached, then by its rank
+    there) then continues from its checkpoint to the last epoch, as the grid's finalist.
+
+    stopped_at: the epoch where successive halving stopped it (None: halving itself took
+    it to the last rung). val_accuracy / val_loss: per epoch 1..E, its rungs and its
+    continuation joined. r_valid: at the last epoch. test_accuracy / test_loss: measured
+    once, on its final parameters (NaN when it did not finish).
+    """
+
+    name: str
+    config: MlpConfig
+    stopped_at: int | None
+    val_accuracy: tuple[float, ...]
+    val_loss: tuple[float, ...]
+    status: Literal["ok", "diverged", "failed"]
+    error: str | None
+    r_valid: float
+    test_accuracy: float
+    test_loss: float
+
+
+@attrs.frozen
 class SearchSummary(JsonRecord):
     """The whole search: settings, every trial (ranked), the choice, the compute spent."""
 
-    SCHEMA: ClassVar[int] = 2
+    SCHEMA: ClassVar[int] = 3
 
     dataset: str
     dataset_sizes: SplitSizes
@@ -104,6 +131,7 @@ class SearchSummary(JsonRecord):
     trials: tuple[Trial, ...]
     chosen: ChosenMlp | None
     best_plain_sgd: str | None
+    plain_sgd_finalist: PlainSgdFinalist | None
     epochs_trained: int
     epochs_without_halving: int
     runs_resumed: int
@@ -150,23 +178,54 @@ class _SearchPlan:
         self.halving = SuccessiveHalving(list(self.configs), options.rungs)
         self.segments: dict[tuple[str, int], SegmentResult] = {}
         self.failures: dict[tuple[str, int], str] = {}
+        # The grid's best, continued from where successive halving stopped it to the
+        # last rung; decided once every grid configuration is settled.
+        self.grid_decided = not self.grid
+        self.continuation: SearchRun | None = None
+        self.continued: SegmentResult | str | None = None  # its result, or its error
+
+    def _run(self, name: str, start: int, rung: int) -> SearchRun:
+        stop = self.options.rungs.epochs[rung]
+        return SearchRun(
+            self.data, self.configs[name], start, stop, self.options.eval_subset, rung=rung
+        )
 
     def ready(self) -> Sequence[Task[Any]]:
         rungs = self.options.rungs
-        return [
-            SearchRun(
-                self.data,
-                self.configs[name],
-                rungs.start(k),
-                rungs.epochs[k],
-                self.options.eval_subset,
-                rung=k,
-            )
-            for name, k in self.halving.ready()
-        ]
+        tasks = [self._run(name, rungs.start(k), k) for name, k in self.halving.ready()]
+        if not self.grid_decided and all(self.halving.settled(n) for n in self.grid):
+            self.grid_decided = True
+            self.continuation = self._continuation()
+            if self.continuation is not None:
+                tasks.append(self.continuation)
+        return tasks
+
+    def _continuation(self) -> SearchRun | None:
+        """The run that takes the grid's best to the last rung, when successive halving
+        stopped every grid configuration before it (None: a grid configuration reached
+        the last rung anyway, or every one failed). The grid's best is the one that got
+        furthest, then the best by its rank key there: a choice made only once every grid
+        configuration is settled, so it never depends on the order results arrive in."""
+        last = self.halving.last
+        if any(n in self.halving.entrants(last) for n in self.grid):
+            return None
+        ranked = []
+        for name in self.grid:
+            k = self.halving.last_rung(name)
+            seg = self.segments.get((name, k))
+            key = None if seg is None else _rank_key(seg, name)
+            if key is not None:
+                ranked.append(((-k, key), name, k))
+        if not ranked:
+            return None
+        _, name, k = min(ranked)
+        return self._run(name, self.options.rungs.epochs[k], last)
 
     def record(self, task: Task[Any], run: StoredRun) -> None:
         assert isinstance(task, SearchRun)
+        if task == self.continuation:
+            self.continued = run.result if run.failure is None else run.failure.error
+            return
         name = trial_name(task.data, task.config)
         if run.failure is not None:
             self.failures[(name, task.rung)] = run.failure.error
@@ -177,7 +236,11 @@ class _SearchPlan:
         self.halving.report(name, task.rung, _rank_key(result, name))
 
     def done(self) -> bool:
-        return self.halving.done()
+        return (
+            self.halving.done()
+            and self.grid_decided
+            and (self.continuation is None or self.continued is not None)
+        )
 
     # ------------------------------------------------------------------ finish
 
@@ -226,11 +289,9 @@ class _SearchPlan:
             rank=0,
         )
 
-    def _choose(self, best: Trial) -> ChosenMlp:
-        """Copy the chosen model's parameters beside the summary and measure its test
-        accuracy, once."""
-        seg = self.segments[(best.name, best.rungs - 1)]
-        config = best.config
+    def _final(self, config: MlpConfig, seg: SegmentResult) -> tuple[fmlp.MLP, fmlp.Evaluation]:
+        """The parameters a run ended with, read from its checkpoint and checked against
+        the digest it reported, and their test accuracy (measured here, once)."""
         d = load_data(self.data, config.dtype)
         template = fmlp.init_state(init_params(config), make_optimizer(config, len(d.y_train)))
         params = checkpoint.load_state(self.out / seg.checkpoint, like=template).params
@@ -239,9 +300,16 @@ class _SearchPlan:
                 f"the checkpoint {seg.checkpoint} does not hold the parameters its run reported; "
                 f"delete {self.out / STUDY} and rerun the search"
             )
-        checkpoint.save(self.out / CHOSEN_PARAMS, params)
         with threadpool_limits(limits=1):
-            test = fmlp.evaluate(params, d.x_test, d.y_test)
+            return params, fmlp.evaluate(params, d.x_test, d.y_test)
+
+    def _choose(self, best: Trial) -> ChosenMlp:
+        """Copy the chosen model's parameters beside the summary and measure its test
+        accuracy, once."""
+        seg = self.segments[(best.name, best.rungs - 1)]
+        config = best.config
+        params, test = self._final(config, seg)
+        checkpoint.save(self.out / CHOSEN_PARAMS, params)
         return ChosenMlp(
             config=config,
             n_params=fmlp.n_params(params),
@@ -254,6 +322,50 @@ class _SearchPlan:
             eval_subset=self.options.eval_subset,
             test_accuracy=test.accuracy,
             test_loss=test.loss,
+        )
+
+    def _plain_sgd_finalist(self, trials: Sequence[Trial]) -> PlainSgdFinalist | None:
+        """The grid's best at the last rung: continued past successive halving when it
+        stopped every grid configuration, else the best grid configuration that reached
+        the last rung (``trials`` ranked). None without a grid, or when every grid
+        configuration failed before the last rung."""
+        last_epoch = self.options.rungs.epochs[-1]
+        if self.continuation is None:
+            best = next((t for t in trials if t.source == "grid"), None)
+            if best is None or best.epochs != last_epoch:
+                return None
+            stopped_at, acc, loss = None, best.val_accuracy, best.val_loss
+            status, error = best.status, best.error
+            final = self.segments.get((best.name, best.rungs - 1)) if status == "ok" else None
+        else:
+            best = next(
+                t for t in trials if t.name == trial_name(self.data, self.continuation.config)
+            )
+            stopped_at = self.continuation.start
+            acc, loss = best.val_accuracy[:stopped_at], best.val_loss[:stopped_at]
+            status, error, final = "failed", "no result", None
+            if isinstance(self.continued, str):
+                error = self.continued
+            elif self.continued is not None:
+                acc += self.continued.val_accuracy
+                loss += self.continued.val_loss
+                status, error = self.continued.status, self.continued.error
+                final = self.continued if status == "ok" else None
+        test_accuracy = test_loss = math.nan
+        if final is not None:
+            _, test = self._final(best.config, final)
+            test_accuracy, test_loss = test.accuracy, test.loss
+        return PlainSgdFinalist(
+            name=best.name,
+            config=best.config,
+            stopped_at=stopped_at,
+            val_accuracy=acc,
+            val_loss=loss,
+            status=status,
+            error=error,
+            r_valid=acc[-1] if acc and status == "ok" else math.nan,
+            test_accuracy=test_accuracy,
+            test_loss=test_loss,
         )
 
     def _drop_stale_checkpoints(self, finalists: set[str]) -> None:
@@ -282,6 +394,7 @@ class _SearchPlan:
         last = self.options.rungs.epochs[-1]
         finalists = [t for t in trials if t.epochs == last and t.status == "ok"]
         chosen = self._choose(finalists[0]) if finalists else None
+        grid_finalist = self._plain_sgd_finalist(trials)
         plain = [t for t in trials if t.config.plain_sgd and t.status == "ok"]
         data = load_data(self.data, "float32")
         from analyses.studies.search.figures import plot_by_setting, plot_ladder
@@ -290,7 +403,8 @@ class _SearchPlan:
         figures = plot_ladder(trials, rungs.epochs, folder) + plot_by_setting(trials, folder)
         atomic_write_text(folder / "table.md", markdown_table(trials))
         atomic_write_text(folder / "table.csv", csv_table(trials))
-        self._drop_stale_checkpoints({t.name for t in finalists})
+        kept = {t.name for t in finalists}
+        self._drop_stale_checkpoints(kept | ({grid_finalist.name} if grid_finalist else set()))
         return SearchSummary(
             dataset=self.data.label,
             dataset_sizes=data.sizes,
@@ -308,7 +422,9 @@ class _SearchPlan:
             trials=tuple(trials),
             chosen=chosen,
             best_plain_sgd=plain[0].name if plain else None,
-            epochs_trained=sum(t.epochs for t in trials),
+            plain_sgd_finalist=grid_finalist,
+            epochs_trained=sum(t.epochs for t in trials)
+            + (len(self.continued.epochs) if isinstance(self.continued, SegmentResult) else 0),
             epochs_without_halving=len(trials) * last,
             runs_resumed=sum(1 for (_, k), s in self.segments.items() if k > 0 and s.resumed),
             figures=tuple(figures),
