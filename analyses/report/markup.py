@@ -146,12 +146,10 @@ class Document:
         for r in rows:
             if len(r) != n:
                 raise ValueError(f"table {label}: a row has {len(r)} cells, the header {n}")
-        if align is None:
-            align = [
-                "r" if rows and all(numeric(r[j]) or not r[j] for r in rows) else "l"
-                for j in range(n)
-            ]
-        aligns = ", ".join({"l": "left", "r": "right", "c": "center"}[a] for a in align)
+        side: Sequence[Align] = align or [
+            "r" if rows and all(numeric(r[j]) or not r[j] for r in rows) else "l" for j in range(n)
+        ]
+        aligns = ", ".join({"l": "left", "r": "right", "c": "center"}[a] for a in side)
         cols = ", ".join(widths) if widths is not None else ", ".join(["auto"] * n)
         head = ", ".join(f"[{esc(h)}]" for h in header)
         body = ",\n    ".join(", ".join(f"[{esc(c)}]" for c in r) for r in rows)
