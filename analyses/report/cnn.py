@@ -190,7 +190,7 @@ def loss_note(s: CnnSummary) -> str | None:
 
 def section(doc: Document, s: CnnSummary, folder: Path) -> None:
     doc.paragraph(
-        f"PyTorch, on the same split as the MLP. After each epoch the loss (mean cross-entropy, ",
+        "PyTorch, on the same split as the MLP. After each epoch the loss (mean cross-entropy, ",
         ref("eq-xent"),
         f") and error rate are measured on {s.train_measured_on} (training curves) and on the "
         "whole validation set; the test set once, after the last epoch. The MLP compared with "

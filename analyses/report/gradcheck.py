@@ -16,7 +16,6 @@ from analyses.studies.gradcheck import FIGURE, WORST_FIGURE, GradcheckSummary, S
 from analyses.studies.gradcheck.errormodel import Optimum
 from analyses.studies.gradcheck.finite import FdCurve
 
-
 MAXDIFF: Final = 'max_i |"FD"_i - (partial L) / (partial theta_i)|'
 THIRD: Final = "|L'''|"
 

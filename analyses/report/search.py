@@ -35,9 +35,10 @@ def comments(s: SearchSummary) -> list[str]:
     over = [t for t in trials if t.status == "ok" and t.r_valid >= 0.97]
     notes.append(
         m(
-            f"The chosen model reaches r(valid) = {pct(chosen.val_accuracy[-1])} after {last} epochs "
-            f"({'at least' if chosen.val_accuracy[-1] >= 0.97 else 'below'} the 97% asked for) and a "
-            f"test accuracy of {pct(chosen.test_accuracy)}, measured once after the choice; "
+            f"The chosen model reaches r(valid) = {pct(chosen.val_accuracy[-1])} after {last} "
+            f"epochs ({'at least' if chosen.val_accuracy[-1] >= 0.97 else 'below'} the 97% asked "
+            f"for) and a test accuracy of {pct(chosen.test_accuracy)}, measured once after the "
+            "choice; "
             f"{len(over)} of the {len(trials)} configurations end at or above 97% at their last "
             "rung (",
             ref("tab-search"),
