@@ -153,18 +153,20 @@ def absent(out: Path, study: str) -> Absent:
 
 
 def load_summaries(out: Path) -> dict[str, JsonRecord]:
-    """Every section's summary; MissingResults names the first missing study and the
-    command that produces it."""
+    """Every summary on disk, by study; a study that wrote none is left out. RecordError
+    (naming the field) when a summary cannot be read; MissingResults when no study has
+    results."""
     store = ResultStore(out)
     summaries: dict[str, JsonRecord] = {}
     for sec in SECTIONS:
         try:
             summaries[sec.study] = store.read_summary(sec.study, sec.summary_type)
         except FileNotFoundError:
-            raise MissingResults(
-                f"the report needs the results of the {sec.study} study, which are not in "
-                f"{out}: run `python -m analyses.main --out {out}` first"
-            ) from None
+            continue
+    if not summaries:
+        raise MissingResults(
+            f"no study has results in {out}: run `python -m analyses.main --out {out}` first"
+        )
     return summaries
 
 
@@ -228,8 +230,13 @@ def _subsets(summaries: dict[str, JsonRecord]) -> list[str]:
     return sorted(label for label in labels if "[" in label)
 
 
-PREAMBLE: Final = """#set document(title: {title}, author: "fmlp", date: none)
-#set page(paper: "a4", margin: (x: 2.3cm, top: 2.2cm, bottom: 2.4cm), numbering: "1")
+MARGIN_X_CM: Final = 2.3
+MARGIN_TOP_CM: Final = 2.2
+MARGIN_BOTTOM_CM: Final = 2.4
+
+PREAMBLE: Final = f"""#set document(title: {{title}}, author: "fmlp", date: none)
+#set page(paper: "a4", numbering: "1",
+  margin: (x: {MARGIN_X_CM}cm, top: {MARGIN_TOP_CM}cm, bottom: {MARGIN_BOTTOM_CM}cm))
 #set text(font: "Libertinus Serif", size: 10pt, lang: "en")
 #set par(justify: true)
 #set heading(numbering: "1.1")
@@ -240,7 +247,7 @@ PREAMBLE: Final = """#set document(title: {title}, author: "fmlp", date: none)
 #show table: set text(number-width: "tabular")
 #set table(inset: (x: 0.45em, y: 0.3em))
 #show table.cell.where(y: 0): set text(weight: "bold")
-#set table(stroke: (x, y) => if y == 0 {{ (top: 0.8pt, bottom: 0.5pt) }})
+#set table(stroke: (x, y) => if y == 0 {{{{ (top: 0.8pt, bottom: 0.5pt) }}}})
 #show table: t => block(t, stroke: (bottom: 0.8pt))
 #show link: set text(fill: rgb("#1a4f8b"))
 """

@@ -190,9 +190,8 @@ def loss_note(s: CnnSummary) -> str | None:
 
 def section(doc: Document, s: CnnSummary, folder: Path) -> None:
     doc.paragraph(
-        "PyTorch, on the same split as the MLP. After each epoch the loss (mean cross-entropy, ",
-        ref("eq-xent"),
-        f") and error rate are measured on {s.train_measured_on} (training curves) and on the "
+        "PyTorch, on the same split as the MLP. After each epoch the loss (mean cross-entropy) "
+        f"and error rate are measured on {s.train_measured_on} (training curves) and on the "
         "whole validation set; the test set once, after the last epoch. The MLP compared with "
         f"is the search's chosen model, {mlp_name(s)}, with the curves the search measured on "
         "the same samples while training it.",

@@ -95,7 +95,9 @@ def comments(s: InitSummary) -> list[str]:
     if glorot is not None:
         notes.append(
             m(
-                "Glorot initialization starts near ln 10 (initial loss "
+                "Glorot initialization (",
+                ref("eq-glorot"),
+                ") starts near ln 10 (initial loss "
                 f"{num(glorot.initial.train_loss)}, logit std {num(glorot.initial.logit_std)}): "
                 "activations keep a moderate scale through the layers, and it reaches "
                 f"{pct(last_finite(glorot.curves.val_accuracy))} validation accuracy (",

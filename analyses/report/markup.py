@@ -19,6 +19,7 @@ _SPECIAL: Final = re.compile(r"([\\#$*_@<>\[\]`~/])")
 _LINE_START: Final = re.compile(r"^(\s*)([-+=]|\d+\.)")
 _NUMERIC: Final = re.compile(r"^[-+\u2212]?(\d|\.\d|n/a$|inf$|NaN$|-$)")
 _LABEL: Final = re.compile(r"^[a-z][a-z0-9-]*$")
+_REF: Final = re.compile(r"(?<!\\)@([a-z][a-z0-9-]*[a-z0-9])")
 
 Align = Literal["l", "r", "c"]
 
@@ -176,4 +177,10 @@ class Document:
         self._add(f"#figure(\n  {body},\n  caption: [{esc(caption)}],\n)" + self._label(label))
 
     def source(self) -> str:
-        return "\n\n".join(self._parts) + "\n"
+        """The whole file; ValueError when the text refers to a label nothing defines (a
+        Typst error otherwise)."""
+        text = "\n\n".join(self._parts) + "\n"
+        dangling = sorted(set(_REF.findall(text)) - set(self.labels))
+        if dangling:
+            raise ValueError(f"the report refers to {', '.join(dangling)}, which nothing defines")
+        return text
