@@ -23,7 +23,18 @@ from analyses.report import gradcheck as gradcheck_section
 from analyses.report import init as init_section
 from analyses.report import search as search_section
 from analyses.report.fmt import duration
-from analyses.report.markup import Document, Markup, code, esc, m, ref, strong
+from analyses.report.markup import (
+    MARGIN_BOTTOM_CM,
+    MARGIN_TOP_CM,
+    MARGIN_X_CM,
+    Document,
+    Markup,
+    code,
+    esc,
+    m,
+    ref,
+    strong,
+)
 from analyses.studies.cnn import CnnSummary
 from analyses.studies.gradcheck import GradcheckSummary
 from analyses.studies.init import InitSummary
@@ -229,10 +240,6 @@ def _subsets(summaries: dict[str, JsonRecord]) -> list[str]:
     labels = {sec.dataset(summaries[sec.study]) for sec in SECTIONS if sec.study in summaries}
     return sorted(label for label in labels if "[" in label)
 
-
-MARGIN_X_CM: Final = 2.3
-MARGIN_TOP_CM: Final = 2.2
-MARGIN_BOTTOM_CM: Final = 2.4
 
 PREAMBLE: Final = f"""#set document(title: {{title}}, author: "fmlp", date: none)
 #set page(paper: "a4", numbering: "1",

@@ -23,6 +23,14 @@ _REF: Final = re.compile(r"(?<!\\)@([a-z][a-z0-9-]*[a-z0-9])")
 
 Align = Literal["l", "r", "c"]
 
+# The page: A4 with these margins (the preamble sets them), and the text width between.
+MARGIN_X_CM: Final = 2.3
+MARGIN_TOP_CM: Final = 2.2
+MARGIN_BOTTOM_CM: Final = 2.4
+TEXT_WIDTH_PT: Final = (21.0 - 2 * MARGIN_X_CM) / 2.54 * 72
+CHAR_EM: Final = 0.6  # a generous width of one character of a table, in em
+INSET_EM: Final = 1.0  # a cell's padding left and right, in em
+
 
 class Markup(str):
     """Typst markup, inserted as it is (a plain ``str`` is escaped)."""
@@ -78,13 +86,29 @@ def numeric(cell: str) -> bool:
     return bool(_NUMERIC.match(cell.strip()))
 
 
+def _table_src(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    side: Sequence[Align],
+    widths: Sequence[str],
+) -> str:
+    aligns = ", ".join({"l": "left", "r": "right", "c": "center"}[a] for a in side)
+    head = ", ".join(f"[{esc(h)}]" for h in header)
+    body = ",\n    ".join(", ".join(f"[{esc(c)}]" for c in r) for r in rows)
+    return (
+        f"table(\n    columns: ({', '.join(widths)},),\n    align: ({aligns},),\n"
+        f"    table.header({head}),\n    {body}{',' if rows else ''}\n  )"
+    )
+
+
 class Document:
     """Typst source, appended top to bottom. ``root`` is the folder the source is
     written to: figures are referenced by their path relative to it, so the source and
     the PDF hold no absolute path."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, text_width: float = TEXT_WIDTH_PT) -> None:
         self.root = root
+        self.text_width = text_width
         self._parts: list[str] = []
         self.labels: list[str] = []
 
@@ -142,7 +166,8 @@ class Document:
         """A numbered table with its caption above, a header row and rules; numeric
         columns are right-aligned unless ``align`` says otherwise. A table of more than
         24 rows may break across pages (its header repeats); a shorter one stays whole
-        with its caption."""
+        with its caption. A table too wide for the text is split into parts stacked under
+        one caption, each repeating the first column, so nothing runs into the margin."""
         n = len(header)
         for r in rows:
             if len(r) != n:
@@ -150,20 +175,44 @@ class Document:
         side: Sequence[Align] = align or [
             "r" if rows and all(numeric(r[j]) or not r[j] for r in rows) else "l" for j in range(n)
         ]
-        aligns = ", ".join({"l": "left", "r": "right", "c": "center"}[a] for a in side)
-        cols = ", ".join(widths) if widths is not None else ", ".join(["auto"] * n)
-        head = ", ".join(f"[{esc(h)}]" for h in header)
-        body = ",\n    ".join(", ".join(f"[{esc(c)}]" for c in r) for r in rows)
+        sizes = list(widths) if widths is not None else ["auto"] * n
+        parts = [
+            _table_src(
+                [header[j] for j in group],
+                [[r[j] for j in group] for r in rows],
+                [side[j] for j in group],
+                [sizes[j] for j in group],
+            )
+            for group in self._column_groups(header, rows, size)
+        ]
+        body = parts[0] if len(parts) == 1 else "stack(spacing: 1.2em, " + ", ".join(parts) + ")"
         src = (
             f"#figure(\n  kind: table,\n  caption: [{esc(caption)}],\n"
-            f"  text(size: {size}pt, table(\n"
-            f"    columns: ({cols},),\n    align: ({aligns},),\n"
-            f"    table.header({head}),\n    {body}{',' if rows else ''}\n  )),\n)"
-            + self._label(label)
+            f"  text(size: {size}pt, {body}),\n)" + self._label(label)
         )
         if len(rows) > 24:  # a figure stays on one page unless told otherwise
             src = f"#[\n#show figure: set block(breakable: true)\n{src}\n]"
         self._add(src)
+
+    def _column_groups(
+        self, header: Sequence[str], rows: Sequence[Sequence[str]], size: float
+    ) -> list[list[int]]:
+        """The columns of each part of a table, the first column in every part: as many
+        as fit the text width by a generous estimate of each column's width (its longest
+        cell; a header may wrap between words)."""
+
+        def width(j: int) -> float:
+            words = max((len(w) for w in header[j].split()), default=0)
+            cells = max((len(r[j]) for r in rows), default=0)
+            return (max(words, cells) * CHAR_EM + INSET_EM) * size
+
+        ws = [width(j) for j in range(len(header))]
+        groups: list[list[int]] = [[0]]
+        for j in range(1, len(header)):
+            if len(groups[-1]) > 1 and sum(ws[k] for k in groups[-1]) + ws[j] > self.text_width:
+                groups.append([0])
+            groups[-1].append(j)
+        return groups
 
     def figure(self, path: Path, *, caption: str, label: str, width: float = 100) -> None:
         """A numbered figure from an image file under ``root``, ``width`` percent of the
