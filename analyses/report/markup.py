@@ -19,6 +19,7 @@ _SPECIAL: Final = re.compile(r"([\\#$*_@<>\[\]`~/])")
 _LINE_START: Final = re.compile(r"^(\s*)([-+=]|\d+\.)")
 _NUMERIC: Final = re.compile(r"^[-+\u2212]?(\d|\.\d|n/a$|inf$|NaN$|-$)")
 _LABEL: Final = re.compile(r"^[a-z][a-z0-9-]*$")
+_CALLS: Final = re.compile(r"#[a-z.]+(\([^)]*\))?\[|[\]\\$]")
 _REF: Final = re.compile(r"(?<!\\)@([a-z][a-z0-9-]*[a-z0-9])")
 
 Align = Literal["l", "r", "c"]
@@ -84,6 +85,13 @@ def _check_label(label: str) -> None:
 def numeric(cell: str) -> bool:
     """Whether a table cell holds a number (right-aligned)."""
     return bool(_NUMERIC.match(cell.strip()))
+
+
+def _visible(cell: str) -> str:
+    """About the text a cell shows: markup's calls, brackets and escapes left out."""
+    if not isinstance(cell, Markup):
+        return cell
+    return _CALLS.sub("", cell)
 
 
 def _table_src(
@@ -183,7 +191,7 @@ class Document:
                 [side[j] for j in group],
                 [sizes[j] for j in group],
             )
-            for group in self._column_groups(header, rows, size)
+            for group in self._column_groups(header, rows, size, sizes)
         ]
         body = parts[0] if len(parts) == 1 else "stack(spacing: 1.2em, " + ", ".join(parts) + ")"
         src = (
@@ -195,16 +203,28 @@ class Document:
         self._add(src)
 
     def _column_groups(
-        self, header: Sequence[str], rows: Sequence[Sequence[str]], size: float
+        self,
+        header: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        size: float,
+        widths: Sequence[str],
     ) -> list[list[int]]:
         """The columns of each part of a table, the first column in every part: as many
         as fit the text width by a generous estimate of each column's width (its longest
-        cell; a header may wrap between words)."""
+        cell; a header, or a column of a fixed or fractional width, wraps between
+        words)."""
+
+        def longest_word(cells: Sequence[str]) -> int:
+            return max((len(w) for c in cells for w in c.split()), default=0)
 
         def width(j: int) -> float:
-            words = max((len(w) for w in header[j].split()), default=0)
-            cells = max((len(r[j]) for r in rows), default=0)
-            return (max(words, cells) * CHAR_EM + INSET_EM) * size
+            cells = [_visible(r[j]) for r in rows]
+            wraps = widths[j] != "auto"
+            chars = max(
+                longest_word([header[j]]),
+                longest_word(cells) if wraps else max(map(len, cells), default=0),
+            )
+            return (chars * CHAR_EM + INSET_EM) * size
 
         ws = [width(j) for j in range(len(header))]
         groups: list[list[int]] = [[0]]
