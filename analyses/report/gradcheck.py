@@ -16,7 +16,7 @@ from analyses.studies.gradcheck import FIGURE, WORST_FIGURE, GradcheckSummary, S
 from analyses.studies.gradcheck.errormodel import Optimum
 from analyses.studies.gradcheck.finite import FdCurve
 
-MAXDIFF: Final = 'max_i |"FD"_i - (partial L) / (partial theta_i)|'
+MAXDIFF: Final = 'max_i |"FD"_i - partial L \\/ partial theta_i|'
 THIRD: Final = "|L'''|"
 
 
@@ -52,23 +52,34 @@ def comments(s: GradcheckSummary) -> list[str]:
     if slope is not None:
         near = "close to" if abs(slope + 2) < 0.5 else "not close to"
         notes.append(
-            "Where no ReLU kink is crossed and N is below the crossing, the error falls with a "
-            f"log-log slope of {slope:.2f} against N ({len(smooth)} points), {near} the -2 of the "
-            "central difference's truncation error, proportional to eps^2 = 1/N^2; the "
-            f"constant C_t = {sci(first.truncation.coef)} ("
-            + (
-                "fitted to this curve; the stencil's independent estimate max |L'''|/6 is "
-                f"{sci(first.truncation.stencil)}"
-                if first.truncation.source == "fit"
-                else "max |L'''|/6 from the five-point stencil"
+            m(
+                "Where no ReLU kink is crossed and N is below the crossing, the error falls with "
+                f"a log-log slope of {slope:.2f} against N ({len(smooth)} points), {near} the -2 "
+                "of the central difference's truncation error, proportional to ",
+                formula("epsilon^2 = 1 \\/ N^2"),
+                "; the constant ",
+                formula("C_t"),
+                f" = {sci(first.truncation.coef)} (",
+                *(
+                    (
+                        "fitted to this curve; the stencil's independent estimate ",
+                        formula(f"{THIRD} \\/ 6"),
+                        f" is {sci(first.truncation.stencil)}",
+                    )
+                    if first.truncation.source == "fit"
+                    else (formula(f"{THIRD} \\/ 6"), " from the five-point stencil")
+                ),
+                ").",
             )
-            + ")."
         )
     if model is not None and crossing is not None:
         if best_n == ns[-1]:
             notes.append(
-                f"The error model puts the crossing of truncation and round-off at N* = "
-                f"{sci(crossing)}; "
+                m(
+                    "The error model puts the crossing of truncation and round-off at ",
+                    formula("N^*"),
+                    f" = {sci(crossing)}; ",
+                )
                 + (
                     "the tested range stops before it, so the error is still falling at the "
                     "largest N."
@@ -79,9 +90,16 @@ def comments(s: GradcheckSummary) -> list[str]:
             )
         else:
             notes.append(
-                f"Beyond N = {best_n} the error grows again: round-off, about sigma_L / eps with "
-                f"the loss's noise sigma_L = {sci(model.loss_noise)}, takes over; the error model "
-                f"puts the crossing at N* = {sci(crossing)}."
+                m(
+                    f"Beyond N = {best_n} the error grows again: round-off, about ",
+                    formula("sigma_L \\/ epsilon"),
+                    " with the loss's noise ",
+                    formula("sigma_L"),
+                    f" = {sci(model.loss_noise)}, takes over; the error model puts the crossing "
+                    "at ",
+                    formula("N^*"),
+                    f" = {sci(crossing)}.",
+                )
             )
     for c in first.curves:
         if c.dtype == head:
@@ -215,19 +233,30 @@ def _optimum_note(o: Optimum, curve: FdCurve) -> str | None:
     else:
         where = ""
     tuned = (
-        ""
+        m("")
         if o.tuned_N is None or o.tuned_floor is None
-        else f", and with the loss's own constants, h* = (3 u |L| / |L'''|)^(1/3), at "
-        f"N* = {num(o.tuned_N, 3)} (floor {sci(o.tuned_floor)}; the measured N is "
-        f"{_factor(o.measured_N, o.tuned_N)} that)"
+        else m(
+            ", and with the loss's own constants (",
+            ref("eq-tuned"),
+            ") at ",
+            formula("N^*"),
+            f" = {num(o.tuned_N, 3)} (floor {sci(o.tuned_floor)}; the measured N is "
+            f"{_factor(o.measured_N, o.tuned_N)} that)",
+        )
     )
-    return (
-        f"In {o.dtype} (u = {sci(o.machine_eps)}) the error is smallest at N = {o.measured_N}, "
-        f"{sci(o.measured_error)}{where}. The rule of thumb h* = u^(1/3) max(1, max_i |theta_i|) "
-        f"puts the optimum at N* = {num(o.rule_N, 3)} (the measured N is "
-        f"{_factor(o.measured_N, o.rule_N)} that) with a floor u^(2/3) |L|^(2/3) |L'''|^(1/3) = "
-        f"{sci(o.rule_floor)} (the measured minimum is {_factor(o.measured_error, o.rule_floor)} "
-        f"that){tuned}."
+    return m(
+        f"In {o.dtype} (",
+        formula("u"),
+        f" = {sci(o.machine_eps)}) the error is smallest at N = {o.measured_N}, "
+        f"{sci(o.measured_error)}{where}. The rule of thumb (",
+        ref("eq-rule"),
+        ") puts the optimum at ",
+        formula("N^*"),
+        f" = {num(o.rule_N, 3)} (the measured N is {_factor(o.measured_N, o.rule_N)} that) with "
+        f"a floor of {sci(o.rule_floor)} (the measured minimum is "
+        f"{_factor(o.measured_error, o.rule_floor)} that)",
+        tuned,
+        ".",
     )
 
 
@@ -257,10 +286,13 @@ def _closer_note(optima: tuple[Optimum, ...]) -> str | None:
         return None
     o = optima[0]
     scale = (o.loss / o.third) ** (1 / 3) if o.third > 0 else None
-    why = (
-        f" The rule takes max(1, max_i |theta_i|) = {num(o.theta_scale, 3)} as the scale on "
-        f"which the loss varies; along theta, the loss's own scale is (|L| / |L'''|)^(1/3) = "
-        f"{num(scale, 3)} ({o.dtype})."
+    why = m(
+        " The rule takes ",
+        formula("max(1, max_i |theta_i|)"),
+        f" = {num(o.theta_scale, 3)} as the scale on which the loss varies; along theta, the "
+        "loss's own scale is ",
+        formula(f"(|L| \\/ {THIRD})^(1\\/3)"),
+        f" = {num(scale, 3)} ({o.dtype}).",
     )
     if all(v == "tuned" for v in verdicts.values()):
         return (
@@ -378,7 +410,7 @@ def second_section(doc: Document, s: GradcheckSummary, folder: Path) -> None:
     )
     curves = s.second.curves
     doc.table(
-        ["N", "eps"]
+        ["N", formula("epsilon")]
         + [m(formula(MAXDIFF), f", {c.dtype}") for c in curves]
         + [f"kinks, {c.dtype}" for c in curves],
         [
@@ -392,7 +424,16 @@ def second_section(doc: Document, s: GradcheckSummary, folder: Path) -> None:
         label="tab-fd-worst",
     )
     doc.table(
-        ["dtype", "u", "best N", "error there", "rule N*", "rule floor", "tuned N*", "tuned floor"],
+        [
+            "dtype",
+            formula("u"),
+            "best N",
+            "error there",
+            m("rule ", formula("N^*")),
+            "rule floor",
+            m("tuned ", formula("N^*")),
+            "tuned floor",
+        ],
         [
             [
                 o.dtype,
@@ -454,7 +495,7 @@ def section(doc: Document, s: GradcheckSummary, folder: Path) -> None:
     head = st.headline_dtype
     c = s.headline
     doc.table(
-        ["N", "eps", m(formula(MAXDIFF)), "relative", "kinks"],
+        ["N", formula("epsilon"), formula(MAXDIFF), "relative", "kinks"],
         [
             [str(n), sci(c.eps[i]), sci(c.max_abs_diff[i]), sci(c.relative_error[i]), str(k)]
             for i, (n, k) in enumerate(zip(c.ns, c.n_kinks, strict=True))
