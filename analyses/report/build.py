@@ -56,6 +56,11 @@ class MissingResults(FileNotFoundError):
     """No study has results on disk: there is nothing to report."""
 
 
+class ReportError(ValueError):
+    """The report's source does not compile (a fault of the report's code, not of the
+    results): the message has Typst's diagnostic."""
+
+
 @attrs.frozen
 class Section(Generic[S]):
     """How one study appears: its section (``render`` appends it to the document, with
@@ -271,7 +276,7 @@ def title_page(
     its section), the studies without results, and the contents."""
     dataset = dataset_title(summaries)
     doc.raw(
-        '#align(center)[#v(1cm)#text(size: 20pt, weight: "bold")['
+        '#align(center)[#v(1cm)#text(size: 18pt, weight: "bold")['
         + esc(f"fmlp: how a two-hidden-layer MLP learns {dataset}")
         + "]#v(0.3em)#text(size: 11pt)["
         + esc(
@@ -358,9 +363,14 @@ def missing_section(doc: Document, sec: Section[Any], out: Path, present: set[st
         " that succeeded.",
     )
     if info.failed:
+        runs = (
+            "its only stored run failed"
+            if info.stored == 1
+            else f"{info.failed} of its {info.stored} stored runs failed"
+        )
         doc.paragraph(
-            f"This study has no results: {info.failed} of its {info.stored} stored runs failed, "
-            "so it wrote no summary. The errors:"
+            f"This study has no results: {runs}, so it wrote no summary. "
+            + ("The error:" if len(info.errors) == 1 else "The errors:")
         )
         shown = list(info.errors[:8])
         if len(info.errors) > 8:
@@ -423,7 +433,12 @@ def compile_pdf(source: Path, root: Path) -> tuple[bytes, int]:
     import typst
 
     compiler = typst.Compiler(str(source), root=str(root), ignore_system_fonts=True)
-    pdf, warnings = compiler.compile_with_warnings(format="pdf")
+    try:
+        pdf, warnings = compiler.compile_with_warnings(format="pdf")
+    except typst.TypstError as exc:
+        raise ReportError(
+            f"{source.name} does not compile: {exc.message}" + "".join(f"; {h}" for h in exc.hints)
+        ) from exc
     for w in warnings:
         print(f"report: typst: {w.message}", file=sys.stderr)
     if not isinstance(pdf, bytes):
@@ -438,7 +453,8 @@ def build_report(
     """Write ``<out>/report.typ`` from the summaries under ``out`` and compile it into
     ``<out>/report.pdf``. A study without results gets a section that says why;
     MissingResults when no study has any, RecordError (naming the field) when a summary
-    cannot be read. ``studies`` is unused: the report reads only the results folder."""
+    cannot be read, ReportError when the source does not compile. ``studies`` is unused:
+    the report reads only the results folder."""
     summaries = load_summaries(out)
     source = atomic_write_text(out / SOURCE, render(out, summaries, timings=timings))
     pdf, pages = compile_pdf(source, out)
@@ -467,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         built = build_report(args.out, timings=not args.no_timings)
-    except (MissingResults, RecordError) as exc:
+    except (MissingResults, RecordError, ReportError) as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 2
     print(describe(built))

@@ -282,6 +282,7 @@ def section(doc: Document, s: CnnSummary, folder: Path) -> None:
         "cnn_vs_mlp_loss",
         caption="The loss (mean cross-entropy) after each epoch: the MLP and each CNN.",
         label="fig-cnn-loss",
+        width=75,
     )
     regularization(doc, s, folder)
     doc.comments(comments(s))

@@ -20,7 +20,7 @@ _LINE_START: Final = re.compile(r"^(\s*)([-+=]|\d+\.)")
 _NUMERIC: Final = re.compile(r"^[-+\u2212]?(\d|\.\d|n/a$|inf$|NaN$|-$)")
 _LABEL: Final = re.compile(r"^[a-z][a-z0-9-]*$")
 _CALLS: Final = re.compile(r"#[a-z.]+(\([^)]*\))?\[|[\]\\$]")
-_REF: Final = re.compile(r"(?<!\\)@([a-z][a-z0-9-]*[a-z0-9])")
+_REF: Final = re.compile(r"#ref\(<([a-z0-9-]+)>\);")
 
 Align = Literal["l", "r", "c"]
 
@@ -59,7 +59,7 @@ def formula(src: str) -> Markup:
 def ref(label: str) -> Markup:
     """A reference by number to a labelled section, equation, table or figure."""
     _check_label(label)
-    return Markup(f"@{label}")
+    return Markup(f"#ref(<{label}>);")  # the semicolon ends the call, whatever follows
 
 
 def strong(text: str) -> Markup:
