@@ -365,24 +365,16 @@ def new_figure(*, figsize: tuple[float, float]) -> Any:
 
 
 def save_figure(fig: Any, folder: Path, name: str) -> list[str]:
-    """Save ``fig`` as ``name.png`` and ``name.pdf`` with fixed metadata (the same data
-    give the same bytes), atomically; returns the two file names."""
-    names = []
-    for ext, meta in (
-        ("png", {"Software": None}),
-        ("pdf", {"CreationDate": None, "Producer": None, "Creator": None}),
-    ):
-        buf = io.BytesIO()
-        fig.savefig(
-            buf,
-            format=ext,
-            metadata=meta,
-            dpi=150 if ext == "png" else None,
-            bbox_inches="tight",
-        )
-        atomic_write_bytes(folder / f"{name}.{ext}", buf.getvalue())
-        names.append(f"{name}.{ext}")
-    return names
+    """Save ``fig`` as ``name.svg`` (vector, for the report), atomically; returns the file
+    name. The same data give the same bytes: no date, a fixed hash salt for the SVG's ids,
+    glyphs drawn as paths (no font needed to view it). Settings are scoped to this call."""
+    from matplotlib import rc_context
+
+    buf = io.BytesIO()
+    with rc_context({"svg.hashsalt": "fmlp", "svg.fonttype": "path"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    atomic_write_bytes(folder / f"{name}.svg", buf.getvalue())
+    return [f"{name}.svg"]
 
 
 # ---------------------------------------------------------------------- machine

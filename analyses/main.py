@@ -113,11 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from analyses.report import build_report
 
     try:
-        path, pages = build_report(args.out, studies, timings=not args.no_timings)
+        built = build_report(args.out, studies, timings=not args.no_timings)
     except (FileNotFoundError, ValueError) as exc:
         print(f"main: the report cannot be built: {exc}", file=sys.stderr)
         return 2
-    print(f"report: {path} ({pages} pages)")
+    print(f"report: {built.path} ({built.pages} pages)")
     return 0
 
 

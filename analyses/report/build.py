@@ -1,14 +1,16 @@
-"""Assemble the report: the title page with the headline figures, then one section per
-study, from the typed summaries."""
+"""Assemble the report: the Typst source (title page with the headline figures and the
+contents, then one section per study, from the typed summaries), written beside the
+PDF it compiles to."""
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
@@ -21,24 +23,50 @@ from analyses.report import gradcheck as gradcheck_section
 from analyses.report import init as init_section
 from analyses.report import search as search_section
 from analyses.report.fmt import duration
-from analyses.report.pdfdoc import Document
+from analyses.report.markup import (
+    MARGIN_BOTTOM_CM,
+    MARGIN_TOP_CM,
+    MARGIN_X_CM,
+    Document,
+    Markup,
+    code,
+    esc,
+    m,
+    ref,
+    strong,
+)
 from analyses.studies.cnn import CnnSummary
 from analyses.studies.gradcheck import GradcheckSummary
 from analyses.studies.init import InitSummary
 from analyses.studies.search import SearchSummary
-from fmlp.atomic import atomic_write_bytes
+from fmlp.atomic import atomic_write_bytes, atomic_write_text
 
 S = TypeVar("S", bound=JsonRecord)
 
+SOURCE: Final = "report.typ"
+PDF: Final = "report.pdf"
+DATASET_NAMES: Final = {
+    "mnist": "MNIST",
+    "fashion-mnist": "Fashion-MNIST",
+    "synthetic": "synthetic data",
+}
+
 
 class MissingResults(FileNotFoundError):
-    """A study's results are not on disk."""
+    """No study has results on disk: there is nothing to report."""
+
+
+class ReportError(ValueError):
+    """The report's source does not compile (a fault of the report's code, not of the
+    results): the message has Typst's diagnostic."""
 
 
 @attrs.frozen
 class Section(Generic[S]):
-    """How one study appears: its section, its rows of the title page's summary table,
-    and the machine it ran on."""
+    """How one study appears: its section (``render`` appends it to the document, with
+    the study's folder for its figures), its rows of the title page's summary table, the
+    machine it ran on and the dataset it used; ``needs``: the studies whose results it
+    is computed from."""
 
     study: str
     title: str
@@ -46,6 +74,13 @@ class Section(Generic[S]):
     render: Callable[[Document, S, Path], None]
     headline: Callable[[S], list[list[str]]]
     machine: Callable[[S], MachineInfo]
+    dataset: Callable[[S], str]
+    needs: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The section's label: ``@sec-<study>`` refers to it."""
+        return f"sec-{self.study}"
 
 
 def _init_headline(s: Any) -> list[list[str]]:
@@ -55,52 +90,99 @@ def _init_headline(s: Any) -> list[list[str]]:
 SECTIONS: tuple[Section[Any], ...] = (
     Section(
         "init",
-        "initialization",
+        "Initialization",
         InitSummary,
         init_section.section,
         _init_headline,
         lambda s: s.machine,
+        lambda s: s.settings.dataset,
     ),
     Section(
         "search",
-        "hyper-parameter search",
+        "Hyper-parameter search",
         SearchSummary,
         search_section.section,
         search_section.headline,
         lambda s: s.machine,
+        lambda s: s.dataset,
     ),
     Section(
         "gradcheck",
-        "finite differences",
+        "Finite-difference gradients",
         GradcheckSummary,
         gradcheck_section.section,
         gradcheck_section.headline,
         lambda s: s.machine,
+        lambda s: s.settings.dataset,
+        needs=("search",),
     ),
     Section(
         "cnn",
-        "CNN",
+        "A convolutional network",
         CnnSummary,
         cnn_section.section,
         cnn_section.headline,
         lambda s: s.machine,
+        lambda s: s.dataset,
+        needs=("search",),
     ),
 )
 
 
+@attrs.frozen
+class Absent:
+    """Why a study has no results: ``failed`` runs stored with their ``errors`` (distinct,
+    sorted), out of ``stored`` runs."""
+
+    study: str
+    stored: int
+    failed: int
+    errors: tuple[str, ...]
+
+
+@attrs.frozen
+class Built:
+    """What ``build_report`` wrote: the PDF, its Typst source, its page count, and the
+    studies without results (they have a section that says why)."""
+
+    path: Path
+    source: Path
+    pages: int
+    missing: tuple[str, ...]
+
+
+def absent(out: Path, study: str) -> Absent:
+    """What the results folder holds of a study that wrote no summary."""
+    stored = failed = 0
+    errors: set[str] = set()
+    for p in sorted((out / study / "runs").glob("*.json")):
+        try:
+            record = read_json(p)
+        except (OSError, ValueError):
+            continue
+        stored += 1
+        failure = record.get("failure") if isinstance(record, dict) else None
+        if isinstance(failure, dict):
+            failed += 1
+            errors.add(str(failure.get("error", "unknown error")))
+    return Absent(study, stored, failed, tuple(sorted(errors)))
+
+
 def load_summaries(out: Path) -> dict[str, JsonRecord]:
-    """Every section's summary; MissingResults names the first missing study and the
-    command that produces it."""
+    """Every summary on disk, by study; a study that wrote none is left out. RecordError
+    (naming the field) when a summary cannot be read; MissingResults when no study has
+    results."""
     store = ResultStore(out)
     summaries: dict[str, JsonRecord] = {}
     for sec in SECTIONS:
         try:
             summaries[sec.study] = store.read_summary(sec.study, sec.summary_type)
         except FileNotFoundError:
-            raise MissingResults(
-                f"the report needs the results of the {sec.study} study, which are not in "
-                f"{out}: run `python -m analyses.main --out {out}` first"
-            ) from None
+            continue
+    if not summaries:
+        raise MissingResults(
+            f"no study has results in {out}: run `python -m analyses.main --out {out}` first"
+        )
     return summaries
 
 
@@ -147,6 +229,42 @@ def timing_lines(log: Sequence[Invocation]) -> list[str]:
     ]
 
 
+def dataset_title(summaries: dict[str, JsonRecord]) -> str:
+    """The dataset the studies ran on, by its display name."""
+    base = sorted(
+        {
+            sec.dataset(summaries[sec.study]).split("[")[0]
+            for sec in SECTIONS
+            if sec.study in summaries
+        }
+    )
+    return " and ".join(DATASET_NAMES.get(n, n) for n in base)
+
+
+def _subsets(summaries: dict[str, JsonRecord]) -> list[str]:
+    labels = {sec.dataset(summaries[sec.study]) for sec in SECTIONS if sec.study in summaries}
+    return sorted(label for label in labels if "[" in label)
+
+
+PREAMBLE: Final = f"""#set document(title: {{title}}, author: "fmlp", date: none)
+#set page(paper: "a4", numbering: "1",
+  margin: (x: {MARGIN_X_CM}cm, top: {MARGIN_TOP_CM}cm, bottom: {MARGIN_BOTTOM_CM}cm))
+#set text(font: "Libertinus Serif", size: 10pt, lang: "en")
+#set par(justify: true)
+#set heading(numbering: "1.1")
+#set math.equation(numbering: "(1)")
+#show heading.where(level: 1): set block(above: 1.8em, below: 1em)
+#show figure.where(kind: table): set figure.caption(position: top)
+#show figure: set block(above: 1.4em, below: 1.4em)
+#show table: set text(number-width: "tabular")
+#set table(inset: (x: 0.45em, y: 0.3em))
+#show table.cell.where(y: 0): set text(weight: "bold")
+#set table(stroke: (x, y) => if y == 0 {{{{ (top: 0.8pt, bottom: 0.5pt) }}}})
+#show table: t => block(t, stroke: (bottom: 0.8pt))
+#show link: set text(fill: rgb("#1a4f8b"))
+"""
+
+
 def title_page(
     doc: Document,
     summaries: dict[str, JsonRecord],
@@ -154,48 +272,144 @@ def title_page(
     date: str | None,
     log: Sequence[Invocation] | None,
 ) -> None:
-    first = SECTIONS[0]
-    m = first.machine(summaries[first.study])
+    """The title, what produced the results, the headline figures (each row linking to
+    its section), the studies without results, and the contents."""
+    dataset = dataset_title(summaries)
+    doc.raw(
+        '#align(center)[#v(1cm)#text(size: 18pt, weight: "bold")['
+        + esc(f"fmlp: how a two-hidden-layer MLP learns {dataset}")
+        + "]#v(0.3em)#text(size: 11pt)["
+        + esc(
+            "Initialization, hyper-parameters, finite-difference gradients, and a CNN of the "
+            "same size. Every number, table, figure and comment below is generated from the "
+            "measured results."
+        )
+        + "]#v(0.6cm)]"
+    )
+    first = next(sec for sec in SECTIONS if sec.study in summaries)
+    mach = first.machine(summaries[first.study])
     kernel = (
         ", ".join(
             f"{b.internal_api} {b.version} ({b.architecture} kernel; every run uses 1 thread)"
-            for b in m.blas
+            for b in mach.blas
         )
         or "unknown"
     )
-    doc.new_page()
-    doc.space(1.2)
-    doc.heading("fmlp: how a two-hidden-layer MLP learns MNIST", 0)
-    doc.paragraph(
-        "Initialization, hyper-parameters, finite-difference gradients, and a CNN of the same "
-        "size. Every number, table, figure and comment below is generated from the measured "
-        "results.",
-        size=11,
-    )
-    doc.space(0.3)
     lines = [] if date is None else [f"results produced: {date}"]
+    lines += [f"data: {label}" for label in _subsets(summaries)]
     lines += [
-        f"fmlp {m.fmlp} (commit {m.fmlp_commit}), Python {m.python}, numpy {m.numpy}, "
-        f"torch {m.torch}",
-        f"BLAS: {kernel}; OPENBLAS_CORETYPE {m.openblas_coretype or 'unset'}",
-        f"machine: {m.cores} cores, {m.platform}",
+        f"fmlp {mach.fmlp} (commit {mach.fmlp_commit}), Python {mach.python}, "
+        f"numpy {mach.numpy}, torch {mach.torch}",
+        f"BLAS: {kernel}; OPENBLAS_CORETYPE {mach.openblas_coretype or 'unset'}",
+        f"machine: {mach.cores} cores, {mach.platform}",
     ]
     if log is not None:
         lines += timing_lines(log)
     doc.bullets(lines)
-    rows = [row for sec in SECTIONS for row in sec.headline(summaries[sec.study])]
+    missing = [sec for sec in SECTIONS if sec.study not in summaries]
+    if missing:
+        doc.paragraph(
+            strong("No results"),
+            " for ",
+            *join([m(sec.title.lower(), " (", ref(sec.label), ")") for sec in missing], ", "),
+            ": their sections say why and what to try.",
+        )
+    rows: list[list[str]] = []
+    for sec in SECTIONS:
+        if sec.study in summaries:
+            for what, value, note in sec.headline(summaries[sec.study]):
+                rows.append([Markup(f"#link(<{sec.label}>)[{esc(what)}]"), value, note])
     if rows:
-        doc.heading("Summary", 1)
-        doc.table(["figure", "value", "note"], rows, size=8.0, wrap=42)
+        doc.paragraph(
+            m(
+                "The headline results are in ",
+                ref("tab-headline"),
+                "; each row links to the section it comes from.",
+            )
+        )
+        doc.table(
+            ["result", "value", "note"],
+            rows,
+            caption="The headline results.",
+            label="tab-headline",
+            align=["l", "r", "l"],
+            widths=["auto", "auto", "1fr"],
+            size=8.5,
+        )
+    doc.raw("#outline(depth: 2)")
+    doc.raw("#pagebreak(weak: true)")
 
 
-def build_report(
-    out: Path, studies: Sequence[Study[Any]] | None = None, *, timings: bool = True
-) -> tuple[Path, int]:
-    """Write ``<out>/report.pdf`` from the summaries under ``out``; returns its path and
-    page count. MissingResults when a study has not run."""
-    summaries = load_summaries(out)
-    doc = Document("fmlp: four studies of an MLP on MNIST")
+def join(parts: Sequence[str], sep: str) -> list[str]:
+    """``parts`` with ``sep`` between them, as arguments for ``m``."""
+    out: list[str] = []
+    for i, p in enumerate(parts):
+        if i:
+            out.append(sep)
+        out.append(p)
+    return out
+
+
+def missing_section(doc: Document, sec: Section[Any], out: Path, present: set[str]) -> None:
+    """The section of a study without results: why, and what to try."""
+    doc.heading(sec.title, label=sec.label)
+    info = absent(out, sec.study)
+    waiting = [need for need in sec.needs if need not in present]
+    again = m(
+        " again with the same ",
+        code("--out"),
+        " folder: it reuses every run stored under ",
+        code(f"{sec.study}/runs/"),
+        " that succeeded.",
+    )
+    if info.failed:
+        runs = (
+            "its only stored run failed"
+            if info.stored == 1
+            else f"{info.failed} of its {info.stored} stored runs failed"
+        )
+        doc.paragraph(
+            f"This study has no results: {runs}, so it wrote no summary. "
+            + ("The error:" if len(info.errors) == 1 else "The errors:")
+        )
+        shown = list(info.errors[:8])
+        if len(info.errors) > 8:
+            shown.append(f"and {len(info.errors) - 8} more")
+        doc.bullets(shown)
+        doc.paragraph(
+            m(
+                "What to try: fix the cause the errors name, then run ",
+                code("python -m analyses.main"),
+            ),
+            again,
+        )
+    elif waiting:
+        doc.paragraph(
+            "This study has no results: it is computed from the results of the ",
+            *join([m(w, " study (", ref(f"sec-{w}"), ")") for w in waiting], " and "),
+            ", which has none, so it did not run. What to try: make that study succeed, then run ",
+            code("python -m analyses.main"),
+            again,
+        )
+    else:
+        why = (
+            f"{info.stored} of its runs are stored, but it wrote no summary (the job was stopped "
+            "before it finished)"
+            if info.stored
+            else "it has not run (no run of it is stored)"
+        )
+        doc.paragraph(
+            f"This study has no results: {why}. What to try: run ",
+            code("python -m analyses.main"),
+            again,
+        )
+
+
+def render(out: Path, summaries: dict[str, JsonRecord], *, timings: bool) -> str:
+    """The report's Typst source."""
+    title = f"fmlp: how a two-hidden-layer MLP learns {dataset_title(summaries)}"
+    doc = Document(out)
+    doc.raw(PREAMBLE.format(title=json.dumps(title)))
     title_page(
         doc,
         summaries,
@@ -203,16 +417,64 @@ def build_report(
         log=read_timings(out) if timings else None,
     )
     for sec in SECTIONS:
-        doc.new_page()
-        sec.render(doc, summaries[sec.study], out / sec.study)
-    path = out / "report.pdf"
-    atomic_write_bytes(path, doc.close())
-    return path, doc.pages
+        if sec.study in summaries:
+            doc.heading(sec.title, label=sec.label)
+            sec.render(doc, summaries[sec.study], out / sec.study)
+        else:
+            missing_section(doc, sec, out, set(summaries))
+    doc.raw("#context [#metadata(counter(page).final().first()) <report-end>]")
+    return doc.source()
+
+
+def compile_pdf(source: Path, root: Path) -> tuple[bytes, int]:
+    """Compile a Typst file (figures resolved under ``root``) with the compiler's own
+    fonts only, so any machine gives the same bytes; returns the PDF and its page
+    count."""
+    import typst
+
+    compiler = typst.Compiler(str(source), root=str(root), ignore_system_fonts=True)
+    try:
+        pdf, warnings = compiler.compile_with_warnings(format="pdf")
+    except typst.TypstError as exc:
+        raise ReportError(
+            f"{source.name} does not compile: {exc.message}" + "".join(f"; {h}" for h in exc.hints)
+        ) from exc
+    for w in warnings:
+        print(f"report: typst: {w.message}", file=sys.stderr)
+    if not isinstance(pdf, bytes):
+        raise RuntimeError("the Typst compiler returned no PDF")
+    pages = json.loads(compiler.query("<report-end>", field="value", one=True))
+    return pdf, int(pages)
+
+
+def build_report(
+    out: Path, studies: Sequence[Study[Any]] | None = None, *, timings: bool = True
+) -> Built:
+    """Write ``<out>/report.typ`` from the summaries under ``out`` and compile it into
+    ``<out>/report.pdf``. A study without results gets a section that says why;
+    MissingResults when no study has any, RecordError (naming the field) when a summary
+    cannot be read, ReportError when the source does not compile. ``studies`` is unused:
+    the report reads only the results folder."""
+    summaries = load_summaries(out)
+    source = atomic_write_text(out / SOURCE, render(out, summaries, timings=timings))
+    pdf, pages = compile_pdf(source, out)
+    path = atomic_write_bytes(out / PDF, pdf)
+    missing = tuple(sec.study for sec in SECTIONS if sec.study not in summaries)
+    return Built(path=path, source=source, pages=pages, missing=missing)
+
+
+def describe(built: Built) -> str:
+    """One line on what was built, for the command line."""
+    text = f"report: {built.path} ({built.pages} pages; its source: {built.source.name})"
+    if built.missing:
+        text += f"; no results for {', '.join(built.missing)}"
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Build the PDF report from the results on disk (no training)."
+        description="Write the report's Typst source and compile it into the PDF, from the "
+        "results on disk (no training)."
     )
     parser.add_argument(
         "--out", type=Path, default=Path("results"), help="results folder (default: results)"
@@ -220,9 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-timings", action="store_true", help="leave wall times and dates out")
     args = parser.parse_args(argv)
     try:
-        path, pages = build_report(args.out, timings=not args.no_timings)
-    except (MissingResults, RecordError) as exc:
+        built = build_report(args.out, timings=not args.no_timings)
+    except (MissingResults, RecordError, ReportError) as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 2
-    print(f"report: {path} ({pages} pages)")
+    print(describe(built))
     return 0

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Final
 
 from analyses.report.common import figure, settings_lines
-from analyses.report.fmt import pct, thousands, widths
-from analyses.report.pdfdoc import Document
+from analyses.report.fmt import pc, pct, thousands, widths
+from analyses.report.markup import Document, m, ref
 from analyses.studies.cnn import CnnSummary
 from analyses.studies.cnn.summary import Screened, table_rows
 
@@ -25,8 +25,8 @@ def _points(x: float) -> str:
 
 
 def mlp_name(s: CnnSummary) -> str:
-    m = s.mlp
-    return f"{widths(m.sizes)} {m.config.activation} ({thousands(m.n_params)} parameters)"
+    mlp = s.mlp
+    return f"{widths(mlp.sizes)} {mlp.config.activation} ({thousands(mlp.n_params)} parameters)"
 
 
 def verdict_text(s: CnnSummary) -> str:
@@ -107,9 +107,15 @@ def comments(s: CnnSummary) -> list[str]:
     else:
         cmp = "the CNN does not beat the MLP here."
     notes.append(
-        f"After {s.epochs} epochs the vanilla CNN's validation error is "
-        f"{pct(a.final_valid_error)} (mean of {len(van.runs)} seeds, sd "
-        f"{pct(a.final_valid_error_sd)}) against the MLP's {pct(mlp_err)}: " + cmp
+        m(
+            f"After {s.epochs} epochs the vanilla CNN's validation error is "
+            f"{pct(a.final_valid_error)} (mean of {len(van.runs)} seeds, sd "
+            f"{pct(a.final_valid_error_sd)}) against the MLP's {pct(mlp_err)} (",
+            ref("tab-cnn-models"),
+            ", ",
+            ref("fig-cnn-errors"),
+            "): " + cmp,
+        )
     )
     c = cho.aggregate
     gap_v = a.valid_error.mean[-1] - a.train_error.mean[-1]
@@ -119,11 +125,11 @@ def comments(s: CnnSummary) -> list[str]:
         "Generalization gap (validation error minus training-subset error, last epoch, mean "
         f"over seeds): vanilla {pct(gap_v)}, {cho.name} {pct(gap_c)}; {cho.name} {narrows}."
     )
-    notes.append(screening_text(s))
-    notes.append(target_text(s))
+    notes.append(m(screening_text(s), " See ", ref("tab-cnn-screening"), "."))
+    notes.append(m(target_text(s), " See ", ref("tab-cnn-seeds"), "."))
     note = loss_note(s)
     if note is not None:
-        notes.append(note)
+        notes.append(m(note, " See ", ref("fig-cnn-loss"), "."))
     met = "met" if a.final_valid_accuracy >= s.target_vanilla else "missed"
     notes.append(
         f"Target for the vanilla CNN: {pct(s.target_vanilla)} validation accuracy; it reaches "
@@ -147,18 +153,18 @@ def _screening_rows(s: CnnSummary) -> list[list[str]]:
         c = x.result.curves
         return [
             x.technique.name,
-            pct(1 - c.valid_error[-1]),
-            pct(min(c.valid_error)),
-            pct(c.valid_error[-1] - c.train_error[-1]),
+            pc(1 - c.valid_error[-1]),
+            pc(min(c.valid_error)),
+            pc(c.valid_error[-1] - c.train_error[-1]),
             str(x.rank),
         ]
 
     base = next(r for r in s.vanilla.runs if r.seed == s.screening_seed).result.curves
     vanilla = [
         "vanilla",
-        pct(1 - base.valid_error[-1]),
-        pct(min(base.valid_error)),
-        pct(base.valid_error[-1] - base.train_error[-1]),
+        pc(1 - base.valid_error[-1]),
+        pc(min(base.valid_error)),
+        pc(base.valid_error[-1] - base.train_error[-1]),
         "-",
     ]
     return [vanilla] + [row(x) for x in s.screening]
@@ -183,13 +189,12 @@ def loss_note(s: CnnSummary) -> str | None:
 
 
 def section(doc: Document, s: CnnSummary, folder: Path) -> None:
-    doc.heading("4. A convolutional network")
     doc.paragraph(
-        f"PyTorch, on the same split as the MLP. After each epoch the loss (mean cross-entropy) "
+        "PyTorch, on the same split as the MLP. After each epoch the loss (mean cross-entropy) "
         f"and error rate are measured on {s.train_measured_on} (training curves) and on the "
         "whole validation set; the test set once, after the last epoch. The MLP compared with "
         f"is the search's chosen model, {mlp_name(s)}, with the curves the search measured on "
-        "the same samples while training it."
+        "the same samples while training it.",
     )
     doc.bullets(
         settings_lines(
@@ -202,8 +207,21 @@ def section(doc: Document, s: CnnSummary, folder: Path) -> None:
             ]
         )
     )
+    doc.heading("The CNN against the MLP", 2, label="sec-cnn-mlp")
     van = s.vanilla
-    doc.paragraph(f"The CNN: {van.description} ({thousands(van.n_params)} parameters).")
+    doc.paragraph(
+        f"The CNN: {van.description} ({thousands(van.n_params)} parameters, layer by layer in ",
+        ref("tab-cnn-layers"),
+        "). ",
+        ref("tab-cnn-models"),
+        " compares it with the MLP after the last epoch, ",
+        ref("tab-cnn-epochs"),
+        " and ",
+        ref("fig-cnn-errors"),
+        " epoch by epoch, ",
+        ref("fig-cnn-loss"),
+        " by their losses.",
+    )
     doc.table(
         ["layer", "kind", "kernel", "in", "out", "output shape", "params"],
         [
@@ -218,94 +236,143 @@ def section(doc: Document, s: CnnSummary, folder: Path) -> None:
             ]
             for r in van.layers
         ],
-        size=7.5,
+        caption="The vanilla CNN, layer by layer: kernel size, input and output channels or "
+        "features, the shape of its output for one sample, and its parameters.",
+        label="tab-cnn-layers",
+        align=["l", "l", "r", "r", "r", "r", "r"],
     )
     doc.table(
         [
             "model",
             "params",
             "seeds",
-            "final train error",
-            "final valid error",
-            "sd over seeds",
-            "test error",
+            "train error (%)",
+            "valid error (%)",
+            "sd over seeds (%)",
+            "test error (%)",
         ],
         [
             [
                 name,
                 thousands(params),
                 str(seeds),
-                pct(train),
-                pct(valid),
-                "-" if sd is None else pct(sd),
-                pct(test),
+                pc(train),
+                pc(valid),
+                "-" if sd is None else pc(sd),
+                pc(test),
             ]
             for name, params, seeds, train, valid, sd, test in table_rows(s)
         ],
-        size=7.5,
+        caption=f"Each model after its last epoch: the error on {s.train_measured_on} "
+        "(train), the validation and the test set; CNNs: the mean over seeds.",
+        label="tab-cnn-models",
     )
-    doc.paragraph("Validation error per epoch (CNN: mean over seeds, sd in brackets):")
-    rows = [["MLP"] + [pct(e) for e in s.mlp.curves.valid_error]] + [
-        [f"CNN {v.name}"]
-        + [
-            f"{pct(m)} ({100 * sd:.2f})"
-            for m, sd in zip(v.aggregate.valid_error.mean, v.aggregate.valid_error.sd, strict=True)
-        ]
+    epochs_table(doc, s)
+    figure(
+        doc,
+        folder,
+        "cnn_errors",
+        caption="The error rate after each epoch on the training subset and the validation "
+        "set: the MLP and each CNN (mean over seeds, the band one sd).",
+        label="fig-cnn-errors",
+    )
+    figure(
+        doc,
+        folder,
+        "cnn_vs_mlp_loss",
+        caption="The loss (mean cross-entropy) after each epoch: the MLP and each CNN.",
+        label="fig-cnn-loss",
+        width=75,
+    )
+    regularization(doc, s, folder)
+    doc.comments(comments(s))
+
+
+def epochs_table(doc: Document, s: CnnSummary) -> None:
+    """The validation error after each epoch, one row per epoch (so that any number of
+    epochs fits the page's width), one column per model."""
+    columns = [("MLP", s.mlp.curves.valid_error, None)] + [
+        (f"CNN {v.name}", v.aggregate.valid_error.mean, v.aggregate.valid_error.sd)
         for v in s.variants
     ]
-    n = max(len(r) for r in rows) - 1
+    n = max(len(c[1]) for c in columns)
+    rows = []
+    for e in range(n):
+        row = [str(e + 1)]
+        for _, mean, sd in columns:
+            if e >= len(mean):
+                row.append("")
+            elif sd is None:
+                row.append(pc(mean[e]))
+            else:
+                row.append(f"{pc(mean[e])} ({pc(sd[e])})")
+        rows.append(row)
     doc.table(
-        ["model"] + [str(e) for e in range(1, n + 1)],
-        [r + [""] * (n + 1 - len(r)) for r in rows],
-        size=5.5,
+        ["epoch"] + [f"{name} (%)" for name, _, _ in columns],
+        rows,
+        caption="The validation error after each epoch; CNNs: the mean over seeds, the sd in "
+        "brackets.",
+        label="tab-cnn-epochs",
     )
-    figure(doc, folder, "cnn_errors")
-    figure(doc, folder, "cnn_vs_mlp_loss")
 
-    doc.heading("Regularization", 2)
+
+def regularization(doc: Document, s: CnnSummary, folder: Path) -> None:
+    """The techniques screened, the chosen one against the vanilla CNN over the seeds."""
+    doc.heading("Regularization", 2, label="sec-cnn-regularization")
     doc.paragraph(
         f"Each technique below changes only how the vanilla CNN is regularized (same network "
         f"and parameter count, optimizer, {s.epochs} epochs, split). The screening trains each "
         f"once, at seed {s.screening_seed} (the vanilla CNN's seed-{s.screening_seed} run is "
         f"shared); the choice is {s.selection}. The chosen technique then runs at the other "
-        "seeds, so that it is compared with the vanilla CNN over the same seeds."
+        "seeds, so that it is compared with the vanilla CNN over the same seeds (",
+        ref("tab-cnn-seeds"),
+        "). The screening is in ",
+        ref("tab-cnn-screening"),
+        " and ",
+        ref("fig-cnn-screening"),
+        ".",
     )
     doc.bullets([f"{t.technique.name}: {t.technique.text}" for t in s.screening])
     doc.table(
-        ["technique", "final valid acc", "lowest valid error", "gap", "rank"],
+        ["technique", "final valid accuracy (%)", "lowest valid error (%)", "gap (%)", "rank"],
         _screening_rows(s),
-        size=7.5,
+        caption=f"The screening at seed {s.screening_seed}. Gap: validation error minus "
+        "training-subset error after the last epoch; lowest valid error: over the epochs (a "
+        "stop chosen on validation data would flatter it).",
+        label="tab-cnn-screening",
+        align=["l", "r", "r", "r", "r"],
     )
-    doc.paragraph(
-        "gap: validation error minus training-subset error after the last epoch; lowest "
-        "valid error: over the epochs (a stop chosen on validation data would flatter it).",
-        size=8.0,
+    figure(
+        doc,
+        folder,
+        "cnn_screening",
+        caption=f"The validation error after each epoch of each technique screened, at seed "
+        f"{s.screening_seed}, against the vanilla CNN.",
+        label="fig-cnn-screening",
     )
-    figure(doc, folder, "cnn_screening")
-    cho = s.chosen
+    cho, van = s.chosen, s.vanilla
     per_seed = [
         [
             str(a.seed),
-            pct(1 - a.result.curves.valid_error[-1]),
-            pct(1 - b.result.curves.valid_error[-1]),
+            pc(1 - a.result.curves.valid_error[-1]),
+            pc(1 - b.result.curves.valid_error[-1]),
         ]
         for a, b in zip(van.runs, cho.runs, strict=True)
     ]
     per_seed.append(
-        ["mean", pct(van.aggregate.final_valid_accuracy), pct(cho.aggregate.final_valid_accuracy)]
+        ["mean", pc(van.aggregate.final_valid_accuracy), pc(cho.aggregate.final_valid_accuracy)]
     )
     per_seed.append(
-        [
-            "sd",
-            pct(van.aggregate.final_valid_error_sd),
-            pct(cho.aggregate.final_valid_error_sd),
-        ]
+        ["sd", pc(van.aggregate.final_valid_error_sd), pc(cho.aggregate.final_valid_error_sd)]
     )
-    doc.paragraph(f"Final validation accuracy per seed: vanilla against {cho.name}.")
-    doc.table(["seed", "vanilla", cho.name], per_seed, size=7.5)
+    doc.table(
+        ["seed", "vanilla (%)", f"{cho.name} (%)"],
+        per_seed,
+        caption=f"The final validation accuracy per seed: the vanilla CNN against {cho.name}.",
+        label="tab-cnn-seeds",
+        align=["l", "r", "r"],
+    )
     doc.paragraph(verdict_text(s))
-    doc.heading("Comments", 2)
-    doc.bullets(comments(s))
 
 
 def headline(s: CnnSummary) -> list[list[str]]:

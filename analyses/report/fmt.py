@@ -10,6 +10,11 @@ def pct(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f}%"
 
 
+def pc(x: float | None, digits: int = 2) -> str:
+    """A fraction in percent without the sign, for a column whose header says (%)."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f}"
+
+
 def num(x: float | None, digits: int = 4) -> str:
     if x is None:
         return "n/a"

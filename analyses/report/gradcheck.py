@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Final
 
 from analyses.report.common import figure
 from analyses.report.fmt import loglog_slope, num, pct, sci, thousands
-from analyses.report.pdfdoc import Document
+from analyses.report.markup import Document, formula, m, ref
 from analyses.studies.gradcheck import FIGURE, WORST_FIGURE, GradcheckSummary, SampleResult
 from analyses.studies.gradcheck.errormodel import Optimum
 from analyses.studies.gradcheck.finite import FdCurve
+
+MAXDIFF: Final = 'max_i |"FD"_i - partial L \\/ partial theta_i|'
+THIRD: Final = "|L'''|"
 
 
 def comments(s: GradcheckSummary) -> list[str]:
@@ -27,8 +31,16 @@ def comments(s: GradcheckSummary) -> list[str]:
     best = curve.minimum()
     best_d, best_n = best if best is not None else (None, None)
     notes.append(
-        f"In {head} the largest difference max_i |FD_i - dL/dtheta_i| falls from {sci(diffs[0])} "
-        f"at N = {ns[0]} to its minimum {sci(best_d)} at N = {best_n}."
+        m(
+            f"In {head} the largest difference ",
+            formula(MAXDIFF),
+            f" falls from {sci(diffs[0])} at N = {ns[0]} to its minimum {sci(best_d)} at "
+            f"N = {best_n} (",
+            ref("tab-fd"),
+            ", ",
+            ref("fig-fd"),
+            ").",
+        )
     )
     crossing = None if model is None else model.crossing_N
     smooth = [
@@ -40,23 +52,34 @@ def comments(s: GradcheckSummary) -> list[str]:
     if slope is not None:
         near = "close to" if abs(slope + 2) < 0.5 else "not close to"
         notes.append(
-            "Where no ReLU kink is crossed and N is below the crossing, the error falls with a "
-            f"log-log slope of {slope:.2f} against N ({len(smooth)} points), {near} the -2 of the "
-            "central difference's truncation error, proportional to eps^2 = 1/N^2; the "
-            f"constant C_t = {sci(first.truncation.coef)} ("
-            + (
-                "fitted to this curve; the stencil's independent estimate max |L'''|/6 is "
-                f"{sci(first.truncation.stencil)}"
-                if first.truncation.source == "fit"
-                else "max |L'''|/6 from the five-point stencil"
+            m(
+                "Where no ReLU kink is crossed and N is below the crossing, the error falls with "
+                f"a log-log slope of {slope:.2f} against N ({len(smooth)} points), {near} the -2 "
+                "of the central difference's truncation error, proportional to ",
+                formula("epsilon^2 = 1 \\/ N^2"),
+                "; the constant ",
+                formula("C_t"),
+                f" = {sci(first.truncation.coef)} (",
+                *(
+                    (
+                        "fitted to this curve; the stencil's independent estimate ",
+                        formula(f"{THIRD} \\/ 6"),
+                        f" is {sci(first.truncation.stencil)}",
+                    )
+                    if first.truncation.source == "fit"
+                    else (formula(f"{THIRD} \\/ 6"), " from the five-point stencil")
+                ),
+                ").",
             )
-            + ")."
         )
     if model is not None and crossing is not None:
         if best_n == ns[-1]:
             notes.append(
-                f"The error model puts the crossing of truncation and round-off at N* = "
-                f"{sci(crossing)}; "
+                m(
+                    "The error model puts the crossing of truncation and round-off at ",
+                    formula("N^*"),
+                    f" = {sci(crossing)}; ",
+                )
                 + (
                     "the tested range stops before it, so the error is still falling at the "
                     "largest N."
@@ -67,15 +90,22 @@ def comments(s: GradcheckSummary) -> list[str]:
             )
         else:
             notes.append(
-                f"Beyond N = {best_n} the error grows again: round-off, about sigma_L / eps with "
-                f"the loss's noise sigma_L = {sci(model.loss_noise)}, takes over; the error model "
-                f"puts the crossing at N* = {sci(crossing)}."
+                m(
+                    f"Beyond N = {best_n} the error grows again: round-off, about ",
+                    formula("sigma_L \\/ epsilon"),
+                    " with the loss's noise ",
+                    formula("sigma_L"),
+                    f" = {sci(model.loss_noise)}, takes over; the error model puts the crossing "
+                    "at ",
+                    formula("N^*"),
+                    f" = {sci(crossing)}.",
+                )
             )
     for c in first.curves:
         if c.dtype == head:
             continue
-        m = first.error_model(c.dtype)
-        u = sci(None if m is None else m.machine_eps)
+        em = first.error_model(c.dtype)
+        u = sci(None if em is None else em.machine_eps)
         low = c.minimum()
         zero = c.zero_ns
         if 2 * len(zero) > len(c.ns):  # mostly exact zeros: the loss is below resolution
@@ -203,19 +233,30 @@ def _optimum_note(o: Optimum, curve: FdCurve) -> str | None:
     else:
         where = ""
     tuned = (
-        ""
+        m("")
         if o.tuned_N is None or o.tuned_floor is None
-        else f", and with the loss's own constants, h* = (3 u |L| / |L'''|)^(1/3), at "
-        f"N* = {num(o.tuned_N, 3)} (floor {sci(o.tuned_floor)}; the measured N is "
-        f"{_factor(o.measured_N, o.tuned_N)} that)"
+        else m(
+            ", and with the loss's own constants (",
+            ref("eq-tuned"),
+            ") at ",
+            formula("N^*"),
+            f" = {num(o.tuned_N, 3)} (floor {sci(o.tuned_floor)}; the measured N is "
+            f"{_factor(o.measured_N, o.tuned_N)} that)",
+        )
     )
-    return (
-        f"In {o.dtype} (u = {sci(o.machine_eps)}) the error is smallest at N = {o.measured_N}, "
-        f"{sci(o.measured_error)}{where}. The rule of thumb h* = u^(1/3) max(1, max_i |theta_i|) "
-        f"puts the optimum at N* = {num(o.rule_N, 3)} (the measured N is "
-        f"{_factor(o.measured_N, o.rule_N)} that) with a floor u^(2/3) |L|^(2/3) |L'''|^(1/3) = "
-        f"{sci(o.rule_floor)} (the measured minimum is {_factor(o.measured_error, o.rule_floor)} "
-        f"that){tuned}."
+    return m(
+        f"In {o.dtype} (",
+        formula("u"),
+        f" = {sci(o.machine_eps)}) the error is smallest at N = {o.measured_N}, "
+        f"{sci(o.measured_error)}{where}. The rule of thumb (",
+        ref("eq-rule"),
+        ") puts the optimum at ",
+        formula("N^*"),
+        f" = {num(o.rule_N, 3)} (the measured N is {_factor(o.measured_N, o.rule_N)} that) with "
+        f"a floor of {sci(o.rule_floor)} (the measured minimum is "
+        f"{_factor(o.measured_error, o.rule_floor)} that)",
+        tuned,
+        ".",
     )
 
 
@@ -245,10 +286,13 @@ def _closer_note(optima: tuple[Optimum, ...]) -> str | None:
         return None
     o = optima[0]
     scale = (o.loss / o.third) ** (1 / 3) if o.third > 0 else None
-    why = (
-        f" The rule takes max(1, max_i |theta_i|) = {num(o.theta_scale, 3)} as the scale on "
-        f"which the loss varies; along theta, the loss's own scale is (|L| / |L'''|)^(1/3) = "
-        f"{num(scale, 3)} ({o.dtype})."
+    why = m(
+        " The rule takes ",
+        formula("max(1, max_i |theta_i|)"),
+        f" = {num(o.theta_scale, 3)} as the scale on which the loss varies; along theta, the "
+        "loss's own scale is ",
+        formula(f"(|L| \\/ {THIRD})^(1\\/3)"),
+        f" = {num(scale, 3)} ({o.dtype}).",
     )
     if all(v == "tuned" for v in verdicts.values()):
         return (
@@ -271,9 +315,13 @@ def second_comments(s: GradcheckSummary) -> list[str]:
     """Comments on the sample of largest loss: whether float32 resolves its differences,
     and the measured optimum in each precision against the textbook's."""
     second, st = s.second, s.settings
-    notes: list[str | None] = [_resolution_note(s)]
+    first = _resolution_note(s)
+    notes: list[str | None] = [
+        None if first is None else m(first, " See ", ref("fig-fd-worst"), ".")
+    ]
     for o, c in zip(second.optima, second.curves, strict=True):
-        notes.append(_optimum_note(o, c))
+        note = _optimum_note(o, c)
+        notes.append(None if note is None else m(note, " See ", ref("tab-fd-optimum"), "."))
     o64, o32 = second.optimum("float64"), second.optimum("float32")
     if o64 is not None and o32 is not None:
         notes.append(_shift_note(o64, o32))
@@ -308,31 +356,84 @@ def second_section(doc: Document, s: GradcheckSummary, folder: Path) -> None:
     """The sample of largest loss: float64 and float32 side by side, and the measured
     against the predicted optimum."""
     st = s.settings
-    doc.heading("The sample of largest loss, in float32 and float64", 2)
+    doc.heading(
+        "The sample of largest loss, in float32 and float64", 2, label="sec-gradcheck-worst"
+    )
     doc.paragraph(
-        f"{_second_sentence(s)} The same theta and N. The textbook balances the truncation "
-        "|L'''| h^2 / 6 against the round-off u |L| / h of a central difference with step h and "
-        "machine epsilon u. Its rule of thumb: h* = u^(1/3) s with s = max(1, max_i |theta_i|) "
-        "the scale of theta, and an error floor u^(2/3) |L|^(2/3) |L'''|^(1/3); minimizing the "
-        "sum with the loss's own constants (tuned): h* = (3 u |L| / |L'''|)^(1/3) and floor "
-        "(9/8)^(1/3) u^(2/3) |L|^(2/3) |L'''|^(1/3). |L'''| is the largest |L'''_i| of the "
-        f"five-point stencil (step {st.third_h}, float64), |L| the loss in that precision; "
-        "N* = 1 / h*."
+        f"{_second_sentence(s)} The same theta and N. With a step ",
+        formula("h"),
+        " and machine epsilon ",
+        formula("u"),
+        ", the error of a central difference is about its truncation plus its round-off,",
+    )
+    doc.equation(
+        '|"FD"_i (h) - (partial L) / (partial theta_i)| approx '
+        f'underbrace({THIRD} / 6 h^2, "truncation") + '
+        'underbrace((u |L|) / h, "round-off"),',
+        label="eq-fd-error",
+    )
+    doc.paragraph(
+        "where ",
+        formula(THIRD),
+        " is the largest ",
+        formula("|L'''_i|"),
+        f" of the five-point stencil (step {st.third_h}, float64) and ",
+        formula("|L|"),
+        " the loss in that precision. The textbook's rule of thumb takes the scale of theta "
+        "for the scale on which the loss varies,",
+    )
+    doc.equation(
+        "h^* = u^(1\\/3) max(1, max_i |theta_i|), quad "
+        f'"floor" approx u^(2\\/3) |L|^(2\\/3) {THIRD}^(1\\/3),',
+        label="eq-rule",
+    )
+    doc.paragraph(
+        "while minimizing the sum in ",
+        ref("eq-fd-error"),
+        " with the loss's own constants gives the tuned optimum",
+    )
+    doc.equation(
+        f"h^* = ((3 u |L|) / {THIRD})^(1\\/3), quad "
+        f'"floor" = (9 / 8)^(1\\/3) u^(2\\/3) |L|^(2\\/3) {THIRD}^(1\\/3);',
+        label="eq-tuned",
+    )
+    doc.paragraph(
+        "in both, ",
+        formula("N^* = 1 \\/ h^*"),
+        ". ",
+        ref("tab-fd-worst"),
+        " and ",
+        ref("fig-fd-worst"),
+        " give the error in both precisions, ",
+        ref("tab-fd-optimum"),
+        " the measured optimum against both predictions.",
     )
     curves = s.second.curves
     doc.table(
-        ["N", "eps"]
-        + [f"max |FD - grad| {c.dtype}" for c in curves]
-        + [f"kinks {c.dtype}" for c in curves],
+        ["N", formula("epsilon")]
+        + [m(formula(MAXDIFF), f", {c.dtype}") for c in curves]
+        + [f"kinks, {c.dtype}" for c in curves],
         [
             [str(n), sci(st.eps[j])]
             + [sci(c.max_abs_diff[j]) for c in curves]
             + [str(c.n_kinks[j]) for c in curves]
             for j, n in enumerate(st.ns)
         ],
+        caption=f"The sample of largest loss: the largest error over the {st.p} elements of "
+        "theta for each N, in each precision, and how many perturbations cross a ReLU kink.",
+        label="tab-fd-worst",
     )
     doc.table(
-        ["dtype", "u", "best N", "error there", "rule N*", "rule floor", "tuned N*", "tuned floor"],
+        [
+            "dtype",
+            formula("u"),
+            "best N",
+            "error there",
+            m("rule ", formula("N^*")),
+            "rule floor",
+            m("tuned ", formula("N^*")),
+            "tuned floor",
+        ],
         [
             [
                 o.dtype,
@@ -346,36 +447,77 @@ def second_section(doc: Document, s: GradcheckSummary, folder: Path) -> None:
             ]
             for o in s.second.optima
         ],
+        caption=m(
+            "The measured optimum on the sample of largest loss against the rule of thumb (",
+            ref("eq-rule"),
+            ") and the tuned prediction (",
+            ref("eq-tuned"),
+            ").",
+        ),
+        label="tab-fd-optimum",
     )
-    figure(doc, folder, WORST_FIGURE)
-    doc.heading("Comments", 2)
-    doc.bullets(second_comments(s))
+    figure(
+        doc,
+        folder,
+        WORST_FIGURE,
+        caption="The sample of largest loss: the largest error against N in float64 and in "
+        "float32, with the predicted optima.",
+        label="fig-fd-worst",
+    )
+    doc.comments(second_comments(s))
 
 
 def section(doc: Document, s: GradcheckSummary, folder: Path) -> None:
     st, model = s.settings, s.model
-    doc.heading("3. Finite-difference gradients")
+    doc.heading("The assignment's sample", 2, label="sec-gradcheck-first")
     acc = "" if model.val_accuracy is None else f", validation accuracy {pct(model.val_accuracy)}"
     doc.paragraph(
         f"The model: the search's chosen MLP, {model.config.describe()} "
         f"({thousands(model.n_params)} parameters{acc}; parameters {model.params_file}, sha256 "
-        f"{model.params_sha256}). {_sample_sentence(s.first)} {st.theta}. For each N, eps = 1/N "
-        "and FD_i = (L(theta + eps e_i) - L(theta - eps e_i)) / (2 eps), each perturbed model "
-        "built with tree_map over a copy of the parameters; the reference is the hand-written "
-        f"backward gradient in float64. The input is {st.inputs}."
+        f"{model.params_sha256}). {_sample_sentence(s.first)} {st.theta}. For each N the step "
+        "is ",
+        formula("epsilon = 1 \\/ N"),
+        " and the central difference of the loss along each element of theta is",
+    )
+    doc.equation(
+        '"FD"_i = (L(theta + epsilon e_i) - L(theta - epsilon e_i)) / (2 epsilon),',
+        label="eq-fd",
+    )
+    doc.paragraph(
+        "each perturbed model built with tree_map over a copy of the parameters; the "
+        f"reference is the hand-written backward gradient in float64. The input is {st.inputs}. "
+        "The errors are in ",
+        ref("tab-fd"),
+        " and ",
+        ref("fig-fd"),
+        ".",
     )
     head = st.headline_dtype
     c = s.headline
     doc.table(
-        ["dtype", "N", "eps", "max |FD - grad|", "relative", "kinks"],
+        ["N", formula("epsilon"), formula(MAXDIFF), "relative", "kinks"],
         [
-            [head, str(n), sci(c.eps[i]), sci(c.max_abs_diff[i]), sci(c.relative_error[i]), str(k)]
+            [str(n), sci(c.eps[i]), sci(c.max_abs_diff[i]), sci(c.relative_error[i]), str(k)]
             for i, (n, k) in enumerate(zip(c.ns, c.n_kinks, strict=True))
         ],
+        caption=m(
+            f"The assignment's sample in {head}: the largest error of the central difference (",
+            ref("eq-fd"),
+            f") over the {st.p} elements of theta, relative to the largest gradient, and how "
+            "many perturbations cross a ReLU kink.",
+        ),
+        label="tab-fd",
     )
-    figure(doc, folder, FIGURE)
-    doc.heading("Comments", 2)
-    doc.bullets(comments(s))
+    figure(
+        doc,
+        folder,
+        FIGURE,
+        caption="The assignment's sample: the largest error against N (left), with the "
+        "truncation and round-off terms of the error model, and the error of every element "
+        "(right).",
+        label="fig-fd",
+    )
+    doc.comments(comments(s))
     second_section(doc, s, folder)
 
 

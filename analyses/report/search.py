@@ -8,9 +8,9 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from analyses.report.common import figures
-from analyses.report.fmt import pct, thousands
-from analyses.report.pdfdoc import Document
+from analyses.report.common import figure
+from analyses.report.fmt import pc, pct, thousands
+from analyses.report.markup import Document, formula, m, ref, strong
 from analyses.studies.search import SearchSummary, Trial
 
 
@@ -34,10 +34,16 @@ def comments(s: SearchSummary) -> list[str]:
     finalists = [t for t in trials if t.epochs == last and t.status == "ok"]
     over = [t for t in trials if t.status == "ok" and t.r_valid >= 0.97]
     notes.append(
-        f"The chosen model reaches r(valid) = {pct(chosen.val_accuracy[-1])} after {last} epochs "
-        f"({'at least' if chosen.val_accuracy[-1] >= 0.97 else 'below'} the 97% asked for) and a "
-        f"test accuracy of {pct(chosen.test_accuracy)}, measured once after the choice; "
-        f"{len(over)} of the {len(trials)} configurations end at or above 97% at their last rung."
+        m(
+            f"The chosen model reaches r(valid) = {pct(chosen.val_accuracy[-1])} after {last} "
+            f"epochs ({'at least' if chosen.val_accuracy[-1] >= 0.97 else 'below'} the 97% asked "
+            f"for) and a test accuracy of {pct(chosen.test_accuracy)}, measured once after the "
+            "choice; "
+            f"{len(over)} of the {len(trials)} configurations end at or above 97% at their last "
+            "rung (",
+            ref("tab-search"),
+            ").",
+        )
     )
     first = sorted(
         (t for t in trials if t.val_accuracy and math.isfinite(t.val_accuracy[0])),
@@ -50,13 +56,18 @@ def comments(s: SearchSummary) -> list[str]:
             next(i for i, t in enumerate(first, 1) if t.name == f.name) for f in finalists
         )
         notes.append(
-            f"After one epoch the chosen configuration ranked {where} of {len(first)}; the "
-            f"{len(finalists)} finalists ranked {', '.join(map(str, finalist_ranks))}. "
-            + (
-                "An early lead predicted the final order well here."
-                if where <= max(3, len(first) // 10)
-                else "The final winner was not an early leader: the first rung kept a third "
-                "of the field, wide enough to let it through."
+            m(
+                f"After one epoch the chosen configuration ranked {where} of {len(first)}; the "
+                f"{len(finalists)} finalists ranked {', '.join(map(str, finalist_ranks))}. "
+                + (
+                    "An early lead predicted the final order well here."
+                    if where <= max(3, len(first) // 10)
+                    else "The final winner was not an early leader: the first rung kept a third "
+                    "of the field, wide enough to let it through."
+                ),
+                " See ",
+                ref("fig-search-ladder"),
+                ".",
             )
         )
     saved = 1 - s.epochs_trained / s.epochs_without_halving
@@ -73,9 +84,13 @@ def comments(s: SearchSummary) -> list[str]:
     by_opt = _best_by(trials, "optimizer")
     if len(by_opt) > 1:
         notes.append(
-            "Best r(valid) after the first epoch by optimizer: "
-            + ", ".join(f"{k} {pct(v)}" for v, k in by_opt)
-            + "."
+            m(
+                "Best r(valid) after the first epoch by optimizer: "
+                + ", ".join(f"{k} {pct(v)}" for v, k in by_opt)
+                + " (",
+                ref("fig-search-setting"),
+                ").",
+            )
         )
     by_act = _best_by(trials, "activation")
     if len(by_act) > 1:
@@ -106,44 +121,26 @@ def comments(s: SearchSummary) -> list[str]:
     return notes
 
 
-def section(doc: Document, s: SearchSummary, folder: Path) -> None:
-    doc.heading("2. Hyper-parameter search")
-    b = s.base
-    doc.paragraph(
-        f"Glorot initialization throughout, {s.dataset} ({s.dataset_sizes.text()}), seed "
-        f"{b.seed}, {b.dtype}. {len(s.trials)} configurations: {s.n_grid} in the assignment's "
-        f"own setting around {b.architecture} {b.activation}, plain SGD at a constant learning "
-        f"rate {b.lr:g}, batch {b.batch_size} (nonlinearity x learning rate), and "
-        f"{s.n_sampled} more:"
-    )
-    doc.bullets(list(s.space))
-    doc.paragraph(
-        f"Rungs end after {', '.join(map(str, s.rung_epochs))} epochs (eta = {s.eta}); every "
-        "learning-rate schedule spans all the epochs, so a run resumed from its checkpoint "
-        "continues exactly as if it had never stopped. " + s.selection
-    )
-    doc.paragraph(
-        "Every configuration tried, with r(valid) at the last epoch it trained (the table is "
-        "ranked: the finalists first):"
-    )
+def trials_table(doc: Document, s: SearchSummary) -> None:
+    """Every configuration tried, ranked, with r(valid) at the last epoch it trained."""
     doc.table(
         [
-            "#",
-            "r(valid)",
-            "ep.",
+            "rank",
+            "r(valid) (%)",
+            "epochs",
             "architecture",
             "params",
-            "act.",
+            "nonlin.",
             "optimizer",
             "lr",
-            "sched.",
+            "schedule",
             "wd",
             "batch",
         ],
         [
             [
                 str(t.rank),
-                pct(t.r_valid) if t.status == "ok" else t.status,
+                pc(t.r_valid) if t.status == "ok" else t.status,
                 str(t.epochs),
                 t.config.architecture,
                 thousands(t.n_params),
@@ -156,18 +153,65 @@ def section(doc: Document, s: SearchSummary, folder: Path) -> None:
             ]
             for t in s.trials
         ],
-        size=6.5,
+        caption="Every configuration tried, ranked (the finalists first), with r(valid) at "
+        "the last epoch it trained; wd: weight decay, batch: mini-batch size.",
+        label="tab-search",
+        align=["r", "r", "r", "l", "r", "l", "l", "r", "l", "r", "r"],
+        size=7.5,
     )
+
+
+def section(doc: Document, s: SearchSummary, folder: Path) -> None:
+    b = s.base
+    doc.paragraph(
+        f"Glorot initialization throughout, {s.dataset} ({s.dataset_sizes.text()}), seed "
+        f"{b.seed}, {b.dtype}. {len(s.trials)} configurations: {s.n_grid} in the assignment's "
+        f"own setting around {b.architecture} {b.activation}, plain SGD at a constant learning "
+        f"rate {b.lr:g}, batch {b.batch_size} (nonlinearity and learning rate), and "
+        f"{s.n_sampled} more:"
+    )
+    doc.bullets(list(s.space))
+    doc.paragraph(
+        f"Rungs end after {', '.join(map(str, s.rung_epochs))} epochs ",
+        formula(f"(eta = {s.eta})"),
+        "; every learning-rate schedule spans all the epochs, so a run resumed from its "
+        "checkpoint continues exactly as if it had never stopped. " + s.selection,
+    )
+    doc.paragraph(
+        "Every configuration tried is in ",
+        ref("tab-search"),
+        "; ",
+        ref("fig-search-ladder"),
+        " follows r(valid) from rung to rung and ",
+        ref("fig-search-setting"),
+        " shows it by setting.",
+    )
+    trials_table(doc, s)
     c = s.chosen
     if c is not None:
         doc.paragraph(
-            f"Chosen model: {c.config.describe()}, {thousands(c.n_params)} parameters, "
+            strong("Chosen model: "),
+            f"{c.config.describe()}, {thousands(c.n_params)} parameters, "
             f"{c.config.epochs} epochs: r(valid) {pct(c.val_accuracy[-1])}, test accuracy "
-            f"{pct(c.test_accuracy)}."
+            f"{pct(c.test_accuracy)}.",
         )
-    figures(doc, folder, s.figures)
-    doc.heading("Comments", 2)
-    doc.bullets(comments(s))
+    figure(
+        doc,
+        folder,
+        "search_ladder",
+        caption="r(valid) after each epoch of every configuration, rung by rung; right: a "
+        "zoom on the finalists.",
+        label="fig-search-ladder",
+    )
+    figure(
+        doc,
+        folder,
+        "search_by_setting",
+        caption="Left: r(valid) of every configuration after its first epoch against its "
+        "learning rate. Right: r(valid) at the last epoch each configuration trained.",
+        label="fig-search-setting",
+    )
+    doc.comments(comments(s))
 
 
 def headline(s: SearchSummary) -> list[list[str]]:

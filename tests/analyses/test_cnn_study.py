@@ -25,7 +25,7 @@ from analyses.pipeline.records import to_json
 from analyses.pipeline.store import ResultStore, StoredRun
 from analyses.pipeline.tasks import Failure, RunContext, Task
 from analyses.report import cnn as cnn_report
-from analyses.report.pdfdoc import Document
+from analyses.report.markup import Document
 from analyses.studies.artifacts import ChosenMlp
 from analyses.studies.cnn import (
     CnnOptions,
@@ -91,9 +91,8 @@ def test_the_study_writes_its_results_and_figures(first: tuple[Path, PipelineRep
     assert report.timings["cnn"].computed == n_techniques + 2 + 1
     assert len(list((folder / "runs").glob("*.json"))) == n_techniques + 3
     for name in FIGURES:
-        for ext in ("png", "pdf"):
-            assert (folder / f"{name}.{ext}").stat().st_size > 1000
-    assert set(s.figures) == {f"{n}.{e}" for n in FIGURES for e in ("png", "pdf")}
+        assert (folder / f"{name}.svg").stat().st_size > 1000
+    assert set(s.figures) == {f"{n}.svg" for n in FIGURES}
     table = (folder / "table.md").read_text()
     assert table.count("\n") == 2 + 3 and f"| CNN {s.chosen.name} | " in table
     assert [v.name for v in s.variants] == ["vanilla", s.chosen.name]
@@ -213,9 +212,10 @@ def test_no_absolute_path_in_the_summary_or_the_comments(
 def test_the_report_section_renders(first: tuple[Path, PipelineReport]) -> None:
     out, report = first
     s = summary_of(report)
-    doc = Document("test")
+    doc = Document(out)
     cnn_report.section(doc, s, out / "cnn")
-    assert doc.close().startswith(b"%PDF")
+    text = doc.source()
+    assert "<tab-cnn-epochs>" in text and 'image("cnn/cnn_errors.svg"' in text
     rows = cnn_report.headline(s)
     assert [r[0] for r in rows] == [
         "CNN vanilla, validation accuracy",

@@ -30,7 +30,7 @@ from analyses.pipeline.records import canonical_json, from_json, to_json
 from analyses.pipeline.store import ResultStore
 from analyses.pipeline.tasks import RunContext
 from analyses.report import gradcheck as report
-from analyses.report.pdfdoc import Document
+from analyses.report.markup import Document
 from analyses.studies.gradcheck import ALL_N, GradcheckOptions, GradcheckStudy, GradcheckSummary
 from analyses.studies.gradcheck import finite as fd
 from analyses.studies.gradcheck.errormodel import fit_truncation
@@ -122,12 +122,9 @@ def test_the_twelve_n() -> None:
 def test_results_and_figures_are_written(tanh_run: Ran) -> None:
     folder = tanh_run.out / "gradcheck"
     s = tanh_run.summary
-    assert sorted(s.figures) == sorted(
-        ["gradcheck.png", "gradcheck.pdf", "gradcheck_worst.png", "gradcheck_worst.pdf"]
-    )
-    for name in ("gradcheck", "gradcheck_worst"):
-        assert (folder / f"{name}.png").read_bytes().startswith(b"\x89PNG")
-        assert (folder / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    assert sorted(s.figures) == ["gradcheck.svg", "gradcheck_worst.svg"]
+    for name in s.figures:
+        assert b"<svg" in (folder / name).read_bytes()[:1000]
     assert s.first.sample.index != s.second.sample.index
     runs = sorted((folder / "runs").glob("*.json"))
     # the choice, then per sample L''' and per dtype the curve and the noise
@@ -181,18 +178,13 @@ def test_no_absolute_path_and_no_wall_time(tanh_run: Ran) -> None:
 
 
 def test_the_report_section_renders(tanh_run: Ran) -> None:
-    pypdf = pytest.importorskip("pypdf")
-    doc = Document("gradcheck")
-    doc.new_page()
+    doc = Document(tanh_run.out)
     report.section(doc, tanh_run.summary, tanh_run.out / "gradcheck")
-    pdf = doc.close()
-    assert doc.pages >= 1
-    import io
-
-    text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
-    assert "Finite-difference gradients" in text and "Comments" in text
-    assert "The sample of largest loss" in text
+    text = doc.source()
+    assert "The assignment's sample" in text and "#heading(level: 4" in text
+    assert "The sample of largest loss" in text and "<eq-fd>" in text
     assert str(tanh_run.out) not in text
+    assert 'image("gradcheck/gradcheck.svg"' in text
     rows = report.headline(tanh_run.summary)
     assert len(rows) == 3 and rows[0][0] == "finite differences, smallest max error"
     assert "(float64)" in rows[0][2]
@@ -200,11 +192,10 @@ def test_the_report_section_renders(tanh_run: Ran) -> None:
         "finite differences, largest-loss sample, float64",
         "finite differences, largest-loss sample, float32",
     ]
-    # the same results give the same bytes
-    doc2 = Document("gradcheck")
-    doc2.new_page()
+    # the same results give the same source
+    doc2 = Document(tanh_run.out)
     report.section(doc2, tanh_run.summary, tanh_run.out / "gradcheck")
-    assert doc2.close() == pdf
+    assert doc2.source() == text
 
 
 def test_without_the_search_the_pipeline_is_refused(tmp_path: Path) -> None:
@@ -483,8 +474,8 @@ def test_a_dead_theta_gives_exact_zeros_and_a_figure(relu_run: Ran, tmp_path: Pa
     result = sample_result(sample, options, third, curves, noises, theta)
     settings = relu_run.summary.settings
     written = plot_sample(settings, result, tmp_path, "dead")
-    assert written == ["dead.png", "dead.pdf"]
-    assert (tmp_path / "dead.png").stat().st_size > 5000
+    assert written == ["dead.svg"]
+    assert (tmp_path / "dead.svg").stat().st_size > 5000
     back = from_json(type(result), json.loads(json.dumps(to_json(result))))
     assert canonical_json(back) == canonical_json(result)
 
@@ -622,7 +613,7 @@ def test_the_second_sample_resolves_in_float32_on_quick_mnist(
     assert c32 is not None and not c32.all_zero
     assert any(d < abs(max(c32.gradient, key=abs)) for d in c32.max_abs_diff)
     assert s.second.sample.loss > 1.0
-    for name in ("gradcheck.png", "gradcheck_worst.png", "summary.json"):
+    for name in ("gradcheck.svg", "gradcheck_worst.svg", "summary.json"):
         assert (tmp_path / "gradcheck" / name).stat().st_size > 0
 
 

@@ -158,7 +158,7 @@ def test_a_quick_search_chooses_resumes_and_cleans_up(tmp_path: Path) -> None:
     # only the finalists' last checkpoints are kept (the grid's finalist's among them)
     kept = sorted(p.name for p in (tmp_path / "search" / "checkpoints").rglob("*.npz"))
     assert kept == ["epoch-2.npz"] * (n // 3 + (f.stopped_at is not None))
-    for name in ("table.md", "table.csv", "search_ladder.png", "search_by_setting.png"):
+    for name in ("table.md", "table.csv", "search_ladder.svg", "search_by_setting.svg"):
         assert (tmp_path / "search" / name).is_file()
     assert SearchSummary.from_json(s.to_json()).to_json() == s.to_json()
     again = _quick_search(tmp_path)
