@@ -1,5 +1,6 @@
-"""The main job end to end on the quick setting: killed and resumed, on another folder,
-on Dask, it gives the same metrics and the same PDF bytes as one uninterrupted run."""
+"""The main job end to end on the quick setting: killed and resumed, stopped by SIGTERM
+and resumed, on another folder, on a real Dask cluster that loses a worker, it gives the
+same metrics and the same PDF bytes as one uninterrupted run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,11 @@ import pytest
 
 from analyses.main import main
 from analyses.studies import STUDY_NAMES
+from tests.analyses.processes import free_port, kill_group, left_after, sessions
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 
+ROOT = Path(__file__).resolve().parents[2]
 MAIN = [sys.executable, "-m", "analyses.main", "--quick", "--quiet", "--no-timings"]
 
 
@@ -85,15 +89,114 @@ def test_a_rerun_with_nothing_left_computes_nothing_and_rebuilds_the_same_pdf(
     assert _md5(whole / "report.pdf") == before
 
 
-def test_the_quick_pipeline_on_a_dask_cluster_gives_the_same_metrics(
+def _stored_runs(out: Path) -> int:
+    return len(list(out.glob("*/runs/*.json")))
+
+
+def _wait_for(what: Callable[[], bool], seconds: float, why: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not what():
+        assert time.monotonic() < deadline, f"timed out waiting for {why}"
+        time.sleep(0.1)
+
+
+def test_sigterm_stops_the_job_and_the_rerun_resumes_with_the_same_results(
     uninterrupted: tuple[Path, float], tmp_path: Path
 ) -> None:
-    pytest.importorskip("distributed")
     whole, _ = uninterrupted
+    out = tmp_path / "results"
+    with sessions() as started:
+        proc = started.start([*MAIN, "--out", str(out)], cwd=ROOT)
+        _wait_for(lambda: _stored_runs(out) >= 4, 300, "four finished runs")
+        os.kill(proc.pid, signal.SIGTERM)  # the driver alone, as a scheduler would
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, err
+        assert left_after(proc.pid, 10.0) == []
+        kept = _stored_runs(out)
+        assert f"stopped by SIGTERM: the workers are ended; {kept} finished runs are kept" in err
+        assert "Resume with the same command: python -m analyses.main --quick" in err
+        again = started.start([*MAIN, "--out", str(out)], cwd=ROOT)
+        _, err = again.communicate(timeout=600)
+        assert again.returncode == 0, err
+    assert _metrics(out) == _metrics(whole)
+    assert _md5(out / "report.pdf") == _md5(whole / "report.pdf")
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[str]]]]:
+    """A scheduler and two single-thread workers on 127.0.0.1, each started with Dask's
+    own command as a process of its own (the README's commands), all ended afterwards."""
+    distributed = pytest.importorskip("distributed")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the workers import this checkout
+    dask = [str(Path(sys.executable).with_name("dask"))]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT, "env": env}
+    with sessions() as started:
+        port = address.rsplit(":", 1)[1]
+        started.start(
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"],
+            **quiet,
+        )
+        workers = [
+            started.start(
+                [
+                    *dask,
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--name",
+                    name,
+                    "--local-directory",
+                    str(tmp_path / name),
+                ],
+                **quiet,
+            )
+            for name in ("w1", "w2")
+        ]
+        client = distributed.Client(address, timeout="60s")
+        try:
+            client.wait_for_workers(2, timeout=120)
+        finally:
+            client.close()
+        yield address, workers
+
+
+def test_the_quick_pipeline_on_a_dask_cluster_survives_a_killed_worker(
+    uninterrupted: tuple[Path, float],
+    dask_cluster: tuple[str, list[subprocess.Popen[str]]],
+    tmp_path: Path,
+) -> None:
+    whole, _ = uninterrupted
+    address, workers = dask_cluster
     out = tmp_path / "dask"
-    subprocess.run(
-        [*MAIN, "--out", str(out), "--executor", "dask", "--workers", "2"], check=True, timeout=600
+    job = subprocess.Popen(
+        [*MAIN, "--out", str(out), "--executor", "dask", "--scheduler", address],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    distributed = pytest.importorskip("distributed")
+    client = distributed.Client(address, timeout="60s")
+    try:
+        w1 = next(a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "w1")
+
+        def w1_busy_midway() -> bool:
+            done = _stored_runs(out) >= 3 or job.poll() is not None
+            return done and bool(client.processing().get(w1))
+
+        # in the middle of the run: some runs are in, and w1 is running one
+        _wait_for(w1_busy_midway, 300, "w1 running a task after three runs")
+        assert job.poll() is None, "the job finished before the kill: kill earlier"
+        kill_group(workers[0].pid)  # the worker and its nanny, as a lost node
+        _, err = job.communicate(timeout=600)
+    finally:
+        client.close()
+        job.kill()
+    assert job.returncode == 0, err
+    assert workers[0].wait(timeout=10) is not None
     assert _metrics(out) == _metrics(whole)
     assert _md5(out / "report.pdf") == _md5(whole / "report.pdf")
 

@@ -8,7 +8,6 @@ starts is in a session of its own, which a finalizer kills whatever the test's o
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from analyses.pipeline.lock import LOCK_FILE, FolderLocked, hold_results_folder
+from tests.analyses.processes import alive_in_group, left_after, sessions
 
 JOB = [sys.executable, "-m", "tests.analyses.signal_job"]
 RUNS = 10
@@ -30,56 +30,12 @@ ROOT = Path(__file__).resolve().parents[2]
 Start = Callable[..., subprocess.Popen[str]]
 
 
-def _alive_in_group(pgid: int) -> list[int]:
-    """The processes of group ``pgid`` that are not zombies (a zombie has ended; it only
-    waits for its parent to read its status)."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            alive.append(int(entry.name))
-    return alive
-
-
-def _left_after(pgid: int, seconds: float) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while (alive := _alive_in_group(pgid)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return alive
-
-
 @pytest.fixture
 def start() -> Iterator[Start]:
     """``start(out, *args) -> Popen`` of the job in its own session; every process of
     every session started is killed at the end of the test."""
-    started: list[subprocess.Popen[str]] = []
-
-    def run(out: Path, *args: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [*JOB, str(out), *args],
-            cwd=ROOT,
-            start_new_session=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        started.append(proc)
-        return proc
-
-    yield run
-    for proc in started:
-        for pid in _alive_in_group(proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        proc.kill()
-        proc.communicate()
+    with sessions() as started:
+        yield lambda out, *args: started.start([*JOB, str(out), *args], cwd=ROOT)
 
 
 def _stored(out: Path) -> int:
@@ -107,11 +63,11 @@ def test_a_stopped_driver_leaves_no_process_and_the_next_run_resumes(
     out = tmp_path / "results"
     proc = start(out)
     _wait_for(lambda: _stored(out) >= 2)
-    assert len(_alive_in_group(proc.pid)) >= 3  # the driver, its workers (and a tracker)
+    assert len(alive_in_group(proc.pid)) >= 3  # the driver, its workers (and a tracker)
     os.kill(proc.pid, signum)  # the driver alone, not its group
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
-    assert _left_after(proc.pid, 10.0) == []
+    assert left_after(proc.pid, 10.0) == []
     kept = _stored(out)
     assert 2 <= kept < RUNS
     if signum != signal.SIGKILL:
@@ -123,7 +79,7 @@ def test_a_stopped_driver_leaves_no_process_and_the_next_run_resumes(
     assert again.returncode == 0, err
     assert stdout.split() == ["computed", str(RUNS - kept), "reused", str(kept), "total", "10"]
     assert _squares(out) == [n * n for n in range(RUNS)]
-    assert _left_after(again.pid, 10.0) == []
+    assert left_after(again.pid, 10.0) == []
 
 
 def test_a_second_driver_on_a_folder_in_use_names_the_running_one(
