@@ -5,6 +5,7 @@ machine. Studies import this; fmlp itself never does, and no study imports anoth
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import importlib.metadata
@@ -191,6 +192,11 @@ def _load_full(name: str, dtype: DTypeName) -> StudyData:
     try:
         ds = fdata.open_mapped(name, dtype=DTYPES[dtype])
     except fdata.DataNotFoundError:  # not in the cache: the other sources, in memory
+        ds = fdata.load(name, dtype=DTYPES[dtype])
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        # a cache this user cannot write to cannot hold the maps: its file, in memory
         ds = fdata.load(name, dtype=DTYPES[dtype])
     return StudyData(name, ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, ds.test.x, ds.test.y)
 

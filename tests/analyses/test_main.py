@@ -42,6 +42,21 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+def _stored_runs(out: Path) -> int:
+    return len(list(out.glob("*/runs/*.json")))
+
+
+def _wait_for_runs(out: Path, n: int) -> None:
+    _wait_for(lambda: _stored_runs(out) >= n, 300, f"{n} finished runs")
+
+
+def _wait_for(what: Callable[[], bool], seconds: float, why: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not what():
+        assert time.monotonic() < deadline, f"timed out waiting for {why}"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory, real_mnist: Any) -> tuple[Path, float]:
     out = tmp_path_factory.mktemp("whole").resolve() / "results"  # an absolute --out
@@ -50,33 +65,41 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory, real_mnist: Any) -> 
     return out, time.perf_counter() - start
 
 
-def test_five_kills_then_a_rerun_give_the_same_metrics_and_pdf(
+def test_stopped_and_killed_jobs_resume_to_the_same_metrics_and_pdf(
     uninterrupted: tuple[Path, float], tmp_path: Path
 ) -> None:
     whole, seconds = uninterrupted
-    # another folder, named relative to the working directory
-    kills = 0
-    # a resumed run has less left to do: the later kills come sooner after its start
-    for fraction in (0.1, 0.2, 0.25, 0.3, 0.35):
-        proc = subprocess.Popen(
-            [*MAIN, "--out", "results"],
-            cwd=tmp_path,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            proc.wait(timeout=fraction * seconds)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the job and its workers, mid-run
-            proc.wait()
-            kills += 1
-    assert kills == 5, "the job finished before a kill: kill earlier"
+    out = tmp_path / "results"  # another folder, named relative to the working directory
+    with sessions() as started:
+        # SIGTERM, then SIGKILL, to the driver alone (as a scheduler or `timeout` sends
+        # them), once some runs are in: no process of the job is left 10 s later
+        for signum, code in ((signal.SIGTERM, 143), (signal.SIGKILL, -9)):
+            proc = started.start([*MAIN, "--out", "results"], cwd=tmp_path)
+            _wait_for_runs(out, _stored_runs(out) + 2)
+            os.kill(proc.pid, signum)
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == code, err
+            assert left_after(proc.pid, 10.0) == []
+            if signum == signal.SIGTERM:
+                kept = _stored_runs(out)
+                assert f"stopped by SIGTERM: the workers are ended; {kept} finished runs" in err
+                assert "Resume with the same command: python -m analyses.main --quick" in err
+        # then the job and its workers, mid-run, three times; a resumed run has less
+        # left to do: the later kills come sooner after its start
+        kills = 0
+        for fraction in (0.1, 0.15, 0.2):
+            proc = started.start([*MAIN, "--out", "results"], cwd=tmp_path)
+            try:
+                proc.wait(timeout=fraction * seconds)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                kills += 1
+        assert kills == 3, "the job finished before a kill: kill earlier"
     subprocess.run([*MAIN, "--out", "results"], cwd=tmp_path, check=True, timeout=600)
-    resumed = tmp_path / "results"
-    assert _metrics(resumed) == _metrics(whole)
-    assert _md5(resumed / "report.pdf") == _md5(whole / "report.pdf")
-    assert str(tmp_path) not in (resumed / "report.pdf").read_bytes().decode("latin-1")
+    assert _metrics(out) == _metrics(whole)
+    assert _md5(out / "report.pdf") == _md5(whole / "report.pdf")
+    assert str(tmp_path) not in (out / "report.pdf").read_bytes().decode("latin-1")
 
 
 def test_a_rerun_with_nothing_left_computes_nothing_and_rebuilds_the_same_pdf(
@@ -87,39 +110,6 @@ def test_a_rerun_with_nothing_left_computes_nothing_and_rebuilds_the_same_pdf(
     assert main(["--quick", "--no-timings", "--out", str(whole), "--executor", "local"]) == 0
     assert "0 runs computed" in capsys.readouterr().err
     assert _md5(whole / "report.pdf") == before
-
-
-def _stored_runs(out: Path) -> int:
-    return len(list(out.glob("*/runs/*.json")))
-
-
-def _wait_for(what: Callable[[], bool], seconds: float, why: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not what():
-        assert time.monotonic() < deadline, f"timed out waiting for {why}"
-        time.sleep(0.1)
-
-
-def test_sigterm_stops_the_job_and_the_rerun_resumes_with_the_same_results(
-    uninterrupted: tuple[Path, float], tmp_path: Path
-) -> None:
-    whole, _ = uninterrupted
-    out = tmp_path / "results"
-    with sessions() as started:
-        proc = started.start([*MAIN, "--out", str(out)], cwd=ROOT)
-        _wait_for(lambda: _stored_runs(out) >= 4, 300, "four finished runs")
-        os.kill(proc.pid, signal.SIGTERM)  # the driver alone, as a scheduler would
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 143, err
-        assert left_after(proc.pid, 10.0) == []
-        kept = _stored_runs(out)
-        assert f"stopped by SIGTERM: the workers are ended; {kept} finished runs are kept" in err
-        assert "Resume with the same command: python -m analyses.main --quick" in err
-        again = started.start([*MAIN, "--out", str(out)], cwd=ROOT)
-        _, err = again.communicate(timeout=600)
-        assert again.returncode == 0, err
-    assert _metrics(out) == _metrics(whole)
-    assert _md5(out / "report.pdf") == _md5(whole / "report.pdf")
 
 
 @pytest.fixture

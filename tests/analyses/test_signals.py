@@ -55,16 +55,26 @@ def _squares(out: Path) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGKILL, -9)]
+    ("signum", "code", "group"),
+    [
+        (signal.SIGTERM, 143, False),
+        (signal.SIGINT, 130, False),
+        (signal.SIGINT, 130, True),  # Ctrl-C in a terminal: the whole process group
+        (signal.SIGKILL, -9, False),
+    ],
+    ids=["SIGTERM", "SIGINT", "Ctrl-C", "SIGKILL"],
 )
 def test_a_stopped_driver_leaves_no_process_and_the_next_run_resumes(
-    start: Start, tmp_path: Path, signum: int, code: int
+    start: Start, tmp_path: Path, signum: int, code: int, group: bool
 ) -> None:
     out = tmp_path / "results"
     proc = start(out)
     _wait_for(lambda: _stored(out) >= 2)
     assert len(alive_in_group(proc.pid)) >= 3  # the driver, its workers (and a tracker)
-    os.kill(proc.pid, signum)  # the driver alone, not its group
+    if group:
+        os.killpg(proc.pid, signum)
+    else:
+        os.kill(proc.pid, signum)  # the driver alone, not its group
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
     assert left_after(proc.pid, 10.0) == []
