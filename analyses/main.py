@@ -32,7 +32,7 @@ from analyses.pipeline.driver import (
     run_pipeline,
 )
 from analyses.pipeline.executors import EXECUTOR_NAMES, make_executor
-from analyses.pipeline.lock import FolderLocked
+from analyses.pipeline.lock import FolderError
 from analyses.pipeline.session import driver_session, stopped_message
 from analyses.pipeline.signals import Stopped, StopSignals
 from analyses.pipeline.store import ResultStore
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with driver_session(args.out, say=_warn) as session:
             return _run(args, session.guard)
-    except FolderLocked as exc:
+    except FolderError as exc:
         print(f"main: {exc}", file=sys.stderr)
         return 2
     except Stopped as stop:

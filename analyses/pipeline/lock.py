@@ -29,7 +29,7 @@ import attrs
 
 LOCK_FILE: Final = Path("pipeline") / "driver.lock"
 
-__all__ = ["LOCK_FILE", "FolderLocked", "Holder", "hold_results_folder"]
+__all__ = ["LOCK_FILE", "FolderError", "FolderLocked", "Holder", "hold_results_folder"]
 
 
 @attrs.frozen
@@ -44,7 +44,11 @@ class Holder:
         return f"process {self.pid} on host {self.host} (started {self.started})"
 
 
-class FolderLocked(RuntimeError):
+class FolderError(RuntimeError):
+    """The results folder cannot be used; the message says why and what to do."""
+
+
+class FolderLocked(FolderError):
     """Another driver is running on this results folder; the message names it."""
 
     def __init__(self, message: str, holder: Holder | None) -> None:
@@ -76,8 +80,14 @@ def hold_results_folder(
     folder was free), after reporting the take-over through ``say``.
     """
     path = out / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise FolderError(
+            f"cannot use {out} as the results folder ({type(exc).__name__}: {exc}); "
+            "choose another with --out"
+        ) from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

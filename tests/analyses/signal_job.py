@@ -23,7 +23,7 @@ import attrs
 
 from analyses.pipeline.driver import ArtifactKey, Artifacts, run_pipeline
 from analyses.pipeline.executors import make_executor
-from analyses.pipeline.lock import FolderLocked
+from analyses.pipeline.lock import FolderError
 from analyses.pipeline.records import JsonRecord, to_json
 from analyses.pipeline.session import driver_session, stopped_message
 from analyses.pipeline.signals import Stopped
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ctx=RunContext(str(args.out)),
                 guard=session.guard,
             )
-    except FolderLocked as exc:
+    except FolderError as exc:
         print(f"job: {exc}", file=sys.stderr)
         return 2
     except Stopped as stop:

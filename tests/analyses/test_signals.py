@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from analyses.pipeline.lock import LOCK_FILE, FolderLocked, hold_results_folder
+from analyses.pipeline.lock import LOCK_FILE, FolderError, FolderLocked, hold_results_folder
 from tests.analyses.processes import alive_in_group, left_after, sessions
 
 JOB = [sys.executable, "-m", "tests.analyses.signal_job"]
@@ -155,3 +155,12 @@ def test_a_driver_killed_outright_leaves_a_stale_lock_the_next_one_takes_over(
     assert f"took over the lock left by a driver that is no longer running (process {proc.pid}" in (
         err
     )
+
+
+def test_a_results_folder_that_cannot_be_one_is_named(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with (
+        pytest.raises(FolderError, match=f"cannot use {tmp_path / 'file'} as the results folder"),
+        hold_results_folder(tmp_path / "file"),
+    ):
+        pass
