@@ -5,6 +5,7 @@ machine. Studies import this; fmlp itself never does, and no study imports anoth
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import importlib.metadata
@@ -186,7 +187,17 @@ def synthetic_data(
 def _load_full(name: str, dtype: DTypeName) -> StudyData:
     import fmlp.data as fdata
 
-    ds = fdata.load(name, dtype=DTYPES[dtype])
+    # Memory maps of the cache's arrays: the workers of one machine share one copy of
+    # the pages instead of each holding its own (220 MB in float32, 440 MB in float64).
+    try:
+        ds = fdata.open_mapped(name, dtype=DTYPES[dtype])
+    except fdata.DataNotFoundError:  # not in the cache: the other sources, in memory
+        ds = fdata.load(name, dtype=DTYPES[dtype])
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        # a cache this user cannot write to cannot hold the maps: its file, in memory
+        ds = fdata.load(name, dtype=DTYPES[dtype])
     return StudyData(name, ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, ds.test.x, ds.test.y)
 
 

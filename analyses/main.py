@@ -10,6 +10,12 @@ finished run is stored as it arrives, so a second invocation computes nothing th
 stored: an interrupted job resumes, and a job with nothing left to do only rebuilds the
 (byte-identical) report. Wall time, CPU time and core utilization of each invocation
 that computed something go to ``<out>/pipeline/timings.json``.
+
+One driver per results folder: a second one stops at once (exit 2) with a message that
+names the running one. SIGTERM or SIGINT (Ctrl-C) stops the job: no new run is handed
+out, the workers are ended, every finished run stays stored, the message says how to
+resume, and the exit status is 128 + the signal (143, 130). Workers end by themselves
+within a second when their driver is killed outright (SIGKILL).
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from analyses.pipeline.driver import (
     run_pipeline,
 )
 from analyses.pipeline.executors import EXECUTOR_NAMES, make_executor
+from analyses.pipeline.lock import FolderError
+from analyses.pipeline.session import driver_session, stopped_message
+from analyses.pipeline.signals import Stopped, StopSignals
 from analyses.pipeline.store import ResultStore
 from analyses.pipeline.tasks import RunContext
 from analyses.studies import STUDY_NAMES, SuiteOptions, suite
@@ -88,6 +97,24 @@ def _print_report(report: PipelineReport) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    command = ["python", "-m", "analyses.main", *(sys.argv[1:] if argv is None else argv)]
+    try:
+        with driver_session(args.out, say=_warn) as session:
+            return _run(args, session.guard)
+    except FolderError as exc:
+        print(f"main: {exc}", file=sys.stderr)
+        return 2
+    except Stopped as stop:
+        print(f"main: {stopped_message(stop, args.out, command)}", file=sys.stderr)
+        return stop.exit_code
+
+
+def _warn(message: str) -> None:
+    print(f"main: {message}", file=sys.stderr, flush=True)
+
+
+def _run(args: argparse.Namespace, guard: StopSignals) -> int:
+    """The job, inside the session that holds the results folder."""
     options = SuiteOptions.quick(args.dataset) if args.quick else SuiteOptions.full(args.dataset)
     studies = suite(options)
     selected = [s for s in studies if not args.only or s.name in args.only]
@@ -97,7 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with make_executor(args.executor, workers=args.workers, scheduler=args.scheduler) as ex:
             report = run_pipeline(
-                selected, store=store, executor=ex, ctx=ctx, available=studies, log=log
+                selected,
+                store=store,
+                executor=ex,
+                ctx=ctx,
+                available=studies,
+                log=log,
+                guard=guard,
             )
     except (PipelineError, ValueError) as exc:
         print(f"main: {exc}", file=sys.stderr)

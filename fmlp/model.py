@@ -20,6 +20,7 @@ import attrs
 import numpy as np
 
 from fmlp.activations import get_activation
+from fmlp.checks import expect_params
 from fmlp.losses import cross_entropy, softmax, softmax_cross_entropy_grad
 from fmlp.params import MLP, Dense
 from fmlp.types import FloatArray, IntArray
@@ -41,6 +42,7 @@ class Cache:
 
 def check_inputs(params: MLP, x: Any) -> FloatArray:
     """Validate an input batch against ``params``: a finite (N, fan_in) array of their dtype."""
+    expect_params(params, "the model")
     if not isinstance(x, np.ndarray):
         raise TypeError(f"inputs must be a numpy array, got {type(x).__name__}")
     fan_in = params.layers[0].fan_in

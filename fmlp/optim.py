@@ -38,6 +38,7 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 import attrs
 import numpy as np
 
+from fmlp.checks import expect, expect_int, expect_real, got
 from fmlp.params import MLP
 from fmlp.tree import static_field, tree_leaves, tree_map, tree_zeros_like
 from fmlp.types import FloatArray
@@ -158,6 +159,8 @@ def chain(*transforms: Optimizer[Any]) -> Optimizer[tuple[Any, ...]]:
 
     The state is the tuple of their states. ``chain()`` is the identity.
     """
+    for i, t in enumerate(transforms):
+        expect(t, Optimizer, "chain", f"argument {i + 1}", "an fmlp.Optimizer (e.g. fmlp.sgd(0.1))")
     rules = tuple(_rule_of(t) for t in transforms)
 
     def init(params: MLP) -> tuple[Any, ...]:
@@ -181,6 +184,11 @@ def chain(*transforms: Optimizer[Any]) -> Optimizer[tuple[Any, ...]]:
 def _as_schedule(lr: float | Schedule) -> Schedule:
     if callable(lr):
         return lr
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)):
+        raise TypeError(
+            f"lr (the learning rate) must be a positive number or a schedule (a function of "
+            f"the step count, e.g. fmlp.cosine_decay(0.1, total_steps=1000)), got {got(lr)}"
+        )
     value = float(lr)
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"learning rate must be a positive finite number, got {lr}")
@@ -209,7 +217,7 @@ def trace(decay: float, *, nesterov: bool = False) -> Optimizer[TraceState]:
 
     torch.optim.SGD's momentum buffer, with no dampening; v starts at zero.
     """
-    if not 0.0 <= decay < 1.0:
+    if not 0.0 <= expect_real(decay, "trace", "decay (momentum beta)") < 1.0:
         raise ValueError(f"momentum beta must lie in [0, 1), got {decay}")
 
     def init(params: MLP) -> TraceState:
@@ -233,7 +241,7 @@ def trace(decay: float, *, nesterov: bool = False) -> Optimizer[TraceState]:
 def add_decayed_weights(weight_decay: float) -> Optimizer[EmptyState]:
     """L2 regularization: updates = inputs + weight_decay * params (the gradient of
     weight_decay / 2 * |params|^2 added to the loss's)."""
-    wd = float(weight_decay)
+    wd = expect_real(weight_decay, "add_decayed_weights", "weight_decay")
     if not math.isfinite(wd) or wd < 0:
         raise ValueError(f"weight_decay must be a non-negative finite number, got {weight_decay}")
 
@@ -256,9 +264,9 @@ def scale_by_adam(
     mu = b1 mu + (1 - b1) g, nu = b2 nu + (1 - b2) g^2 and
     updates = (mu / (1 - b1^t)) / (sqrt(nu) / sqrt(1 - b2^t) + eps)."""
     for label, b in (("b1", b1), ("b2", b2)):
-        if not 0.0 <= b < 1.0:
+        if not 0.0 <= expect_real(b, "scale_by_adam", label) < 1.0:
             raise ValueError(f"adam's {label} must lie in [0, 1), got {b}")
-    if not (math.isfinite(eps) and eps >= 0):
+    if not (math.isfinite(expect_real(eps, "scale_by_adam", "eps")) and eps >= 0):
         raise ValueError(f"adam's eps must be a non-negative finite number, got {eps}")
 
     def init(params: MLP) -> ScaleByAdamState:
@@ -363,14 +371,18 @@ def apply_updates(params: MLP, updates: MLP, *, donate: bool = False) -> MLP:
 
 def step_decay(lr: float, *, every: int, factor: float = 0.5) -> Schedule:
     """lr * factor ** (step // every): a piecewise constant schedule."""
-    if every <= 0:
+    expect_real(lr, "step_decay", "lr")
+    expect_real(factor, "step_decay", "factor")
+    if expect_int(every, "step_decay", "every") <= 0:
         raise ValueError(f"step_decay needs every > 0, got {every}")
     return lambda step: lr * factor ** (step // every)
 
 
 def cosine_decay(lr: float, *, total_steps: int, floor: float = 0.0) -> Schedule:
     """floor + (lr - floor) (1 + cos(pi t / T)) / 2, constant at floor after T steps."""
-    if total_steps <= 0:
+    expect_real(lr, "cosine_decay", "lr")
+    expect_real(floor, "cosine_decay", "floor")
+    if expect_int(total_steps, "cosine_decay", "total_steps") <= 0:
         raise ValueError(f"cosine_decay needs total_steps > 0, got {total_steps}")
     return lambda step: (
         floor

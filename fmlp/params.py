@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
+from fmlp.checks import expect, got
 from fmlp.tree import STATIC
 from fmlp.types import (
     SCHEME_NAMES,
@@ -88,6 +89,7 @@ class MLP:
 
 def n_params(params: MLP) -> int:
     """Number of weights and biases; 784-512-512-10 has 669,706."""
+    expect(params, MLP, "n_params", "params", "an fmlp.MLP (made by fmlp.init)")
     return sum(layer.w.size + layer.b.size for layer in params.layers)
 
 
@@ -99,6 +101,10 @@ def count_params(sizes: Sequence[int]) -> int:
 
 def check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
     """Validate layer widths: at least input and output, all positive integers."""
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Iterable):
+        raise TypeError(
+            f"sizes must be a sequence of layer widths, e.g. (784, 512, 512, 10); got {got(sizes)}"
+        )
     sizes = tuple(sizes)
     if len(sizes) < 2:
         raise ValueError(

@@ -18,6 +18,14 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from fmlp.checks import (
+    expect_callable,
+    expect_int,
+    expect_optimizer,
+    expect_params,
+    expect_state,
+    expect_training,
+)
 from fmlp.losses import cross_entropy, softmax_cross_entropy_grad
 from fmlp.model import backprop, check_inputs, check_labels, forward_unchecked
 from fmlp.optim import Optimizer, apply_updates, sgd
@@ -40,6 +48,7 @@ def scan(f: Callable[[C, X], tuple[C, Y]], carry: C, xs: Iterable[X]) -> tuple[C
     Like ``jax.lax.scan``: returns the final carry and a tree whose leaves are the
     outputs' leaves stacked along a new leading axis. ``xs`` must not be empty.
     """
+    expect_callable(f, "scan", "f", "a function (carry, x) -> (carry, y)")
     ys: list[Y] = []
     for x in xs:
         carry, y = f(carry, x)
@@ -102,6 +111,8 @@ class EpochMetrics:
 
 def init_state(params: MLP, optimizer: Optimizer[S]) -> TrainState[S]:
     """The state before the first step."""
+    expect_params(params, "init_state")
+    expect_optimizer(optimizer, "init_state")
     return TrainState(params=params, opt_state=optimizer.init(params), step=0)
 
 
@@ -115,6 +126,7 @@ def make_step(
     (like JAX's buffer donation): only for loops that own a private copy, as ``fit``.
     A non-finite loss leaves the parameters unchanged and marks the state diverged.
     """
+    expect_optimizer(optimizer, "make_step")
 
     def step(state: TrainState[S], batch: Batch) -> tuple[TrainState[S], StepMetrics]:
         x, y = batch
@@ -142,6 +154,7 @@ def sgd_step(
     state: TrainState[Any], batch: Batch, *, lr: float
 ) -> tuple[TrainState[Any], StepMetrics]:
     """One plain SGD step on a validated batch: params - lr * grad. Pure."""
+    expect_state(state, "sgd_step")
     return make_step(sgd(lr))(state, batch)
 
 
@@ -180,6 +193,10 @@ def train_epoch(
 ) -> tuple[TrainState[S], StepMetrics]:
     """One pass over (x, y) in mini-batches: a scan of steps. Returns the new state and
     the stacked per-step metrics. Inputs are validated once here."""
+    expect_state(state, "train_epoch")
+    expect_optimizer(optimizer, "train_epoch")
+    expect_int(seed, "train_epoch", "seed")
+    expect_int(epoch, "train_epoch", "epoch")
     x = check_inputs(state.params, x)
     y = check_labels(y, x.shape[0], state.params.sizes[-1])
     return _train_epoch_unchecked(
@@ -231,7 +248,8 @@ def _evaluate_unchecked(params: MLP, x: FloatArray, y: IntArray, chunk: int) -> 
 def evaluate(params: MLP, x: FloatArray, y: IntArray, *, chunk: int = 2048) -> Evaluation:
     """Mean cross-entropy and accuracy of ``params`` on (x, y), in chunks of ``chunk``
     rows so memory stays bounded whatever N is."""
-    if chunk <= 0:
+    expect_params(params, "evaluate")
+    if expect_int(chunk, "evaluate", "chunk") <= 0:
         raise ValueError(f"chunk must be a positive integer, got {chunk}")
     x = check_inputs(params, x)
     y = check_labels(y, x.shape[0], params.sizes[-1])
@@ -263,8 +281,14 @@ def fit(
     ``resume(init_state(params, optimizer), x, y, start_epoch=0, ...)``: see ``resume``
     for the other arguments and what comes back. ``params`` is not modified.
     """
+    expect_params(params, "fit")
     if (optimizer is None) == (lr is None):
         raise ValueError("fit needs exactly one of optimizer= or lr= (plain SGD)")
+    if optimizer is not None:
+        expect_optimizer(optimizer, "fit")
+    expect_training(
+        "fit", seed=seed, validation=validation, callback=callback, params_callback=params_callback
+    )
     opt: Optimizer[Any] = sgd(lr) if optimizer is None else optimizer  # type: ignore[arg-type]  # lr is set when optimizer is None
     if not is_int(epochs) or epochs <= 0:
         raise ValueError(f"epochs must be a positive integer, got {epochs}")
@@ -316,6 +340,15 @@ def resume(
     (for progress bars); ``params_callback(epoch, params)`` after it, with a copy of the
     epoch's final parameters (for diagnostics that need the model itself).
     """
+    expect_state(state, "resume")
+    expect_optimizer(optimizer, "resume")
+    expect_training(
+        "resume",
+        seed=seed,
+        validation=validation,
+        callback=callback,
+        params_callback=params_callback,
+    )
     if not is_int(start_epoch) or start_epoch < 0:
         raise ValueError(f"start_epoch must be a non-negative integer, got {start_epoch}")
     if not is_int(epochs) or epochs <= 0:

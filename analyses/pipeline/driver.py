@@ -23,6 +23,7 @@ writes its figures and returns its typed summary. The driver
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import heapq
 import itertools
 import time
@@ -34,6 +35,7 @@ import attrs
 
 from analyses.pipeline.executors import PipelineExecutor
 from analyses.pipeline.records import JsonRecord, RecordError, to_json
+from analyses.pipeline.signals import StopSignals
 from analyses.pipeline.store import ResultStore, StoredRun, read_json, write_json
 from analyses.pipeline.tasks import Outcome, RunContext, Task, execute
 
@@ -259,6 +261,7 @@ def run_pipeline(
     ctx: RunContext,
     available: Sequence[Study[Any]] | None = None,
     log: Log | None = None,
+    guard: StopSignals | None = None,
 ) -> PipelineReport:
     """Run ``studies`` (resuming from ``store``) on ``executor`` and return what happened.
 
@@ -266,7 +269,11 @@ def run_pipeline(
     out of ``studies`` from their stored summaries. A study whose plan raises
     StudyError is reported in ``errors``; the studies that need its artifacts are then
     reported there too, and the others go on.
+
+    ``guard``: the driver's signal handlers; a stop that arrives while a finished run
+    or a summary is being stored waits until it is stored.
     """
+    critical = guard.critical if guard is not None else contextlib.nullcontext
     say = log or (lambda m: None)
     start = time.perf_counter()
     artifacts = check_order(studies, available or studies, store)
@@ -383,14 +390,16 @@ def run_pipeline(
                         f"the executor lost the run {task.label()} ({type(exc).__name__}: {exc}); "
                         "finished runs are stored: rerun to resume"
                     ) from exc
-                run = store.put(task, outcome)
-                a = active[name]
-                a.outstanding -= 1
-                a.computed += 1
-                a.cpu += outcome.cpu_seconds
-                say(_progress_line(task, outcome))
-                record(name, task, run)
-            collect()
+                with critical():
+                    run = store.put(task, outcome)
+                    a = active[name]
+                    a.outstanding -= 1
+                    a.computed += 1
+                    a.cpu += outcome.cpu_seconds
+                    say(_progress_line(task, outcome))
+                    record(name, task, run)
+            with critical():
+                collect()
             submit()
         collect()
     finally:

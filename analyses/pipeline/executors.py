@@ -9,6 +9,9 @@
   ``Client.get_executor()`` is a ``concurrent.futures.Executor``, so the driver does
   not change. Dask is optional: ``pip install '.[cluster]'``.
 
+The pool's workers die with their driver (``signals.die_with_parent``), and a driver
+that stops on a signal or an error ends them instead of waiting for their runs.
+
 The workers load their data by name from their own cache, so a task is a few hundred
 bytes; runs that continue from a checkpoint read it from the results folder, which the
 workers of a cluster must share with the driver.
@@ -21,12 +24,14 @@ import importlib
 import logging
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final, Literal, ParamSpec, TypeVar, get_args
 
 import attrs
 
+from analyses.pipeline.signals import die_with_parent
 from fmlp.types import is_int
 
 T = TypeVar("T")
@@ -114,11 +119,33 @@ def make_executor(
     pool = cf.ProcessPoolExecutor(
         max_workers=n,
         mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded BLAS
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
     )
     try:
         yield PipelineExecutor(pool, "process", n)
+    except BaseException:
+        # Stopped by a signal, or the driver gave up: the runs in progress are not
+        # waited for (a full run can take minutes); finished ones are stored already.
+        end_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def end_workers(pool: cf.ProcessPoolExecutor, *, grace: float = 3.0) -> None:
+    """Terminate ``pool``'s worker processes (SIGTERM, then SIGKILL after ``grace``
+    seconds) and wait for them, so that nothing of the pool outlives its driver."""
+    processes = list(pool._processes.values())  # no public way to reach them before 3.14
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + grace
+    for p in processes:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 def _import_distributed() -> Any:

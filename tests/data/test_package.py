@@ -26,6 +26,7 @@ from fmlp.data import (
     cache,
     cli,
     idx,
+    mapped,
     mnist_pickle,
     records,
     sources,
@@ -61,6 +62,8 @@ ALL: frozenset[str] = frozenset(
         "load",
         "load_pickle_gz",
         "main",
+        "mapped_dir",
+        "open_mapped",
         "parse_idx",
         "read_idx_dir",
         "read_wheel_pickle",
@@ -77,6 +80,7 @@ OUTSIDE_ALL: frozenset[str] = frozenset(
         "FloatT",
         "IDX_STEMS",
         "IMAGE_SHAPE",
+        "MAPPED_FORMAT",
         "MAX_MEMBER_BYTES",
         "MNIST_WHEEL_GLOB",
         "MNIST_WHEEL_MEMBER",
@@ -94,6 +98,7 @@ MODULES = {
     "idx": idx,
     "mnist_pickle": mnist_pickle,
     "sources": sources,
+    "mapped": mapped,
     "cli": cli,
 }
 
@@ -103,6 +108,7 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     "idx": frozenset({"records"}),
     "mnist_pickle": frozenset({"records"}),
     "sources": frozenset({"records", "cache", "idx", "mnist_pickle"}),
+    "mapped": frozenset({"records", "cache"}),
     "cli": frozenset({"records", "mnist_pickle", "sources"}),
     "__main__": frozenset({"cli"}),
 }

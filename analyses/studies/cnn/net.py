@@ -20,6 +20,7 @@ numpy (``(seed, epoch, 1)``), so they leave torch's generator (dropout's) alone.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from typing import Final
 
@@ -165,7 +166,14 @@ def to_tensors(data: StudyData, device: Device, eval_index: IntArray) -> TensorD
                 "study needs MNIST-shaped data"
             )
         arr = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, 1, IMAGE, IMAGE)
-        return torch.from_numpy(arr).to(device)
+        if arr.flags.writeable:
+            return torch.from_numpy(arr).to(device)
+        # A read-only memory map of the data cache, shared by every worker: the tensor
+        # reads it in place (training only indexes it, which copies), so torch's warning
+        # that writing to it would be undefined is beside the point.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            return torch.from_numpy(arr).to(device)
 
     def labels(y: IntArray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)).to(device)
