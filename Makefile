@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster]'
+	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster,fast]'
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -43,7 +43,7 @@ report: $(STAMP)
 
 # JAX is only needed here: the bench extra is installed on demand.
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster,bench]'
+	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster,fast,bench]'
 	$(PY) -m analyses.benchmark --out $(RESULTS) --both
 
 clean:
