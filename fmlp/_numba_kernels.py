@@ -28,9 +28,9 @@ def _jit(f: Callable[..., None]) -> Any:
     """``numba.njit`` with the on-disk cache, or without it where no cache folder can be
     used (numba refuses ``cache=True`` at decoration time then)."""
     try:
-        return numba.njit(cache=True, fastmath=False, nogil=True)(f)
+        return numba.njit(cache=True, fastmath=False, nogil=True, error_model="numpy")(f)
     except RuntimeError:
-        return numba.njit(cache=False, fastmath=False, nogil=True)(f)
+        return numba.njit(cache=False, fastmath=False, nogil=True, error_model="numpy")(f)
 
 
 # ------------------------------------------------------------------ optimizer updates

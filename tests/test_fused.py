@@ -246,3 +246,21 @@ def test_a_state_of_the_wrong_shape_is_a_clear_error(make_params: MakeParams) ->
     params = make_params((4, 3, 2), "relu", dtype=np.float64)
     with pytest.raises(TypeError, match="a chain of 2 takes a tuple of 2 states"):
         plan.step(tree_copy(params), params, fmlp.sgd(0.1).init(params))
+
+
+def test_division_by_zero_gives_numpys_nan_and_inf(make_params: MakeParams) -> None:
+    """Adam with eps = 0 and zero gradients divides 0 by 0: NaN on both paths (the
+    kernels follow numpy's error model, they do not raise)."""
+    opt = fmlp.adam(0.1, eps=0.0)
+    plan = fused.plan(opt)
+    assert plan is not None
+    params = make_params((4, 3, 2), "relu", dtype=np.float32)
+    grads = fmlp.tree_map(np.zeros_like, params)
+    state = opt.init(params)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        updates, expected_state = opt.update(grads, state, params)
+        expected = apply_updates(params, updates)
+    own = tree_copy(params)
+    got_state = plan.step(own, grads, tree_copy(state))
+    assert np.isnan(own.layers[0].w).all()
+    assert same_bits(own, expected) and same_bits(got_state, expected_state)
