@@ -4,11 +4,13 @@ numba is installed.
 Each kernel is a loop over contiguous arrays that performs, element by element, exactly
 the operations of the numpy path in the same order and in the arrays' own dtype (every
 scalar argument is passed already cast to it), so each intermediate is rounded as numpy
-rounds it. The kernels are compiled without ``fastmath``: LLVM neither contracts a * b + c
-into a fused multiply-add nor reassociates, and IEEE division and square root are
-correctly rounded on both sides. What numpy computes with its own vectorized
-transcendental functions (``exp``, ``tanh``) or with pairwise sums is not done here: those
-bits could differ.
+rounds it. The kernels are compiled without ``fastmath`` (LLVM neither contracts
+a * b + c into a fused multiply-add nor reassociates) and with numpy's error model (a
+division by zero gives inf or NaN, it does not raise); IEEE division and square root are
+correctly rounded on both sides. One thing IEEE 754 leaves open may differ: which NaN
+(its sign and payload) comes out where two NaNs meet in one operation. What numpy
+computes with its own vectorized transcendental functions (``exp``, ``tanh``) or with
+pairwise sums is not done here: those bits could differ.
 
 Compiled kernels are cached on disk (numba's ``cache=True``: next to this file, or in
 numba's user-wide cache folder, or ``NUMBA_CACHE_DIR``, when that is not writable); where

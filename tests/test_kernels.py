@@ -39,8 +39,12 @@ def array(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> Any:
     return a
 
 
-def bits(a: Any) -> bytes:
-    return bytes(np.ascontiguousarray(a).tobytes())
+def same_bits(a: Any, b: Any) -> bool:
+    """Bit for bit, except that a NaN may be any NaN: where two NaNs meet in one operation,
+    which one comes out (its sign and payload) is not fixed by IEEE 754, and LLVM, like
+    numpy's own vectorized loops, may swap the operands of a commutative operation."""
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    return bool((nan_a == nan_b).all()) and a[~nan_a].tobytes() == b[~nan_b].tobytes()
 
 
 @settings(max_examples=60, deadline=None)
@@ -59,13 +63,13 @@ def test_bias_relu_and_its_backward_have_numpys_bits(n: int, h: int, dtype: Any,
         relu_(expected)
         got = z.copy()
         assert kernels.bias_relu_(got, b)
-        assert bits(got) == bits(expected)
+        assert same_bits(got, expected)
         a = expected
         expected_g = g.copy()
         relu_backprop_(expected_g, a)
         got_g = g.copy()
         assert kernels.relu_backprop_(got_g, a)
-        assert bits(got_g) == bits(expected_g)
+        assert same_bits(got_g, expected_g)
 
 
 def test_arrays_that_do_not_fit_are_left_to_numpy() -> None:
