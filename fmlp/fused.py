@@ -40,11 +40,19 @@ from fmlp.optim import (
     adam_bias_corrections,
 )
 from fmlp.params import MLP
-from fmlp.tree import tree_leaves
+from fmlp.types import FloatArray
 
 S = TypeVar("S")
 
 Primitive = LearningRateSpec | TraceSpec | DecaySpec | AdamSpec
+
+
+def _leaves(tree: MLP) -> list[FloatArray]:
+    """An MLP's arrays in ``tree_leaves``'s order (w, b of each layer), read directly:
+    this runs on every training step."""
+    if not isinstance(tree, MLP):
+        raise TypeError(f"expected an MLP, got {type(tree).__name__}")
+    return [a for layer in tree.layers for a in (layer.w, layer.b)]
 
 
 def _flatten_spec(spec: RuleSpec) -> list[Primitive]:
@@ -86,6 +94,8 @@ class FusedUpdate:
     core: TraceSpec | AdamSpec | None
     post: DecaySpec | None
     lr: LearningRateSpec
+    lr_index: int
+    core_index: int | None
 
     def step(self, params: MLP, grads: MLP, state: S) -> S | None:
         """Write ``params + update`` into ``params`` and the new moments into the state's
@@ -95,26 +105,24 @@ class FusedUpdate:
         k = kernels.module()
         if k is None:
             return None
+        # the primitive states, in the order of _flatten_spec
         prims: list[Any] = []
         _flatten_state(self.spec, state, prims)
-        # the primitive states, in the order of _flatten_spec
-        specs = _flatten_spec(self.spec)
-        by_kind: dict[int, Any] = {id(s): st for s, st in zip(specs, prims)}
-        lr_state = by_kind[id(self.lr)]
-        core_state = by_kind[id(self.core)] if self.core is not None else None
+        lr_state = prims[self.lr_index]
+        core_state = prims[self.core_index] if self.core_index is not None else None
         if not isinstance(lr_state, ScaleByLearningRateState):
             raise TypeError(f"expected a ScaleByLearningRateState, got {type(lr_state).__name__}")
-        p_leaves = tree_leaves(params)
-        g_leaves = tree_leaves(grads)
+        p_leaves = _leaves(params)
+        g_leaves = _leaves(grads)
         dtype = params.dtype
         if isinstance(self.core, TraceSpec):
             if not isinstance(core_state, TraceState):
                 raise TypeError(f"expected a TraceState, got {type(core_state).__name__}")
-            extra = [tree_leaves(core_state.trace)]
+            extra = [_leaves(core_state.trace)]
         elif isinstance(self.core, AdamSpec):
             if not isinstance(core_state, ScaleByAdamState):
                 raise TypeError(f"expected a ScaleByAdamState, got {type(core_state).__name__}")
-            extra = [tree_leaves(core_state.mu), tree_leaves(core_state.nu)]
+            extra = [_leaves(core_state.mu), _leaves(core_state.nu)]
         else:
             extra = []
         if len(g_leaves) != len(p_leaves) or any(len(e) != len(p_leaves) for e in extra):
@@ -159,15 +167,10 @@ class FusedUpdate:
         else:
             for p, g in zip(*flat):
                 k.sgd_update(p, g, pre_wd, has_pre, post_wd, has_post, neg_rate)
-        new_prims: list[Any] = []
-        for s, st in zip(specs, prims):
-            if s is self.lr:
-                new_prims.append(ScaleByLearningRateState(count=lr_state.count + 1))
-            elif s is self.core:
-                new_prims.append(new_core)
-            else:
-                new_prims.append(st)
-        return cast(S, _rebuild_state(self.spec, new_prims, [0]))
+        prims[self.lr_index] = ScaleByLearningRateState(count=lr_state.count + 1)
+        if self.core_index is not None:
+            prims[self.core_index] = new_core
+        return cast(S, _rebuild_state(self.spec, prims, [0]))
 
 
 def match(spec: RuleSpec) -> FusedUpdate | None:
@@ -193,9 +196,15 @@ def match(spec: RuleSpec) -> FusedUpdate | None:
             core = p
         else:
             return None  # a second learning rate
-    if len({id(p) for p in prims}) != len(prims):
-        return None  # one spec object twice (a transformation chained with itself)
-    return FusedUpdate(spec=spec, pre=pre, core=core, post=post, lr=lr)
+    return FusedUpdate(
+        spec=spec,
+        pre=pre,
+        core=core,
+        post=post,
+        lr=lr,
+        lr_index=len(prims) - 1,
+        core_index=next((i for i, p in enumerate(prims) if p is core), None),
+    )
 
 
 def plan(optimizer: Optimizer[Any]) -> FusedUpdate | None:
