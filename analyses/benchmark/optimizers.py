@@ -73,6 +73,7 @@ from analyses.benchmark.training import Loop
 from analyses.common import MachineInfo, machine_info
 from analyses.pipeline.records import from_json, to_json
 from fmlp.train import epoch_order
+from fmlp.tree import tree_leaves
 from fmlp.types import FloatArray, IntArray
 
 SCHEMA: Final = "fmlp-benchmark-optimizers/1"
@@ -135,6 +136,9 @@ class Cell:
     n_train: int
     timings: tuple[Timing, ...]
     load_avg: tuple[float, ...]
+    fused_equals_numpy: bool | None
+    """fmlp's final parameters with the kernels and with the numpy rules are the same
+    bits (None: one of them was not run)."""
 
     def median(self, name: FrameworkName) -> float | None:
         for t in self.timings:
@@ -172,9 +176,11 @@ class ThreadRun:
 
 @attrs.frozen
 class CompileCost:
-    """The first call of every compiled kernel (float32), in a fresh process: with an
-    empty numba cache (compiling) and again with the cache that filled."""
+    """The first call of every compiled kernel (float32) in a fresh process, after
+    ``import numba`` (timed apart): with an empty numba cache (compiling) and again with
+    the cache that filled (loading)."""
 
+    import_seconds: float | None
     cold_seconds: float | None
     cached_seconds: float | None
     note: str | None
@@ -341,6 +347,10 @@ def measure_cell(
             loop.epoch(order)
             wall[name].append(time.perf_counter() - t0)
             cpu[name].append(time.process_time() - c0)
+    same = None
+    if "fmlp" in loops and "fmlp-numpy" in loops:
+        a, b = tree_leaves(loops["fmlp"].params()), tree_leaves(loops["fmlp-numpy"].params())
+        same = all(p.tobytes() == q.tobytes() for p, q in zip(a, b, strict=True))
     timings = []
     for name in opts.frameworks:
         if name in notes:
@@ -355,6 +365,7 @@ def measure_cell(
         n_train=n,
         timings=tuple(timings),
         load_avg=(*la, *load_avg()),
+        fused_equals_numpy=same,
     )
 
 
@@ -425,8 +436,12 @@ def run_child(opts: Options, threads: int, out: Path, *, quiet: bool = False) ->
 
 
 def compile_child() -> None:
-    """Call every kernel once in float32 and print the seconds it took (import included)."""
+    """Print the seconds that importing numba takes, then those that loading or compiling
+    every kernel and calling it once in float32 takes."""
     t0 = time.perf_counter()
+    import numba  # noqa: F401  # timed apart from the kernels
+
+    t1 = time.perf_counter()
     from fmlp import _numba_kernels as k
 
     f = np.float32
@@ -436,13 +451,14 @@ def compile_child() -> None:
     k.adam_update(a[0], a[1], a[2], a[3], *(f(0.5),) * 7, f(0), False, f(0), False, f(-1))
     k.bias_relu(np.ones((2, 4), f), a[0][:4], f(0))
     k.relu_backprop(a[0], a[1], f(0), f(1))
-    print(time.perf_counter() - t0)
+    print(t1 - t0, time.perf_counter() - t1)
 
 
 def measure_compile() -> CompileCost:
     """The kernels' first call in two fresh processes sharing an empty numba cache."""
     if not fmlp.kernels.numba_available():
-        return CompileCost(None, None, "numba is not installed: nothing is compiled")
+        return CompileCost(None, None, None, "numba is not installed: nothing is compiled")
+    imports: list[float] = []
     times: list[float] = []
     with tempfile.TemporaryDirectory(prefix="fmlp-numba-") as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
@@ -455,9 +471,12 @@ def measure_compile() -> CompileCost:
                 check=False,
             )
             if proc.returncode != 0:
-                return CompileCost(None, None, f"the compile child failed: {proc.stderr[-300:]}")
-            times.append(float(proc.stdout.strip().splitlines()[-1]))
-    return CompileCost(times[0], times[1], None)
+                note = f"the compile child failed: {proc.stderr[-300:]}"
+                return CompileCost(None, None, None, note)
+            imported, called = proc.stdout.split()[-2:]
+            imports.append(float(imported))
+            times.append(float(called))
+    return CompileCost(min(imports), times[0], times[1], None)
 
 
 # ------------------------------------------------------------------ the table
@@ -485,7 +504,8 @@ def format_report(rec: OptimizerBenchmark) -> str:
     if c.note is None:
         lines.append(
             f"compiled kernels, first call in a fresh process: {_s(c.cold_seconds)} s with "
-            f"an empty numba cache (compiling), {_s(c.cached_seconds)} s from the cache"
+            f"an empty numba cache (compiling), {_s(c.cached_seconds)} s from the cache "
+            f"(after import numba: {_s(c.import_seconds)} s)"
         )
     else:
         lines.append(f"compiled kernels: {c.note}")
@@ -523,6 +543,12 @@ def format_report(rec: OptimizerBenchmark) -> str:
             (t.framework, t.note) for cell in run.cells for t in cell.timings if t.note is not None
         }
         lines.extend(f"  {name}: skipped, {note}" for name, note in sorted(skipped))
+        checked = [c.fused_equals_numpy for c in run.cells if c.fused_equals_numpy is not None]
+        if checked:
+            lines.append(
+                f"  fmlp's parameters with the kernels equal the numpy path's bit for bit in "
+                f"{sum(checked)} of {len(checked)} cells"
+            )
         lines.extend(f"  note: {n}" for n in run.notes)
     return "\n".join(lines)
 
