@@ -121,9 +121,19 @@ class InPlaceLoop:
     gradients are the updates)."""
 
     def __init__(
-        self, params: MLP, x: FloatArray, y: IntArray, batch: int, s: OptimizerSetting
+        self,
+        params: MLP,
+        x: FloatArray,
+        y: IntArray,
+        batch: int,
+        s: OptimizerSetting,
+        *,
+        gemm_update: bool = False,
     ) -> None:
         self.s = s
+        self.gemm = _gemm_of(params.dtype) if gemm_update else None
+        if gemm_update and s.name != "sgd":
+            raise ValueError("only plain SGD folds its update into the weight-gradient GEMM")
         self.w = [np.array(layer.w) for layer in params.layers]
         self.b = [np.array(layer.b) for layer in params.layers]
         self.t = params.dtype.type
@@ -164,6 +174,9 @@ class InPlaceLoop:
         sgd = self.s.name == "sgd"
         z *= self.t(-self.s.lr / m if sgd else 1.0 / m)
         g = z
+        if self.gemm is not None:
+            self._backward_into_weights(xb, g, m)
+            return
         for l in range(last, -1, -1):
             a_prev = xb if l == 0 else self.h[l - 1][:m]
             np.matmul(a_prev.T, g, out=self.grads[2 * l])
@@ -178,6 +191,30 @@ class InPlaceLoop:
         self.count += 1
         for i, p in enumerate(self.params_):
             self._update(i, p, self.grads[i])
+
+    def _backward_into_weights(self, xb: FloatArray, g: FloatArray, m: int) -> None:
+        """Plain SGD with w += a^T g (g already scaled by -lr / m) done by BLAS gemm with
+        alpha = 1 and beta = 1 into the weights themselves, written as its transpose so
+        that every operand is a Fortran-ordered view and nothing is copied."""
+        gemm = self.gemm
+        assert gemm is not None
+        for l in range(len(self.w) - 1, -1, -1):
+            a_prev = xb if l == 0 else self.h[l - 1][:m]
+            np.sum(g, axis=0, out=self.grads[2 * l + 1])
+            gp = None
+            if l:
+                gp = self.d[l - 1][:m]
+                np.matmul(g, self.w[l].T, out=gp)  # with the old weights
+                mask = self.mask[l - 1][:m]
+                np.greater(a_prev, 0, out=mask)
+                np.multiply(gp, mask, out=gp)
+            wt = self.w[l].T  # (n, k), Fortran-ordered; w^T += g^T a_prev
+            out = gemm(1.0, g.T, a_prev.T, beta=1.0, c=wt, trans_b=1, overwrite_c=1)
+            if not np.shares_memory(out, self.w[l]):
+                raise RuntimeError("BLAS gemm did not write into the weights in place")
+            self.b[l] += self.grads[2 * l + 1]
+            if gp is not None:
+                g = gp
 
     def _update(self, i: int, p: FloatArray, g: FloatArray) -> None:
         s, t = self.s, self.t
@@ -217,6 +254,13 @@ class InPlaceLoop:
 
     def params(self) -> MLP:
         return MLP(layers=tuple(Dense(w=w.copy(), b=b.copy()) for w, b in zip(self.w, self.b)))
+
+
+def _gemm_of(dtype: np.dtype[np.generic]) -> Any:
+    """scipy's BLAS ``sgemm`` or ``dgemm`` for ``dtype`` (numpy exposes no gemm with alpha
+    and beta); ImportError without scipy."""
+    blas = importlib.import_module("scipy.linalg.blas")
+    return blas.sgemm if dtype == np.float32 else blas.dgemm
 
 
 class GemmOnlyLoop:

@@ -6,7 +6,7 @@ with optax under ``jit`` (donated buffers) and the GEMM-only loop, which is the 
     python -m analyses.benchmark --per-optimizer [--out results] [--quick]
         [--archs 784-512-512-10 784-800-400-10] [--optimizers sgd momentum adam adamw]
         [--batch-sizes 32 128] [--threads 1 2] [--n-train 5120] [--epochs 3] [--warmup 1]
-        [--frameworks fmlp fmlp-numpy in-place torch torch-fused jax gemm]
+        [--frameworks fmlp fmlp-numpy in-place in-place-gemm torch torch-fused jax gemm]
         [--real-data auto|yes|no]
 
 Each thread count is measured in a child process pinned with ``os.sched_setaffinity``
@@ -27,14 +27,15 @@ fmlp's numpy path; the BLAS library and kernel; the load average before and afte
 whole record is written atomically to ``<out>/benchmark/optimizers.json``
 (``OptimizerBenchmark``).
 
-Not measured: plain SGD's update done inside the weight-gradient GEMM (BLAS ``gemm``
-with alpha = -lr and beta = 1, or beta = 1 - lr * wd for L2 decay, writing no gradient
-buffer). It would round differently from the unfused path (the product is accumulated
-into the weights inside the kernel instead of rounded to a gradient first, and the
-kernel's blocking depends on the BLAS and its thread count), so fmlp's results would no
-longer be the bits of its numpy definition on every executor; and numpy exposes no
-``gemm`` with alpha and beta, so it would go through scipy's BLAS, a second OpenBLAS with
-its own thread pool beside numpy's. fmlp keeps its step bit-identical instead.
+``in-place-gemm`` (plain SGD only) is the in-place loop with the weight update done
+inside the weight-gradient GEMM: BLAS ``gemm`` with alpha = 1 (-lr / m is folded into
+the logits' gradient) and beta = 1 writing into the weights, no gradient buffer. fmlp
+does not adopt it: it rounds differently from the unfused path (the product is
+accumulated into the weights inside the kernel instead of rounded to a gradient first,
+and the kernel's blocking depends on the BLAS and its thread count), so fmlp's results
+would no longer be the bits of its numpy definition on every executor; and numpy exposes
+no ``gemm`` with alpha and beta, so it goes through scipy's BLAS, a second OpenBLAS with
+its own thread pool beside numpy's. The column is there to show what that would buy.
 """
 
 from __future__ import annotations
@@ -78,12 +79,13 @@ from fmlp.types import FloatArray, IntArray
 
 SCHEMA: Final = "fmlp-benchmark-optimizers/1"
 FrameworkName: TypeAlias = Literal[
-    "fmlp", "fmlp-numpy", "in-place", "torch", "torch-fused", "jax", "gemm"
+    "fmlp", "fmlp-numpy", "in-place", "in-place-gemm", "torch", "torch-fused", "jax", "gemm"
 ]
 FRAMEWORK_NAMES: Final[tuple[FrameworkName, ...]] = (
     "fmlp",
     "fmlp-numpy",
     "in-place",
+    "in-place-gemm",
     "torch",
     "torch-fused",
     "jax",
@@ -316,6 +318,7 @@ def measure_cell(
         "fmlp": lambda: FmlpLoop(p0, x, y, batch, s, fused=True),
         "fmlp-numpy": lambda: FmlpLoop(p0, x, y, batch, s, fused=False),
         "in-place": lambda: InPlaceLoop(p0, x, y, batch, s),
+        "in-place-gemm": lambda: InPlaceLoop(p0, x, y, batch, s, gemm_update=True),
         "torch": lambda: TorchOptLoop(p0, x, y, batch, s, fused=False),
         "torch-fused": lambda: TorchOptLoop(p0, x, y, batch, s, fused=True),
         "jax": lambda: OptaxLoop(jax, optax, p0, x, y, batch, s),
@@ -326,6 +329,10 @@ def measure_cell(
             notes[name] = "numba is not installed (pip install -e '.[fast]'): no fused path"
         elif name.startswith("torch") and not _importable("torch"):
             notes[name] = "torch is not installed"
+        elif name == "in-place-gemm" and optimizer != "sgd":
+            notes[name] = "only plain SGD folds its update into the weight-gradient GEMM"
+        elif name == "in-place-gemm" and not _importable("scipy.linalg.blas"):
+            notes[name] = "scipy is not installed: numpy has no gemm with alpha and beta"
         elif name == "jax" and (jax is None or optax is None):
             notes[name] = "jax or optax is not installed (pip install -e '.[bench]')"
         else:
@@ -402,6 +409,11 @@ def run_child(opts: Options, threads: int, out: Path, *, quiet: bool = False) ->
         torch.set_num_threads(threads)
     jax = import_jax() if "jax" in opts.frameworks else None
     optax = import_optax() if jax is not None else None
+    # Load every BLAS before the limit, so that it covers them all: scipy's (the GEMM
+    # variant's, and numba's, which imports it when its CPU target starts where scipy is
+    # installed) is a second OpenBLAS with its own thread pool beside numpy's.
+    _importable("scipy.linalg.blas")
+    fmlp.kernels.bias_relu_(np.zeros((1, 1), np.float32), np.zeros(1, np.float32))
     load_start = load_avg()
     cells = []
     with threadpool_limits(limits=threads, user_api="blas"):

@@ -52,6 +52,12 @@ def test_every_loop_trains_like_fmlp(name: opt_loops.OptimizerName) -> None:
     )
     assert max_abs_diff(ref, p0) > 1e-4  # it trained
     assert max_abs_diff(train(opt_loops.InPlaceLoop(p0, x, y, 32, s), 150), ref) < 1e-12
+    if name != "sgd":
+        with pytest.raises(ValueError, match="only plain SGD"):
+            opt_loops.InPlaceLoop(p0, x, y, 32, s, gemm_update=True)
+    elif optimizers._importable("scipy.linalg.blas"):
+        loop = opt_loops.InPlaceLoop(p0, x, y, 32, s, gemm_update=True)
+        assert max_abs_diff(train(loop, 150), ref) < 1e-12
     if optimizers._importable("torch"):
         for fused in (False, True):
             loop = opt_loops.TorchOptLoop(p0, x, y, 32, s, fused=fused)
