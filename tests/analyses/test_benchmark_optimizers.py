@@ -56,8 +56,8 @@ def test_every_loop_trains_like_fmlp(name: opt_loops.OptimizerName) -> None:
         with pytest.raises(ValueError, match="only plain SGD"):
             opt_loops.InPlaceLoop(p0, x, y, 32, s, gemm_update=True)
     elif optimizers._importable("scipy.linalg.blas"):
-        loop = opt_loops.InPlaceLoop(p0, x, y, 32, s, gemm_update=True)
-        assert max_abs_diff(train(loop, 150), ref) < 1e-12
+        gemm_loop = opt_loops.InPlaceLoop(p0, x, y, 32, s, gemm_update=True)
+        assert max_abs_diff(train(gemm_loop, 150), ref) < 1e-12
     if optimizers._importable("torch"):
         for fused in (False, True):
             loop = opt_loops.TorchOptLoop(p0, x, y, 32, s, fused=fused)
