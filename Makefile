@@ -7,7 +7,7 @@ STAMP := $(VENV)/.fmlp-installed
 QUICK ?=
 RESULTS ?= $(if $(QUICK),results-quick,results)
 
-.PHONY: test report bench venv lint typecheck data pytest clean
+.PHONY: test report bench bench-optimizers venv lint typecheck data pytest clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,11 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster,fast,bench]'
 	$(PY) -m analyses.benchmark --out $(RESULTS) --both
+
+# Each optimizer's step against in-place numpy, torch, JAX+optax and the GEMM-only loop.
+bench-optimizers: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster,fast,bench]'
+	$(PY) -m analyses.benchmark --per-optimizer --out $(RESULTS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache
