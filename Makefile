@@ -41,7 +41,7 @@ report: $(STAMP)
 	$(PY) -m fmlp.data fetch mnist
 	$(PY) -m analyses.main --out $(RESULTS) $(if $(QUICK),--quick,)
 
-# JAX is only needed here: the bench extra is installed on demand.
+# JAX and optax are only needed by the benchmarks: the bench extra is installed on demand.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster,fast,bench]'
 	$(PY) -m analyses.benchmark --out $(RESULTS) --both
