@@ -17,6 +17,10 @@ built by hand and anything without numba (or with ``FMLP_FUSED=0``, see
 The update writes the parameters and the optimizer state in place, so only a loop that
 owns both may use it: ``make_step(..., donate=True)``, which ``fit``, ``resume`` and
 ``train_epoch`` call on private copies. ``Optimizer.update`` stays pure.
+
+Same bits means every bit of every finite or infinite result; where a NaN arises from two
+NaN operands, which NaN comes out is left open by IEEE 754 (see ``fmlp._numba_kernels``),
+and by then the loss is not finite and the fit has stopped updating.
 """
 
 from __future__ import annotations
@@ -129,7 +133,7 @@ class FusedUpdate:
             raise TypeError("the gradients and the optimizer state do not match the parameters")
         for i, p in enumerate(p_leaves):
             arrays = [p, g_leaves[i], *(e[i] for e in extra)]
-            if not all(a.shape == p.shape for a in arrays) or not kernels._fits(dtype, *arrays):
+            if not all(a.shape == p.shape for a in arrays) or not kernels.fits(dtype, *arrays):
                 return None
         t = dtype.type
         rate = self.lr.schedule(lr_state.count)
