@@ -20,7 +20,7 @@ owns both may use it: ``make_step(..., donate=True)``, which ``fit``, ``resume``
 
 Same bits means every bit of every finite or infinite result; where a NaN arises from two
 NaN operands, which NaN comes out is left open by IEEE 754 (see ``fmlp._numba_kernels``),
-and by then the loss is not finite and the fit has stopped updating.
+and the next step's loss is then not finite, so the fit stops updating there.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ class FusedUpdate:
         """Write ``params + update`` into ``params`` and the new moments into the state's
         own buffers; return the new state (new records around the same arrays). ``grads``
         is read only. Returns None, having written nothing, when the arrays do not fit
-        the kernels (not C-contiguous, or not all of the parameters' float dtype)."""
+        the kernels (not C-contiguous, not all of the parameters' float dtype, or read-only
+        where they would be written)."""
         k = kernels.module()
         if k is None:
             return None
@@ -132,8 +133,10 @@ class FusedUpdate:
         if len(g_leaves) != len(p_leaves) or any(len(e) != len(p_leaves) for e in extra):
             raise TypeError("the gradients and the optimizer state do not match the parameters")
         for i, p in enumerate(p_leaves):
-            arrays = [p, g_leaves[i], *(e[i] for e in extra)]
-            if not all(a.shape == p.shape for a in arrays) or not kernels.fits(dtype, *arrays):
+            arrays = [p, *(e[i] for e in extra), g_leaves[i]]  # the gradient is only read
+            if not all(a.shape == p.shape for a in arrays):
+                return None
+            if not kernels.fits(dtype, *arrays, written=len(arrays) - 1):
                 return None
         t = dtype.type
         rate = self.lr.schedule(lr_state.count)

@@ -60,11 +60,14 @@ def module() -> ModuleType | None:
     return _load() if enabled() else None
 
 
-def fits(dtype: np.dtype[np.generic], *arrays: FloatArray) -> bool:
-    """All arrays C-contiguous, writeable where needed by the caller, of one float dtype."""
+def fits(dtype: np.dtype[np.generic], *arrays: FloatArray, written: int = 0) -> bool:
+    """All ``arrays`` C-contiguous and of ``dtype``, float32 or float64, and the first
+    ``written`` of them writeable: what a kernel takes."""
     if dtype != np.float32 and dtype != np.float64:
         return False
-    return all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
+    return all(a.dtype == dtype and a.flags.c_contiguous for a in arrays) and all(
+        a.flags.writeable for a in arrays[:written]
+    )
 
 
 def bias_relu_(z: FloatArray, b: FloatArray) -> bool:
@@ -72,7 +75,7 @@ def bias_relu_(z: FloatArray, b: FloatArray) -> bool:
     the kernels are enabled and the arrays fit ((N, h) and (h,), C-contiguous, one float
     dtype); returns False, having done nothing, otherwise."""
     k = module()
-    if k is None or z.ndim != 2 or b.shape != (z.shape[1],) or not fits(z.dtype, z, b):
+    if k is None or z.ndim != 2 or b.shape != (z.shape[1],) or not fits(z.dtype, z, b, written=1):
         return False
     k.bias_relu(z, b, z.dtype.type(0))
     return True
@@ -83,7 +86,7 @@ def relu_backprop_(g: FloatArray, a: FloatArray) -> bool:
     ``np.multiply(g, a > 0, out=g)``, when the kernels are enabled and the arrays fit (one
     shape, C-contiguous, one float dtype); returns False, having done nothing, otherwise."""
     k = module()
-    if k is None or g.shape != a.shape or not fits(g.dtype, g, a):
+    if k is None or g.shape != a.shape or not fits(g.dtype, g, a, written=1):
         return False
     t = g.dtype.type
     k.relu_backprop(g.reshape(-1), a.reshape(-1), t(0), t(1))

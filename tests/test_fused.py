@@ -250,6 +250,14 @@ def test_arrays_that_do_not_fit_the_kernels_fall_back_without_writing(
     mixed = fmlp.tree_map(lambda p: np.ones_like(p, dtype=np.float32), params)
     assert plan.step(own, mixed, state) is None
     assert same_bits(own, params)
+    frozen = tree_copy(state)
+    frozen[0].trace.layers[1].b.flags.writeable = False  # momentum: (TraceState, lr state)
+    assert plan.step(own, tree_copy(params), frozen) is None
+    assert same_bits(own, params)
+    readonly_grads = tree_copy(params)
+    for leaf in tree_leaves(readonly_grads):
+        leaf.flags.writeable = False
+    assert plan.step(own, readonly_grads, tree_copy(state)) is not None  # only read
 
 
 def test_a_state_of_the_wrong_shape_is_a_clear_error(make_params: MakeParams) -> None:

@@ -80,6 +80,11 @@ def test_arrays_that_do_not_fit_are_left_to_numpy() -> None:
     assert not kernels.bias_relu_(z.astype(np.int64), np.ones(3, dtype=np.int64))
     assert not kernels.relu_backprop_(z, np.ones((3, 4)))
     assert not kernels.relu_backprop_(z[:, :2], z[:, :2])
+    frozen = np.ones((4, 3))
+    frozen.flags.writeable = False
+    assert not kernels.bias_relu_(frozen, np.ones(3))
+    assert not kernels.relu_backprop_(frozen, z)
+    assert kernels.relu_backprop_(z, frozen)  # a is only read
     assert (z == 1).all()
 
 
