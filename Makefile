@@ -7,14 +7,14 @@ STAMP := $(VENV)/.fmlp-installed
 QUICK ?=
 RESULTS ?= $(if $(QUICK),results-quick,results)
 
-.PHONY: test report bench venv lint typecheck data pytest clean
+.PHONY: test report bench bench-optimizers venv lint typecheck data pytest clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster]'
+	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster,fast]'
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -41,10 +41,15 @@ report: $(STAMP)
 	$(PY) -m fmlp.data fetch mnist
 	$(PY) -m analyses.main --out $(RESULTS) $(if $(QUICK),--quick,)
 
-# JAX is only needed here: the bench extra is installed on demand.
+# JAX and optax are only needed by the benchmarks: the bench extra is installed on demand.
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster,bench]'
+	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster,fast,bench]'
 	$(PY) -m analyses.benchmark --out $(RESULTS) --both
+
+# Each optimizer's step against in-place numpy, torch, JAX+optax and the GEMM-only loop.
+bench-optimizers: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[analyses,dev,cluster,fast,bench]'
+	$(PY) -m analyses.benchmark --per-optimizer --out $(RESULTS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache

@@ -414,11 +414,24 @@ class MachineInfo:
     openblas_coretype: str | None
 
 
+def _is_scipys(filepath: str | None) -> bool:
+    """True for a BLAS library that scipy ships (in ``scipy.libs``, scipy's package or
+    ``scipy_openblas32``), not numpy's."""
+    folders = Path(filepath or "").parts[:-1]
+    return any(f in ("scipy", "scipy.libs", "scipy_openblas32") for f in folders)
+
+
 def _blas_info() -> tuple[BlasInfo, ...]:
+    """The BLAS that numpy uses. Where scipy is installed, numba loads scipy's OpenBLAS
+    too (when its compiler starts, whether or not this process has run a kernel yet); it
+    does none of fmlp's work, and listing it would make this record depend on what ran
+    first in the process, so it is left out (unless it is the only one)."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
         return ()
+    infos = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    numpy_own = [info for info in infos if not _is_scipys(info.get("filepath"))]
     return tuple(
         BlasInfo(
             internal_api=info.get("internal_api"),
@@ -426,8 +439,7 @@ def _blas_info() -> tuple[BlasInfo, ...]:
             architecture=info.get("architecture"),
             num_threads=info.get("num_threads"),
         )
-        for info in threadpool_info()
-        if info.get("user_api") == "blas"
+        for info in (numpy_own or infos)
     )
 
 

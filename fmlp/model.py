@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from fmlp import kernels
 from fmlp.activations import get_activation
 from fmlp.checks import expect_params
 from fmlp.losses import cross_entropy, softmax, softmax_cross_entropy_grad
@@ -102,14 +103,18 @@ def forward_unchecked(
     acts = [x]
     zs: list[FloatArray] = []
     a = x
+    relu = act.name == "relu"
     for layer in params.layers[:-1]:
         z = a @ layer.w
-        z += layer.b
         if keep_pre_activations:
+            z += layer.b
             zs.append(z)
             a = act.fn(z)
         else:
-            act.inplace(z)
+            # one compiled pass where numba is enabled, with the same bits
+            if not (relu and kernels.bias_relu_(z, layer.b)):
+                z += layer.b
+                act.inplace(z)
             a = z
         acts.append(a)
     last = params.layers[-1]
@@ -139,6 +144,7 @@ def backprop(
     never written again (the template class reports them). Without it nothing is copied.
     """
     act = get_activation(params.activation)
+    relu = act.name == "relu"
     grads: list[Dense] = []
     g = dlogits
     for l in range(len(params.layers) - 1, -1, -1):
@@ -150,7 +156,8 @@ def backprop(
             g = g @ params.layers[l].w.T
             if trace is not None:
                 trace.append(g.copy())
-            act.backprop_inplace(g, a_prev)
+            if not (relu and kernels.relu_backprop_(g, a_prev)):
+                act.backprop_inplace(g, a_prev)
     return MLP(layers=tuple(reversed(grads)), activation=params.activation)
 
 

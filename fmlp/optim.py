@@ -27,6 +27,12 @@ buffers), so the two agree bit for bit. A rule
   ``inputs`` unchanged, or arrays of its own new state (``trace`` hands its new velocity
   on, and the next rule writes the scaled velocity into ``out`` in one pass);
 - builds a new state of new arrays, never holding a buffer of ``inputs`` or ``out``.
+
+Each transformation of this module also describes its maths as a small record, its
+``spec`` (``LearningRateSpec``, ``TraceSpec``, ``DecaySpec``, ``AdamSpec``, and
+``ChainSpec`` for a chain of transformations that all have one). ``fmlp.fused`` reads it
+to run a known chain as one compiled pass per parameter array inside ``fit``, with the
+same bits as the rules here.
 """
 
 from __future__ import annotations
@@ -47,6 +53,48 @@ S = TypeVar("S")
 
 Schedule: TypeAlias = Callable[[int], float]
 """A learning rate as a function of the step count (0 for the first step)."""
+
+
+@attrs.frozen
+class LearningRateSpec:
+    """``scale_by_learning_rate``: x * -schedule(count)."""
+
+    schedule: Schedule
+
+
+@attrs.frozen
+class TraceSpec:
+    """``trace``: v = decay v + x; x = v (Nesterov: x + decay v)."""
+
+    decay: float
+    nesterov: bool
+
+
+@attrs.frozen
+class DecaySpec:
+    """``add_decayed_weights``: x + weight_decay * params."""
+
+    weight_decay: float
+
+
+@attrs.frozen
+class AdamSpec:
+    """``scale_by_adam`` with its hyper-parameters."""
+
+    b1: float
+    b2: float
+    eps: float
+
+
+@attrs.frozen
+class ChainSpec:
+    """``chain`` of transformations whose specs are ``parts``, in order."""
+
+    parts: tuple[RuleSpec, ...]
+
+
+RuleSpec: TypeAlias = LearningRateSpec | TraceSpec | DecaySpec | AdamSpec | ChainSpec
+"""What a transformation of this module computes, as data (see ``fmlp.fused``)."""
 
 
 class Rule(Protocol[S]):
@@ -81,13 +129,15 @@ class Optimizer(Generic[S]):
     ``rule`` is the transformation's maths when it has one (every transformation of this
     module does; ``transformation`` builds ``update`` from it). A pair built by hand,
     ``Optimizer(init, update)``, has none and still chains. ``update_into`` is the fast
-    path of training loops whose gradients are their own scratch.
+    path of training loops whose gradients are their own scratch. ``spec`` describes the
+    maths as data, for ``fmlp.fused`` (None: not known, so never fused).
     """
 
     init: Callable[[MLP], S]
     update: Callable[[MLP, S, MLP], tuple[MLP, S]]
     name: str = "optimizer"
     rule: Rule[S] | None = None
+    spec: RuleSpec | None = None
 
     def update_into(self, grads: MLP, state: S, params: MLP) -> tuple[MLP, S]:
         """``update``'s result, bit for bit, written into the buffers of ``grads`` (which
@@ -98,14 +148,17 @@ class Optimizer(Generic[S]):
         return _run(self.rule, grads, state, params, grads)
 
 
-def transformation(init: Callable[[MLP], S], rule: Rule[S], name: str) -> Optimizer[S]:
+def transformation(
+    init: Callable[[MLP], S], rule: Rule[S], name: str, spec: RuleSpec | None = None
+) -> Optimizer[S]:
     """The Optimizer of ``rule``: ``update`` runs it into fresh buffers shaped like the
-    gradients, ``update_into`` into the gradients' own buffers."""
+    gradients, ``update_into`` into the gradients' own buffers. ``spec``: the rule's maths
+    as data, when it is one of this module's."""
 
     def update(grads: MLP, state: S, params: MLP) -> tuple[MLP, S]:
         return _run(rule, grads, state, params, tree_map(np.empty_like, grads))
 
-    return Optimizer(init=init, update=update, name=name, rule=rule)
+    return Optimizer(init=init, update=update, name=name, rule=rule, spec=spec)
 
 
 def _rule_of(t: Optimizer[S]) -> Rule[S]:
@@ -178,7 +231,16 @@ def chain(*transforms: Optimizer[Any]) -> Optimizer[tuple[Any, ...]]:
             new_states.append(s)
         return x, tuple(new_states)
 
-    return transformation(init, rule, f"chain({', '.join(t.name for t in transforms)})")
+    name = f"chain({', '.join(t.name for t in transforms)})"
+    return transformation(init, rule, name, _chain_spec(transforms))
+
+
+def _chain_spec(transforms: tuple[Optimizer[Any], ...]) -> ChainSpec | None:
+    """The spec of a chain: its parts' specs, or None when one of them has none."""
+    parts = tuple(t.spec for t in transforms)
+    if any(p is None for p in parts):
+        return None
+    return ChainSpec(parts=tuple(p for p in parts if p is not None))
 
 
 def _as_schedule(lr: float | Schedule) -> Schedule:
@@ -209,7 +271,7 @@ def scale_by_learning_rate(lr: float | Schedule) -> Optimizer[ScaleByLearningRat
         result = _into(out, lambda o, x: np.multiply(x, x.dtype.type(-rate), out=o), inputs)
         return result, ScaleByLearningRateState(count=state.count + 1)
 
-    return transformation(init, rule, f"scale_by_learning_rate({lr})")
+    return transformation(init, rule, f"scale_by_learning_rate({lr})", LearningRateSpec(schedule))
 
 
 def trace(decay: float, *, nesterov: bool = False) -> Optimizer[TraceState]:
@@ -235,7 +297,8 @@ def trace(decay: float, *, nesterov: bool = False) -> Optimizer[TraceState]:
         result = _into(out, nesterov_step, v, inputs) if nesterov else v
         return result, TraceState(trace=v)
 
-    return transformation(init, rule, f"trace({decay}{', nesterov' if nesterov else ''})")
+    name = f"trace({decay}{', nesterov' if nesterov else ''})"
+    return transformation(init, rule, name, TraceSpec(decay=decay, nesterov=nesterov))
 
 
 def add_decayed_weights(weight_decay: float) -> Optimizer[EmptyState]:
@@ -254,7 +317,7 @@ def add_decayed_weights(weight_decay: float) -> Optimizer[EmptyState]:
     def rule(inputs: MLP, state: EmptyState, params: MLP, out: MLP) -> tuple[MLP, EmptyState]:
         return _into(out, add, inputs, params), state
 
-    return transformation(init, rule, f"add_decayed_weights({weight_decay})")
+    return transformation(init, rule, f"add_decayed_weights({weight_decay})", DecaySpec(wd))
 
 
 def scale_by_adam(
@@ -286,8 +349,7 @@ def scale_by_adam(
         inputs: MLP, state: ScaleByAdamState, params: MLP, out: MLP
     ) -> tuple[MLP, ScaleByAdamState]:
         count = state.count + 1
-        bias1 = 1.0 - b1**count
-        bias2_sqrt = math.sqrt(1.0 - b2**count)
+        bias1, bias2_sqrt = adam_bias_corrections(b1, b2, count)
 
         def direction(o: FloatArray, m: FloatArray, v: FloatArray) -> None:
             t = o.dtype.type
@@ -301,7 +363,14 @@ def scale_by_adam(
         nu = tree_map(second, state.nu, inputs)  # every read of inputs is done here
         return _into(out, direction, mu, nu), ScaleByAdamState(mu=mu, nu=nu, count=count)
 
-    return transformation(init, rule, f"scale_by_adam(b1={b1}, b2={b2}, eps={eps})")
+    name = f"scale_by_adam(b1={b1}, b2={b2}, eps={eps})"
+    return transformation(init, rule, name, AdamSpec(b1=b1, b2=b2, eps=eps))
+
+
+def adam_bias_corrections(b1: float, b2: float, count: int) -> tuple[float, float]:
+    """Adam's bias corrections at step t = ``count`` (1 for the first step):
+    (1 - b1^t, sqrt(1 - b2^t)), in float64."""
+    return 1.0 - b1**count, math.sqrt(1.0 - b2**count)
 
 
 # ------------------------------------------------------------------ optimizers

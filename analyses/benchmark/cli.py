@@ -13,6 +13,8 @@ from typing import Any, Final
 from analyses.benchmark.config import make_config
 from analyses.benchmark.environment import child_env, openblas_env, run_child
 from analyses.benchmark.memory import rss_child_main
+from analyses.benchmark.optimizers import add_arguments as add_optimizer_arguments
+from analyses.benchmark.optimizers import main as optimizers_main
 from analyses.benchmark.run import run_setting
 from analyses.benchmark.spec import BATCH_SIZES, DTYPES, FRAMEWORKS
 from analyses.benchmark.store import ResultStore, atomic_write_json, benchmark_parser, read_json
@@ -87,6 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_optimizer_parser() -> argparse.ArgumentParser:
+    """The options of ``--per-optimizer`` (see ``analyses.benchmark.optimizers``)."""
+    parser = benchmark_parser(
+        "each optimizer's training step in fmlp (fused and numpy), in-place numpy, torch, "
+        "JAX+optax and the GEMM-only loop, on one pinned core and on two."
+    )
+    parser.prog = "python -m analyses.benchmark --per-optimizer"
+    parser.add_argument("--per-optimizer", action="store_true", required=True)
+    add_optimizer_arguments(parser)
+    return parser
+
+
 def child_argv(argv: Sequence[str], setting: str) -> list[str]:
     """The command line of a child run: this one without the setting options."""
     out: list[str] = []
@@ -148,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--rss-child" in argv or any(a.startswith("--rss-child=") for a in argv):
         return rss_child_main(argv)
+    if "--per-optimizer" in argv:
+        opt_args = build_optimizer_parser().parse_args(argv)
+        opt_args.argv = argv
+        return optimizers_main(opt_args)
     args = build_parser().parse_args(argv)
     cfg = make_config(args)
     store = ResultStore(args.out, STUDY)

@@ -1,0 +1,222 @@
+"""One-pass optimizer updates: a known chain of ``fmlp.optim`` applied to each parameter
+array in a single compiled loop that reads the parameters, the gradient and the state
+once and writes the parameters and the state once, with the bits of the numpy path.
+
+``plan(optimizer)`` reads the optimizer's ``spec`` and returns a ``FusedUpdate`` when the
+chain has the shape the kernels implement, else None:
+
+    [add_decayed_weights]  [trace (heavy-ball or Nesterov) | scale_by_adam]
+    [add_decayed_weights]  scale_by_learning_rate
+
+(each bracket optional, chains nested in any way), followed by ``apply_updates``. That
+covers ``sgd``, ``momentum``, ``adam``, ``adamw`` and their L2-regularized forms
+``chain(add_decayed_weights(wd), ...)``, with any schedule. Other chains, optimizers
+built by hand and anything without numba (or with ``FMLP_FUSED=0``, see
+``fmlp.kernels``) run the numpy rules.
+
+The update writes the parameters and the optimizer state in place, so only a loop that
+owns both may use it: ``make_step(..., donate=True)``, which ``fit``, ``resume`` and
+``train_epoch`` call on private copies. ``Optimizer.update`` stays pure.
+
+Same bits means every bit of every finite or infinite result; where a NaN arises from two
+NaN operands, which NaN comes out is left open by IEEE 754 (see ``fmlp._numba_kernels``),
+and the next step's loss is then not finite, so the fit stops updating there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, cast
+
+import attrs
+
+from fmlp import kernels
+from fmlp.optim import (
+    AdamSpec,
+    ChainSpec,
+    DecaySpec,
+    LearningRateSpec,
+    Optimizer,
+    RuleSpec,
+    ScaleByAdamState,
+    ScaleByLearningRateState,
+    TraceSpec,
+    TraceState,
+    adam_bias_corrections,
+)
+from fmlp.params import MLP
+from fmlp.types import FloatArray
+
+S = TypeVar("S")
+
+Primitive = LearningRateSpec | TraceSpec | DecaySpec | AdamSpec
+
+
+def _leaves(tree: MLP) -> list[FloatArray]:
+    """An MLP's arrays in ``tree_leaves``'s order (w, b of each layer), read directly:
+    this runs on every training step."""
+    if not isinstance(tree, MLP):
+        raise TypeError(f"expected an MLP, got {type(tree).__name__}")
+    return [a for layer in tree.layers for a in (layer.w, layer.b)]
+
+
+def _flatten_spec(spec: RuleSpec) -> list[Primitive]:
+    if isinstance(spec, ChainSpec):
+        return [p for part in spec.parts for p in _flatten_spec(part)]
+    return [spec]
+
+
+def _flatten_state(spec: RuleSpec, state: Any, out: list[Any]) -> None:
+    """The primitive states of ``state`` (shaped as ``spec`` says) into ``out``, in order."""
+    if isinstance(spec, ChainSpec):
+        if not isinstance(state, tuple) or len(state) != len(spec.parts):
+            raise TypeError(
+                f"a chain of {len(spec.parts)} takes a tuple of {len(spec.parts)} states"
+            )
+        for part, s in zip(spec.parts, state):
+            _flatten_state(part, s, out)
+    else:
+        out.append(state)
+
+
+def _rebuild_state(spec: RuleSpec, new: list[Any], at: list[int]) -> Any:
+    """``state``'s structure with the primitive states taken from ``new`` in order."""
+    if isinstance(spec, ChainSpec):
+        return tuple(_rebuild_state(part, new, at) for part in spec.parts)
+    i = at[0]
+    at[0] += 1
+    return new[i]
+
+
+@attrs.frozen
+class FusedUpdate:
+    """A chain matched to the kernels: optional L2 term before the core rule, the core
+    rule (None, ``TraceSpec`` or ``AdamSpec``), optional decoupled decay after it, the
+    learning rate; ``spec`` is the whole chain, which shapes its state."""
+
+    spec: RuleSpec
+    pre: DecaySpec | None
+    core: TraceSpec | AdamSpec | None
+    post: DecaySpec | None
+    lr: LearningRateSpec
+    lr_index: int
+    core_index: int | None
+
+    def step(self, params: MLP, grads: MLP, state: S) -> S | None:
+        """Write ``params + update`` into ``params`` and the new moments into the state's
+        own buffers; return the new state (new records around the same arrays). ``grads``
+        is read only. Returns None, having written nothing, when the arrays do not fit
+        the kernels (not C-contiguous, not all of the parameters' float dtype, or read-only
+        where they would be written)."""
+        k = kernels.module()
+        if k is None:
+            return None
+        # the primitive states, in the order of _flatten_spec
+        prims: list[Any] = []
+        _flatten_state(self.spec, state, prims)
+        lr_state = prims[self.lr_index]
+        core_state = prims[self.core_index] if self.core_index is not None else None
+        if not isinstance(lr_state, ScaleByLearningRateState):
+            raise TypeError(f"expected a ScaleByLearningRateState, got {type(lr_state).__name__}")
+        p_leaves = _leaves(params)
+        g_leaves = _leaves(grads)
+        dtype = params.dtype
+        if isinstance(self.core, TraceSpec):
+            if not isinstance(core_state, TraceState):
+                raise TypeError(f"expected a TraceState, got {type(core_state).__name__}")
+            extra = [_leaves(core_state.trace)]
+        elif isinstance(self.core, AdamSpec):
+            if not isinstance(core_state, ScaleByAdamState):
+                raise TypeError(f"expected a ScaleByAdamState, got {type(core_state).__name__}")
+            extra = [_leaves(core_state.mu), _leaves(core_state.nu)]
+        else:
+            extra = []
+        if len(g_leaves) != len(p_leaves) or any(len(e) != len(p_leaves) for e in extra):
+            raise TypeError("the gradients and the optimizer state do not match the parameters")
+        for i, p in enumerate(p_leaves):
+            arrays = [p, *(e[i] for e in extra), g_leaves[i]]  # the gradient is only read
+            if not all(a.shape == p.shape for a in arrays):
+                return None
+            if not kernels.fits(dtype, *arrays, written=len(arrays) - 1):
+                return None
+        t = dtype.type
+        rate = self.lr.schedule(lr_state.count)
+        neg_rate = t(-rate)
+        has_pre, has_post = self.pre is not None, self.post is not None
+        pre_wd = t(self.pre.weight_decay if self.pre is not None else 0.0)
+        post_wd = t(self.post.weight_decay if self.post is not None else 0.0)
+        flat = [[a.reshape(-1) for a in leaves] for leaves in (p_leaves, g_leaves, *extra)]
+        new_core: Any = None
+        if isinstance(self.core, AdamSpec):
+            assert isinstance(core_state, ScaleByAdamState)
+            a = self.core
+            count = core_state.count + 1
+            bias1, bias2_sqrt = adam_bias_corrections(a.b1, a.b2, count)
+            consts = (
+                t(a.b1),
+                t(1.0 - a.b1),
+                t(a.b2),
+                t(1.0 - a.b2),
+                t(bias2_sqrt),
+                t(a.eps),
+                t(bias1),
+            )
+            for p, g, m, v in zip(*flat):
+                k.adam_update(p, g, m, v, *consts, pre_wd, has_pre, post_wd, has_post, neg_rate)
+            new_core = ScaleByAdamState(mu=core_state.mu, nu=core_state.nu, count=count)
+        elif isinstance(self.core, TraceSpec):
+            assert isinstance(core_state, TraceState)
+            decay, nesterov = t(self.core.decay), self.core.nesterov
+            for p, g, v in zip(*flat):
+                k.trace_update(
+                    p, g, v, decay, nesterov, pre_wd, has_pre, post_wd, has_post, neg_rate
+                )
+            new_core = TraceState(trace=core_state.trace)
+        else:
+            for p, g in zip(*flat):
+                k.sgd_update(p, g, pre_wd, has_pre, post_wd, has_post, neg_rate)
+        prims[self.lr_index] = ScaleByLearningRateState(count=lr_state.count + 1)
+        if self.core_index is not None:
+            prims[self.core_index] = new_core
+        return cast(S, _rebuild_state(self.spec, prims, [0]))
+
+
+def match(spec: RuleSpec) -> FusedUpdate | None:
+    """The FusedUpdate of a chain of this shape, else None (see the module docstring)."""
+    prims = _flatten_spec(spec)
+    if not prims or not isinstance(prims[-1], LearningRateSpec):
+        return None
+    lr = prims[-1]
+    pre: DecaySpec | None = None
+    core: TraceSpec | AdamSpec | None = None
+    post: DecaySpec | None = None
+    for p in prims[:-1]:
+        if isinstance(p, DecaySpec):
+            if core is None and pre is None and post is None:
+                pre = p
+            elif post is None and (core is not None or pre is not None):
+                post = p
+            else:
+                return None
+        elif isinstance(p, TraceSpec | AdamSpec):
+            if core is not None or post is not None:
+                return None
+            core = p
+        else:
+            return None  # a second learning rate
+    return FusedUpdate(
+        spec=spec,
+        pre=pre,
+        core=core,
+        post=post,
+        lr=lr,
+        lr_index=len(prims) - 1,
+        core_index=next((i for i, p in enumerate(prims) if p is core), None),
+    )
+
+
+def plan(optimizer: Optimizer[Any]) -> FusedUpdate | None:
+    """How ``make_step`` runs ``optimizer`` in one pass per parameter array, or None when
+    it cannot (the kernels are not enabled, or the chain is not of a known shape)."""
+    if optimizer.spec is None or not kernels.enabled():
+        return None
+    return match(optimizer.spec)
