@@ -11,6 +11,10 @@ stored: an interrupted job resumes, and a job with nothing left to do only rebui
 (byte-identical) report. Wall time, CPU time and core utilization of each invocation
 that computed something go to ``<out>/pipeline/timings.json``.
 
+The report is built from whatever finished: a study that failed, or could not answer,
+keeps its section, which says why and what to try. The exit status is then 1 (0 when
+every study succeeded; 2 when the job could not run or the report could not be built).
+
 One driver per results folder: a second one stops at once (exit 2) with a message that
 names the running one. SIGTERM or SIGINT (Ctrl-C) stops the job: no new run is handed
 out, the workers are ended, every finished run stays stored, the message says how to
@@ -137,21 +141,22 @@ def _run(args: argparse.Namespace, guard: StopSignals) -> int:
         return 2
     log_invocation(store, report)
     _print_report(report)
-    if report.errors:
-        for name, error in report.errors.items():
-            print(f"main: {name}: {error}", file=sys.stderr)
-        return 1
+    for name, error in report.errors.items():
+        print(f"main: {name}: {error}", file=sys.stderr)
+    failed = 1 if report.errors else 0
     if args.no_report:
-        return 0
-    from analyses.report import build_report
+        return failed
+    from analyses.report import build_report, describe
 
+    # the report is built from whatever finished: a failed study gets a section that
+    # says why, and the exit status still says that it failed
     try:
         built = build_report(args.out, studies, timings=not args.no_timings)
     except (FileNotFoundError, ValueError) as exc:
         print(f"main: the report cannot be built: {exc}", file=sys.stderr)
         return 2
-    print(f"report: {built.path} ({built.pages} pages)")
-    return 0
+    print(describe(built))
+    return failed
 
 
 if __name__ == "__main__":

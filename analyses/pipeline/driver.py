@@ -287,16 +287,30 @@ def run_pipeline(
     in_flight: dict[cf.Future[Outcome], tuple[str, Task[Any]]] = {}
     slots = max(1, executor.workers)
 
+    def fail(name: str, message: str, *, stale: bool = True) -> None:
+        """Record why ``name`` failed, in the report and on disk; ``stale``: its summary
+        from an earlier invocation no longer holds and is removed."""
+        errors[name] = message
+        if stale:
+            store.drop_summary(name)
+        store.write_error(name, message)
+        say(f"{name}: failed: {message}")
+
     def finish(name: str) -> None:
         a = active.pop(name)
         try:
             summary = a.plan.finish(store.folder(name))
-            store.write_summary(name, summary)
-            artifacts.add(a.study.artifacts(summary))
-            summaries[name] = summary
         except StudyError as exc:
-            errors[name] = str(exc)
-            say(f"{name}: failed: {exc}")
+            fail(name, str(exc))
+        else:
+            store.write_summary(name, summary)
+            try:
+                artifacts.add(a.study.artifacts(summary))
+            except StudyError as exc:  # its results stand, but it could not answer
+                fail(name, str(exc), stale=False)
+            else:
+                store.clear_error(name)
+                summaries[name] = summary
         wall = time.perf_counter() - a.started
         timings[name] = StudyTiming(a.computed, a.reused, a.cpu, wall, a.failed)
         if name in summaries:
@@ -322,9 +336,8 @@ def run_pipeline(
                 try:
                     plan = study.plan(artifacts, ctx)
                 except StudyError as exc:
-                    errors[study.name] = str(exc)
+                    fail(study.name, str(exc))
                     timings[study.name] = StudyTiming(0, 0, 0.0, 0.0)
-                    say(f"{study.name}: failed: {exc}")
                     started = True
                     continue
                 active[study.name] = _Active(study, plan, time.perf_counter())
@@ -332,11 +345,11 @@ def run_pipeline(
                 started = True
             elif any(name in lost for name in missing):
                 waiting.remove(study)
-                errors[study.name] = (
+                fail(
+                    study.name,
                     f"not run: it needs {', '.join(missing)}, which a failed study should "
-                    "have provided"
+                    "have provided",
                 )
-                say(f"{study.name}: {errors[study.name]}")
         return started
 
     def collect() -> bool:

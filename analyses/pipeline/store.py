@@ -5,6 +5,8 @@ Layout under ``out``::
     <study>/runs/<hash>.json     one finished run: its task key, its result or failure,
                                  its wall and CPU seconds
     <study>/summary.json         the study's typed summary (what the report reads)
+    <study>/error.json           why the study failed in the last invocation that ran
+                                 it (absent once it succeeds)
     <study>/...                  figures, tables, checkpoints of that study
     pipeline/timings.json        the wall time, CPU time and core utilization of every
                                  invocation that computed something
@@ -116,6 +118,30 @@ class ResultStore:
 
     def write_summary(self, study: str, summary: JsonRecord) -> Path:
         return write_json(self.summary_path(study), summary.to_json())
+
+    def drop_summary(self, study: str) -> None:
+        """Remove the summary of an earlier invocation (the study failed this time)."""
+        self.summary_path(study).unlink(missing_ok=True)
+
+    def error_path(self, study: str) -> Path:
+        return self.folder(study) / "error.json"
+
+    def write_error(self, study: str, message: str) -> Path:
+        """Why ``study`` failed, for the report to say."""
+        return write_json(self.error_path(study), {"error": message})
+
+    def clear_error(self, study: str) -> None:
+        self.error_path(study).unlink(missing_ok=True)
+
+    def read_error(self, study: str) -> str | None:
+        """Why ``study`` failed in the last invocation that ran it; None when it did not
+        (or the file cannot be read)."""
+        try:
+            value = read_json(self.error_path(study))
+        except (OSError, ValueError):
+            return None
+        error = value.get("error") if isinstance(value, dict) else None
+        return error if isinstance(error, str) else None
 
     def read_summary(self, study: str, cls: type[S]) -> S:
         """The summary of ``study``; FileNotFoundError when it has not run, RecordError

@@ -13,6 +13,6 @@ date) out, so that two runs that measured the same results give the same bytes.
 
 from __future__ import annotations
 
-from analyses.report.build import Built, MissingResults, build_report, main
+from analyses.report.build import Built, MissingResults, build_report, describe, main
 
-__all__ = ["Built", "MissingResults", "build_report", "main"]
+__all__ = ["Built", "MissingResults", "build_report", "describe", "main"]

@@ -131,13 +131,15 @@ SECTIONS: tuple[Section[Any], ...] = (
 
 @attrs.frozen
 class Absent:
-    """Why a study has no results: ``failed`` runs stored with their ``errors`` (distinct,
+    """Why a study has no results: why it failed (``error``, as the last invocation
+    that ran it said), and its ``failed`` runs stored with their ``errors`` (distinct,
     sorted), out of ``stored`` runs."""
 
     study: str
     stored: int
     failed: int
     errors: tuple[str, ...]
+    error: str | None = None
 
 
 @attrs.frozen
@@ -165,7 +167,7 @@ def absent(out: Path, study: str) -> Absent:
         if isinstance(failure, dict):
             failed += 1
             errors.add(str(failure.get("error", "unknown error")))
-    return Absent(study, stored, failed, tuple(sorted(errors)))
+    return Absent(study, stored, failed, tuple(sorted(errors)), ResultStore(out).read_error(study))
 
 
 def load_summaries(out: Path) -> dict[str, JsonRecord]:
@@ -271,9 +273,11 @@ def title_page(
     *,
     date: str | None,
     log: Sequence[Invocation] | None,
+    failed: Sequence[str] = (),
 ) -> None:
     """The title, what produced the results, the headline figures (each row linking to
-    its section), the studies without results, and the contents."""
+    its section), the studies without results or whose results do not answer
+    (``failed``: studies with a summary and an error), and the contents."""
     dataset = dataset_title(summaries)
     doc.raw(
         '#align(center)[#v(1cm)#text(size: 18pt, weight: "bold")['
@@ -313,6 +317,14 @@ def title_page(
             " for ",
             *join([m(sec.title.lower(), " (", ref(sec.label), ")") for sec in missing], ", "),
             ": their sections say why and what to try.",
+        )
+    unanswered = [sec for sec in SECTIONS if sec.study in failed]
+    if unanswered:
+        doc.paragraph(
+            strong("Not answered"),
+            " by ",
+            *join([m(sec.title.lower(), " (", ref(sec.label), ")") for sec in unanswered], ", "),
+            ": their results are shown, and their sections say what is missing.",
         )
     rows: list[list[str]] = []
     for sec in SECTIONS:
@@ -362,6 +374,8 @@ def missing_section(doc: Document, sec: Section[Any], out: Path, present: set[st
         code(f"{sec.study}/runs/"),
         " that succeeded.",
     )
+    if info.error is not None and not waiting:
+        doc.paragraph(f"This study failed, so it wrote no summary: {info.error}.")
     if info.failed:
         runs = (
             "its only stored run failed"
@@ -378,10 +392,15 @@ def missing_section(doc: Document, sec: Section[Any], out: Path, present: set[st
         doc.bullets(shown)
         doc.paragraph(
             m(
-                "What to try: fix the cause the errors name, then run ",
+                "What to try: fix the cause the errors name. A failed run is stored like a "
+                "finished one and read back as it is, so delete the study's folder ",
+                code(f"{sec.study}/"),
+                " in the results folder, then run ",
                 code("python -m analyses.main"),
-            ),
-            again,
+                " again with the same ",
+                code("--out"),
+                " folder: the other studies' runs are reused.",
+            )
         )
     elif waiting:
         doc.paragraph(
@@ -409,16 +428,23 @@ def render(out: Path, summaries: dict[str, JsonRecord], *, timings: bool) -> str
     """The report's Typst source."""
     title = f"fmlp: how a two-hidden-layer MLP learns {dataset_title(summaries)}"
     doc = Document(out)
+    store = ResultStore(out)
     doc.raw(PREAMBLE.format(title=json.dumps(title)))
     title_page(
         doc,
         summaries,
         date=results_date(out) if timings else None,
         log=read_timings(out) if timings else None,
+        failed=[sec.study for sec in SECTIONS if store.read_error(sec.study) is not None],
     )
     for sec in SECTIONS:
         if sec.study in summaries:
             doc.heading(sec.title, label=sec.label)
+            error = store.read_error(sec.study)
+            if error is not None:
+                doc.paragraph(
+                    strong("Not answered. "), f"The study's results follow, but: {error}."
+                )
             sec.render(doc, summaries[sec.study], out / sec.study)
         else:
             missing_section(doc, sec, out, set(summaries))

@@ -148,3 +148,34 @@ def test_a_plan_that_cannot_start_fails_its_study_and_its_dependents(tmp_path: P
     report = _run(tmp_path, [Refusing((1,)), Consumer()])
     assert report.errors["producer"] == "nothing to do with these options"
     assert "not run" in report.errors["consumer"]
+
+
+def test_a_failed_study_leaves_why_on_disk_in_place_of_a_stale_summary(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    _run(tmp_path, [Producer((1, 2)), Consumer()])
+    assert store.summary_path("consumer").is_file() and store.read_error("consumer") is None
+    # the producer now fails: the consumer's old summary no longer holds
+    report = _run(tmp_path, [Producer((1, 2, 3), fail=(3,)), Consumer()])
+    assert set(report.errors) == {"producer", "consumer"}
+    for name in ("producer", "consumer"):
+        assert not store.summary_path(name).exists()
+        assert store.read_error(name) == report.errors[name]
+    # once it succeeds again, nothing says it failed
+    _run(tmp_path, [Producer((1, 2)), Consumer()])
+    assert store.read_error("producer") is None and store.read_error("consumer") is None
+    assert store.summary_path("consumer").is_file()
+
+
+def test_a_study_that_cannot_answer_keeps_its_summary_and_says_why(tmp_path: Path) -> None:
+    from analyses.pipeline.driver import StudyError
+
+    class Unanswering(Producer):
+        def artifacts(self, summary: Any) -> Any:
+            raise StudyError("no total worth handing on")
+
+    store = ResultStore(tmp_path)
+    report = _run(tmp_path, [Unanswering((1, 2)), Consumer()])
+    assert report.errors["producer"] == "no total worth handing on"
+    assert store.summary_path("producer").is_file()  # its results stand
+    assert store.read_error("producer") == "no total worth handing on"
+    assert "not run" in (store.read_error("consumer") or "")
