@@ -11,7 +11,7 @@ from typing import Final
 
 from analyses.report.common import figure
 from analyses.report.fmt import loglog_slope, num, pct, sci, thousands
-from analyses.report.markup import Document, formula, m, ref
+from analyses.report.markup import Document, formula, m, ref, strong
 from analyses.studies.gradcheck import FIGURE, WORST_FIGURE, GradcheckSummary, SampleResult
 from analyses.studies.gradcheck.errormodel import Optimum
 from analyses.studies.gradcheck.finite import FdCurve
@@ -469,6 +469,13 @@ def second_section(doc: Document, s: GradcheckSummary, folder: Path) -> None:
 
 def section(doc: Document, s: GradcheckSummary, folder: Path) -> None:
     st, model = s.settings, s.model
+    if st.dead is not None:
+        doc.paragraph(
+            strong("A dead theta. "),
+            f"{st.dead[0].upper()}{st.dead[1:]}: with ReLU, an element of a weight matrix reaches "
+            "the loss only where both units it joins are active, and on these the check would "
+            "compare zeros with zeros.",
+        )
     doc.heading("The assignment's sample", 2, label="sec-gradcheck-first")
     acc = "" if model.val_accuracy is None else f", validation accuracy {pct(model.val_accuracy)}"
     doc.paragraph(

@@ -106,9 +106,13 @@ def plot_sample(
         _log_axes(a, ns)
     ax.set_ylabel("max_i |FD_i - dL/dtheta_i|")
     s = result.sample
+    theta = (
+        f"layers[{settings.layer}].w.ravel()[:{settings.p}]"
+        if settings.elements is None
+        else f"the first {settings.p} live elements of layers[{settings.layer}].w"
+    )
     ax.set_title(
-        f"theta = layers[{settings.layer}].w.ravel()[:{settings.p}], training sample {s.index} "
-        f"(label {s.label}, loss {s.loss:.3g})",
+        f"theta = {theta}, training sample {s.index} (label {s.label}, loss {s.loss:.3g})",
         fontsize=9,
     )
     handles, labels = ax.get_legend_handles_labels()
