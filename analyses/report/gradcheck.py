@@ -119,9 +119,14 @@ def comments(s: GradcheckSummary) -> list[str]:
                 "" if not rest else f"; the differences are non-zero only at N = {', '.join(rest)}"
             )
             notes.append(
-                f"In {c.dtype} every central difference is exactly 0 at {where}: L(theta + eps) "
-                f"and L(theta - eps) round to the same {c.dtype} number (machine epsilon {u}; the "
-                f"loss is {sci(c.loss)}), so the error equals the gradient itself, "
+                m(
+                    f"In {c.dtype} every central difference is exactly 0 at {where}: ",
+                    formula("L(theta + epsilon)"),
+                    " and ",
+                    formula("L(theta - epsilon)"),
+                    f" round to the same {c.dtype} number (machine epsilon {u}; the ",
+                )
+                + f"loss is {sci(c.loss)}), so the error equals the gradient itself, "
                 f"{sci(max(abs(g) for g in c.gradient))}; the loss is too small for {c.dtype} to "
                 f"resolve its changes{others}."
             )
@@ -134,8 +139,14 @@ def comments(s: GradcheckSummary) -> list[str]:
     kinks = [(n, k) for n, k in zip(ns, curve.n_kinks, strict=True) if k]
     if kinks:
         notes.append(
-            "Perturbations that cross a ReLU kink (a hidden pre-activation changes sign between "
-            "theta - eps and theta + eps) occur at N = "
+            m(
+                "Perturbations that cross a ReLU kink (a hidden pre-activation changes sign "
+                "between ",
+                formula("theta - epsilon"),
+                " and ",
+                formula("theta + epsilon"),
+                ") occur at N = ",
+            )
             + ", ".join(f"{n} ({k} of {st.p})" for n, k in kinks)
             + "; there the loss is not smooth, the Taylor argument fails and the difference can "
             "be far off."
@@ -192,16 +203,28 @@ def _resolution_note(s: GradcheckSummary) -> str | None:
         return None
     n = len(f32.ns)
     reach = (
-        ""
+        m("")
         if o32.resolved_up_to_N is None
-        else "; a step of eps moves L by about 2 eps max_i |g_i|, more than that for N below "
-        + sci(o32.resolved_up_to_N)
+        else m(
+            "; a step of ",
+            formula("epsilon"),
+            " moves L by about ",
+            formula("2 epsilon max_i |g_i|"),
+            ", more than that for N below " + sci(o32.resolved_up_to_N),
+        )
     )
-    resolves = f"float32 resolves a change of about u max(1, |L|) = {sci(o32.resolution)}{reach}"
+    resolves = m(
+        "float32 resolves a change of about ",
+        formula("u max(1, |L|)"),
+        f" = {sci(o32.resolution)}",
+        reach,
+    )
     if f32.all_zero:
-        return (
+        return m(
             f"Its loss, {sci(second.sample.loss)}, is still too small for float32: every float32 "
-            f"difference is exactly 0 ({resolves})."
+            "difference is exactly 0 (",
+            resolves,
+            ").",
         )
     first32 = first.curve("float32")
     before = (
@@ -210,10 +233,11 @@ def _resolution_note(s: GradcheckSummary) -> str | None:
         else f" (on the first sample every float32 difference is exactly 0 at "
         f"{len(first32.zero_ns)} of them)"
     )
-    return (
+    return m(
         f"Its loss, {sci(second.sample.loss)} against {sci(first.sample.loss)} on the first "
-        f"sample, is large enough for float32: {resolves}, and the float32 differences are "
-        f"non-zero at {o32.nonzero_N} of the {n} N{before}."
+        "sample, is large enough for float32: ",
+        resolves,
+        f", and the float32 differences are non-zero at {o32.nonzero_N} of the {n} N{before}.",
     )
 
 

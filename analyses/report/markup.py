@@ -34,7 +34,14 @@ INSET_EM: Final = 1.0  # a cell's padding left and right, in em
 
 
 class Markup(str):
-    """Typst markup, inserted as it is (a plain ``str`` is escaped)."""
+    """Typst markup, inserted as it is (a plain ``str`` is escaped). Adding a plain
+    string to markup, on either side, escapes the string and gives markup."""
+
+    def __add__(self, other: str) -> Markup:
+        return Markup(str.__add__(self, esc(other)))
+
+    def __radd__(self, other: str) -> Markup:
+        return Markup(str.__add__(esc(other), self))
 
 
 def esc(text: str) -> Markup:

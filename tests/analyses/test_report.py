@@ -460,3 +460,11 @@ def test_any_text_compiles_without_warnings(text: str) -> None:
     compiler = typst.Compiler(doc.source().encode(), ignore_system_fonts=True)
     pdf, warnings = compiler.compile_with_warnings(format="pdf")
     assert isinstance(pdf, bytes) and warnings == []
+
+
+def test_adding_text_to_markup_escapes_the_text() -> None:
+    a = "x_1 " + m(ref("tab-a")) + " #2"
+    assert isinstance(a, Markup)
+    assert a == "x\\_1 #ref(<tab-a>); \\#2"
+    b = m("a") + m("#b")
+    assert b == "a\\#b"
