@@ -7,7 +7,7 @@ STAMP := $(VENV)/.fmlp-installed
 QUICK ?=
 RESULTS ?= $(if $(QUICK),results-quick,results)
 
-.PHONY: test report bench bench-optimizers venv lint typecheck data pytest clean
+.PHONY: test report docs bench bench-optimizers venv lint typecheck data pytest clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,12 @@ test: lint typecheck data pytest
 report: $(STAMP)
 	$(PY) -m fmlp.data fetch mnist
 	$(PY) -m analyses.main --out $(RESULTS) $(if $(QUICK),--quick,)
+
+# The HTML API reference of fmlp, from its docstrings and type hints: build/api/index.html.
+# pdoc, in the docs extra, comes with the dev extra (the reference has a test), so the
+# venv already has it. A module that cannot be imported, or a warning, fails the build.
+docs: $(STAMP)
+	$(PY) -m analyses.apidoc --out build/api
 
 # JAX and optax are only needed by the benchmarks: the bench extra is installed on demand.
 bench: $(STAMP)
