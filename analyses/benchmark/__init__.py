@@ -1,5 +1,6 @@
 """Training at the hardware limit: fmlp against PyTorch eager, JAX ``jit`` + ``lax.scan``,
-a minimal in-place numpy loop and the machine's own GEMM peak.
+a minimal in-place numpy loop and the machine's own GEMM peak. (``--per-optimizer`` is a
+second benchmark, of each optimizer's step: see ``analyses.benchmark.optimizers``.)
 
     python -m analyses.benchmark [--out results] [--quick] [--quiet] [--dataset mnist]
         [--native-blas | --both] [--coretype NAME] [--epochs 5] [--warmup 1]
@@ -105,5 +106,7 @@ The package, one concern per module; each imports only modules listed before it:
 - ``memory``: the peak-memory child processes.
 - ``config``: the options of a run as a record; ``targets``: the targets and their checks.
 - ``tables``: the printed text; ``run``: one setting measured from start to end.
+- ``opt_loops``, ``optimizers``: the per-optimizer benchmark (``--per-optimizer``):
+  its loops and its cells, children, record and table (see ``optimizers``).
 - ``cli`` (and ``__main__``): the command line, the settings children, ``summary.json``.
 """
