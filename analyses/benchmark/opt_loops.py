@@ -131,9 +131,9 @@ class InPlaceLoop:
         gemm_update: bool = False,
     ) -> None:
         self.s = s
-        self.gemm = _gemm_of(params.dtype) if gemm_update else None
         if gemm_update and s.name != "sgd":
             raise ValueError("only plain SGD folds its update into the weight-gradient GEMM")
+        self.gemm = _gemm_of(params.dtype) if gemm_update else None
         self.w = [np.array(layer.w) for layer in params.layers]
         self.b = [np.array(layer.b) for layer in params.layers]
         self.t = params.dtype.type
