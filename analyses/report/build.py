@@ -279,16 +279,16 @@ def title_page(
     its section), the studies without results or whose results do not answer
     (``failed``: studies with a summary and an error), and the contents."""
     dataset = dataset_title(summaries)
+    title = esc(f"fmlp: how a two-hidden-layer MLP learns {dataset}")
+    lead = esc(
+        "Initialization, hyper-parameters, finite-difference gradients, and a CNN of the "
+        "same size. Every number, table, figure and comment below is generated from the "
+        "measured results."
+    )
+    # the source is formatted, not added: adding a plain string to Markup escapes it
     doc.raw(
-        '#align(center)[#v(1cm)#text(size: 18pt, weight: "bold")['
-        + esc(f"fmlp: how a two-hidden-layer MLP learns {dataset}")
-        + "]#v(0.3em)#text(size: 11pt)["
-        + esc(
-            "Initialization, hyper-parameters, finite-difference gradients, and a CNN of the "
-            "same size. Every number, table, figure and comment below is generated from the "
-            "measured results."
-        )
-        + "]#v(0.6cm)]"
+        f'#align(center)[#v(1cm)#text(size: 18pt, weight: "bold")[{title}]#v(0.3em)'
+        f"#text(size: 11pt)[{lead}]#v(0.6cm)]"
     )
     first = next(sec for sec in SECTIONS if sec.study in summaries)
     mach = first.machine(summaries[first.study])

@@ -288,6 +288,8 @@ def test_the_source_compiles_on_its_own(built: Built, tmp_path: Path) -> None:
 def test_the_title_names_the_dataset(built: Built) -> None:
     first = pypdf.PdfReader(built.path).pages[0].extract_text()
     assert "learns synthetic data" in " ".join(first.split())
+    # typeset, not printed as source: no Typst code on the title page
+    assert "#align" not in first and "#text(" not in first and "#v(" not in first
     reader = pypdf.PdfReader(built.path)
     assert reader.metadata is not None
     assert str(reader.metadata.title).endswith("synthetic data")
