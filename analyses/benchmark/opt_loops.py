@@ -22,18 +22,22 @@ import importlib
 import os
 import time
 from collections.abc import Iterator
-from typing import Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import attrs
 import numpy as np
 
 import fmlp
 from analyses.benchmark.spec import SEED
+from analyses.benchmark.torch_loop import TorchLoop
 from fmlp import MLP, Dense
 from fmlp.kernels import ENV_VAR
 from fmlp.optim import Optimizer
 from fmlp.tree import tree_copy
 from fmlp.types import FloatArray, IntArray
+
+if TYPE_CHECKING:
+    import torch
 
 OptimizerName: TypeAlias = Literal["sgd", "momentum", "adam", "adamw"]
 OPTIMIZER_NAMES: Final[tuple[OptimizerName, ...]] = ("sgd", "momentum", "adam", "adamw")
@@ -301,7 +305,7 @@ class GemmOnlyLoop:
         return self.start
 
 
-class TorchOptLoop:
+class TorchOptLoop(TorchLoop):
     """torch eager: ``nn.Linear``/``ReLU`` from the same weights, autograd and the
     ``torch.optim`` class of the setting, with its default implementation (on CPU the
     per-tensor loop) or ``fused=True``. torch raises where it does not offer
@@ -310,56 +314,19 @@ class TorchOptLoop:
     def __init__(
         self, params: MLP, x: FloatArray, y: IntArray, batch: int, s: OptimizerSetting, fused: bool
     ) -> None:
+        self.s, self.fused = s, fused
+        super().__init__(params, x, y, batch)
+
+    def make_optimizer(self, parameters: Iterator[torch.nn.Parameter]) -> torch.optim.Optimizer:
         import torch
 
-        self.torch = torch
-        tdtype = torch.float32 if params.dtype == np.float32 else torch.float64
-        modules: list[torch.nn.Module] = []
-        for i, layer in enumerate(params.layers):
-            lin = torch.nn.Linear(layer.fan_in, layer.fan_out, dtype=tdtype)
-            with torch.no_grad():
-                lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.w.T)))
-                lin.bias.copy_(torch.from_numpy(layer.b))
-            modules.append(lin)
-            if i < len(params.layers) - 1:
-                modules.append(torch.nn.ReLU())
-        self.model = torch.nn.Sequential(*modules)
-        use = True if fused else None  # None: torch's default implementation
-        ps = self.model.parameters()
-        self.opt: torch.optim.Optimizer
+        s, optim = self.s, torch.optim
+        use = True if self.fused else None  # None: torch's default implementation
         if s.name in ("sgd", "momentum"):
-            self.opt = torch.optim.SGD(ps, lr=s.lr, momentum=s.momentum, fused=use)
-        elif s.name == "adam":
-            self.opt = torch.optim.Adam(ps, lr=s.lr, fused=use)
-        else:
-            self.opt = torch.optim.AdamW(ps, lr=s.lr, weight_decay=s.weight_decay, fused=use)
-        self.x = torch.from_numpy(x)
-        self.y = torch.from_numpy(y)
-        self.batch = batch
-
-    def epoch(self, order: IntArray) -> None:
-        torch = self.torch
-        o = torch.from_numpy(order)
-        for start in range(0, o.shape[0], self.batch):
-            idx = o[start : start + self.batch]
-            xb = self.x.index_select(0, idx)
-            yb = self.y.index_select(0, idx)
-            self.opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(self.model(xb), yb)
-            loss.backward()
-            self.opt.step()
-
-    def params(self) -> MLP:
-        lins = [m for m in self.model if isinstance(m, self.torch.nn.Linear)]
-        return MLP(
-            layers=tuple(
-                Dense(
-                    w=np.ascontiguousarray(lin.weight.detach().numpy().T),
-                    b=lin.bias.detach().numpy().copy(),
-                )
-                for lin in lins
-            )
-        )
+            return optim.SGD(parameters, lr=s.lr, momentum=s.momentum, fused=use)
+        if s.name == "adam":
+            return optim.Adam(parameters, lr=s.lr, fused=use)
+        return optim.AdamW(parameters, lr=s.lr, weight_decay=s.weight_decay, fused=use)
 
 
 def import_optax() -> Any | None:

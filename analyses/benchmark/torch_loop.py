@@ -5,15 +5,22 @@ loop is made, never at import time; its thread count is the caller's
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from analyses.benchmark.spec import LR
 from fmlp import MLP, Dense
 from fmlp.types import FloatArray, IntArray
 
+if TYPE_CHECKING:
+    import torch
+
 
 class TorchLoop:
-    """PyTorch eager: nn.Linear/ReLU layers, autograd, torch.optim.SGD, same weights."""
+    """PyTorch eager: nn.Linear/ReLU layers, autograd, torch.optim.SGD, same weights.
+    Subclasses choose another optimizer with ``make_optimizer``."""
 
     def __init__(self, params: MLP, x: FloatArray, y: IntArray, batch: int) -> None:
         import torch
@@ -30,10 +37,14 @@ class TorchLoop:
             if i < len(params.layers) - 1:
                 modules.append(torch.nn.ReLU())
         self.model = torch.nn.Sequential(*modules)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=LR)
+        self.opt = self.make_optimizer(self.model.parameters())
         self.x = torch.from_numpy(x)
         self.y = torch.from_numpy(y)
         self.batch = batch
+
+    def make_optimizer(self, parameters: Iterator[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """The optimizer of the model's ``parameters``: plain SGD at the benchmark's rate."""
+        return self.torch.optim.SGD(parameters, lr=LR)
 
     def epoch(self, order: IntArray) -> None:
         torch = self.torch
