@@ -41,6 +41,22 @@ def x64_restored(jax: Any | None) -> Iterator[None]:
         jax.config.update("jax_enable_x64", x64)
 
 
+def mlp_loss(jax: Any) -> Any:
+    """The MLP's mean cross-entropy as a JAX function ``loss(p, xb, yb)`` of the layers
+    ``p`` (a tuple of (w, b)): ReLU between the layers, log-softmax at the end."""
+    jnp = importlib.import_module("jax.numpy")
+
+    def loss(p: Any, xb: Any, yb: Any) -> Any:
+        a = xb
+        for w, b in p[:-1]:
+            a = jax.nn.relu(a @ w + b)
+        w, b = p[-1]
+        logp = jax.nn.log_softmax(a @ w + b)
+        return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+
+    return loss
+
+
 class JaxLoop:
     """JAX: the epoch is one ``jax.jit`` function, a ``jax.lax.scan`` of the SGD step over
     the full batches (the batch gathered inside the step), then the partial batch."""
@@ -48,7 +64,6 @@ class JaxLoop:
     def __init__(self, jax: Any, params: MLP, x: FloatArray, y: IntArray, batch: int) -> None:
         if params.dtype == np.float64:
             jax.config.update("jax_enable_x64", True)
-        jnp = importlib.import_module("jax.numpy")
         self.jax = jax
         self.batch = batch
         self.n = x.shape[0]
@@ -59,13 +74,7 @@ class JaxLoop:
             (jax.device_put(layer.w), jax.device_put(layer.b)) for layer in params.layers
         )
 
-        def loss_fn(p: Any, xb: Any, yb: Any) -> Any:
-            a = xb
-            for w, b in p[:-1]:
-                a = jax.nn.relu(a @ w + b)
-            w, b = p[-1]
-            logp = jax.nn.log_softmax(a @ w + b)
-            return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+        loss_fn = mlp_loss(jax)
 
         def step(p: Any, idx: Any, xs: Any, ys: Any) -> Any:
             g = jax.grad(loss_fn)(p, xs[idx], ys[idx])

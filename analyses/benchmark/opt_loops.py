@@ -28,6 +28,7 @@ import attrs
 import numpy as np
 
 import fmlp
+from analyses.benchmark.jax_loop import mlp_loss
 from analyses.benchmark.spec import SEED
 from analyses.benchmark.torch_loop import TorchLoop
 from fmlp import MLP, Dense
@@ -353,7 +354,6 @@ class OptaxLoop:
         batch: int,
         s: OptimizerSetting,
     ) -> None:
-        jnp = importlib.import_module("jax.numpy")
         self.jax = jax
         self.batch = batch
         self.n = x.shape[0]
@@ -371,13 +371,7 @@ class OptaxLoop:
             tx = optax.adamw(s.lr, weight_decay=s.weight_decay)
         self.opt_state = tx.init(self.p)
 
-        def loss_fn(p: Any, xb: Any, yb: Any) -> Any:
-            a = xb
-            for w, b in p[:-1]:
-                a = jax.nn.relu(a @ w + b)
-            w, b = p[-1]
-            logp = jax.nn.log_softmax(a @ w + b)
-            return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+        loss_fn = mlp_loss(jax)
 
         def step(carry: Any, idx: Any, xs: Any, ys: Any) -> Any:
             p, st = carry

@@ -25,7 +25,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,19 @@ def smaps_rollup(pid: int) -> dict[str, int]:
     return fields
 
 
-def _children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
+@attrs.frozen
+class ProcStat:
+    """A process as ``/proc/PID/stat`` names it: its state letter (``Z``: a zombie), its
+    parent and its process group."""
+
+    pid: int
+    state: str
+    ppid: int
+    pgrp: int
+
+
+def processes() -> Iterator[ProcStat]:
+    """Every process of this machine (one that ends while it is read is left out)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -60,8 +71,15 @@ def _children() -> dict[int, list[int]]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        kids.setdefault(ppid, []).append(int(entry.name))
+        # the command name in parentheses may hold spaces: the fields follow its ")"
+        fields = stat[stat.rindex(")") + 2 :].split()
+        yield ProcStat(int(entry.name), fields[0], int(fields[1]), int(fields[2]))
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for proc in processes():
+        kids.setdefault(proc.ppid, []).append(proc.pid)
     return kids
 
 

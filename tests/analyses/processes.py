@@ -10,26 +10,15 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
+
+from analyses.pipeline.memwatch import processes
 
 
 def alive_in_group(pgid: int) -> list[int]:
     """The processes of group ``pgid`` that are not zombies (a zombie has ended; it only
     waits for its parent to read its status)."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            alive.append(int(entry.name))
-    return alive
+    return [p.pid for p in processes() if p.pgrp == pgid and p.state != "Z"]
 
 
 def left_after(pgid: int, seconds: float) -> list[int]:
