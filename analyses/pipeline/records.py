@@ -20,13 +20,17 @@ import json
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Self, TypeVar, cast, get_args, get_origin
+from typing import Any, ClassVar, Literal, Self, TypeAlias, TypeVar, cast, get_args, get_origin
 
 import attrs
 
 T = TypeVar("T")
 
+Json: TypeAlias = "dict[str, Json] | list[Json] | str | int | float | bool | None"
+"""A plain JSON value, as ``json.loads`` returns it and ``to_json`` makes it."""
+
 __all__ = [
+    "Json",
     "JsonRecord",
     "RecordError",
     "canonical_json",
