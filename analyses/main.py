@@ -29,19 +29,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from analyses.pipeline.driver import (
-    PipelineError,
-    PipelineReport,
-    log_invocation,
-    run_pipeline,
-)
+from analyses.pipeline.driver import run_pipeline
 from analyses.pipeline.executors import EXECUTOR_NAMES, make_executor
 from analyses.pipeline.lock import FolderError
+from analyses.pipeline.progress import Progress
 from analyses.pipeline.session import driver_session, stopped_message
 from analyses.pipeline.signals import Stopped, StopSignals
 from analyses.pipeline.store import ResultStore
+from analyses.pipeline.study import PipelineError
 from analyses.pipeline.tasks import RunContext
-from analyses.studies import STUDY_NAMES, SuiteOptions, suite
+from analyses.pipeline.timings import PipelineReport, log_invocation
+from analyses.studies import SuiteOptions, study_names, suite
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,12 +50,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick", action="store_true", help="the studies on 600 / 200 samples: a smoke run"
     )
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress (a bar on a terminal, a line per finished run otherwise)",
+    )
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
     p.add_argument(
         "--only",
         action="append",
-        choices=STUDY_NAMES,
+        choices=study_names(),
         help="run only this study (repeatable); artifacts it needs from the others are read "
         "from their stored results",
     )
@@ -124,7 +126,7 @@ def _run(args: argparse.Namespace, guard: StopSignals) -> int:
     selected = [s for s in studies if not args.only or s.name in args.only]
     store = ResultStore(args.out)
     ctx = RunContext(out=str(args.out.resolve()), quiet=args.quiet)
-    log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    progress = None if args.quiet else Progress(sys.stderr)
     try:
         with make_executor(args.executor, workers=args.workers, scheduler=args.scheduler) as ex:
             report = run_pipeline(
@@ -133,7 +135,7 @@ def _run(args: argparse.Namespace, guard: StopSignals) -> int:
                 executor=ex,
                 ctx=ctx,
                 available=studies,
-                log=log,
+                progress=progress,
                 guard=guard,
             )
     except (PipelineError, ValueError) as exc:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Generic, TypeVar
 
 import attrs
 
 from analyses.pipeline.records import (
+    Json,
     JsonRecord,
     RecordError,
     from_json,
@@ -35,28 +36,35 @@ from analyses.pipeline.tasks import Failure, Outcome, Task
 from fmlp.atomic import atomic_write_text
 
 S = TypeVar("S", bound=JsonRecord)
+R = TypeVar("R")
 
 __all__ = ["ResultStore", "StoredRun", "read_json", "write_json"]
 
 
-def write_json(path: Path, value: Any) -> Path:
+def write_json(path: Path, value: object) -> Path:
     """``value`` as indented JSON with sorted keys, atomically."""
     text = json.dumps(to_json(value), indent=1, sort_keys=True, allow_nan=True)
     return atomic_write_text(path, text + "\n")
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+def read_json(path: Path) -> Json:
+    value: Json = json.loads(path.read_text(encoding="utf-8"))
+    return value
 
 
 @attrs.frozen
-class StoredRun:
-    """A finished run as stored: the result (typed) or the failure, and its cost."""
+class StoredRun(Generic[R]):
+    """A finished run as stored: its result (an ``R``; None when it failed) or its
+    failure, and its cost."""
 
-    result: Any
+    result: R | None
     failure: Failure | None
     wall_seconds: float
     cpu_seconds: float
+
+
+def _seconds(value: Json) -> float:
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 @attrs.frozen
@@ -68,10 +76,10 @@ class ResultStore:
     def folder(self, study: str) -> Path:
         return self.out / study
 
-    def run_path(self, task: Task[Any]) -> Path:
+    def run_path(self, task: Task[object]) -> Path:
         return self.folder(type(task).study) / "runs" / f"{key_hash(task.key())}.json"
 
-    def get(self, task: Task[Any]) -> StoredRun | None:
+    def get(self, task: Task[R]) -> StoredRun[R] | None:
         """The stored run of ``task``, or None (absent, corrupt, or for another key)."""
         path = self.run_path(task)
         try:
@@ -84,22 +92,20 @@ class ResultStore:
             failure = (
                 from_json(Failure, record["failure"]) if record.get("failure") is not None else None
             )
-            result = (
-                None if failure is not None else from_json(type(task).result_type, record["result"])
-            )
-            return StoredRun(
+            result = None if failure is not None else from_json(task.result_type, record["result"])
+            return StoredRun[R](
                 result=result,
                 failure=failure,
-                wall_seconds=float(record.get("wall_seconds", 0.0)),
-                cpu_seconds=float(record.get("cpu_seconds", 0.0)),
+                wall_seconds=_seconds(record.get("wall_seconds")),
+                cpu_seconds=_seconds(record.get("cpu_seconds")),
             )
         except (KeyError, TypeError, RecordError):
             return None
 
-    def put(self, task: Task[Any], outcome: Outcome) -> StoredRun:
+    def put(self, task: Task[R], outcome: Outcome[R]) -> StoredRun[R]:
         """Store what a worker sent back; returns it typed."""
         failure = outcome.failure
-        result = None if failure is not None else from_json(type(task).result_type, outcome.result)
+        result = None if failure is not None else from_json(task.result_type, outcome.result)
         write_json(
             self.run_path(task),
             {
@@ -111,7 +117,7 @@ class ResultStore:
                 "worker": outcome.worker,
             },
         )
-        return StoredRun(result, failure, outcome.wall_seconds, outcome.cpu_seconds)
+        return StoredRun[R](result, failure, outcome.wall_seconds, outcome.cpu_seconds)
 
     def summary_path(self, study: str) -> Path:
         return self.folder(study) / "summary.json"

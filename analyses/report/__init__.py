@@ -13,6 +13,19 @@ date) out, so that two runs that measured the same results give the same bytes.
 
 from __future__ import annotations
 
-from analyses.report.build import Built, MissingResults, build_report, describe, main
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analyses.report.build import Built, MissingResults, build_report, describe, main
 
 __all__ = ["Built", "MissingResults", "build_report", "describe", "main"]
+
+
+def __getattr__(name: str) -> object:
+    # Each study's section uses the report's toolkit (markup, fmt) and the report's
+    # builder walks the registry of studies: the builder is imported when first used,
+    # so that importing a study does not import every other one through this package.
+    if name in __all__:
+        return getattr(importlib.import_module("analyses.report.build"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

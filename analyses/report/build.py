@@ -8,20 +8,16 @@ import argparse
 import datetime
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, Generic, TypeVar
+from typing import Final, TypeVar
 
 import attrs
 
-from analyses.common import MachineInfo
-from analyses.pipeline.driver import TIMINGS_FILE, Invocation, Study
-from analyses.pipeline.records import JsonRecord, RecordError, from_json
+from analyses.pipeline.records import JsonRecord, RecordError
 from analyses.pipeline.store import ResultStore, read_json
-from analyses.report import cnn as cnn_section
-from analyses.report import gradcheck as gradcheck_section
-from analyses.report import init as init_section
-from analyses.report import search as search_section
+from analyses.pipeline.study import AnyStudy
+from analyses.pipeline.timings import TIMINGS_FILE, Invocation, read_log
 from analyses.report.fmt import duration
 from analyses.report.markup import (
     MARGIN_BOTTOM_CM,
@@ -35,10 +31,7 @@ from analyses.report.markup import (
     ref,
     strong,
 )
-from analyses.studies.cnn import CnnSummary
-from analyses.studies.gradcheck import GradcheckSummary
-from analyses.studies.init import InitSummary
-from analyses.studies.search import SearchSummary
+from analyses.studies import AnyEntry, entries
 from fmlp.atomic import atomic_write_bytes, atomic_write_text
 
 S = TypeVar("S", bound=JsonRecord)
@@ -59,74 +52,6 @@ class MissingResults(FileNotFoundError):
 class ReportError(ValueError):
     """The report's source does not compile (a fault of the report's code, not of the
     results): the message has Typst's diagnostic."""
-
-
-@attrs.frozen
-class Section(Generic[S]):
-    """How one study appears: its section (``render`` appends it to the document, with
-    the study's folder for its figures), its rows of the title page's summary table, the
-    machine it ran on and the dataset it used; ``needs``: the studies whose results it
-    is computed from."""
-
-    study: str
-    title: str
-    summary_type: type[S]
-    render: Callable[[Document, S, Path], None]
-    headline: Callable[[S], list[list[str]]]
-    machine: Callable[[S], MachineInfo]
-    dataset: Callable[[S], str]
-    needs: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        """The section's label: ``@sec-<study>`` refers to it."""
-        return f"sec-{self.study}"
-
-
-def _init_headline(s: Any) -> list[list[str]]:
-    return []
-
-
-SECTIONS: tuple[Section[Any], ...] = (
-    Section(
-        "init",
-        "Initialization",
-        InitSummary,
-        init_section.section,
-        _init_headline,
-        lambda s: s.machine,
-        lambda s: s.settings.dataset,
-    ),
-    Section(
-        "search",
-        "Hyper-parameter search",
-        SearchSummary,
-        search_section.section,
-        search_section.headline,
-        lambda s: s.machine,
-        lambda s: s.dataset,
-    ),
-    Section(
-        "gradcheck",
-        "Finite-difference gradients",
-        GradcheckSummary,
-        gradcheck_section.section,
-        gradcheck_section.headline,
-        lambda s: s.machine,
-        lambda s: s.settings.dataset,
-        needs=("search",),
-    ),
-    Section(
-        "cnn",
-        "A convolutional network",
-        CnnSummary,
-        cnn_section.section,
-        cnn_section.headline,
-        lambda s: s.machine,
-        lambda s: s.dataset,
-        needs=("search",),
-    ),
-)
 
 
 @attrs.frozen
@@ -176,9 +101,9 @@ def load_summaries(out: Path) -> dict[str, JsonRecord]:
     results."""
     store = ResultStore(out)
     summaries: dict[str, JsonRecord] = {}
-    for sec in SECTIONS:
+    for sec in entries():
         try:
-            summaries[sec.study] = store.read_summary(sec.study, sec.summary_type)
+            summaries[sec.name] = store.read_summary(sec.name, sec.summary_type)
         except FileNotFoundError:
             continue
     if not summaries:
@@ -191,9 +116,8 @@ def load_summaries(out: Path) -> dict[str, JsonRecord]:
 def read_timings(out: Path) -> list[Invocation]:
     """The logged invocations (empty when none computed anything or the log is unreadable)."""
     try:
-        raw = read_json(out / TIMINGS_FILE)
-        return [from_json(Invocation, entry) for entry in raw]
-    except (OSError, ValueError, TypeError, RecordError):
+        return read_log(read_json(out / TIMINGS_FILE))
+    except (OSError, ValueError, TypeError):
         return []
 
 
@@ -201,7 +125,7 @@ def results_date(out: Path) -> str:
     """The UTC date of the newest stored run: when the results were produced. Run files
     are never rewritten on resume, so a rebuild keeps the date."""
     stamps = [
-        p.stat().st_mtime for sec in SECTIONS for p in (out / sec.study / "runs").glob("*.json")
+        p.stat().st_mtime for sec in entries() for p in (out / sec.name / "runs").glob("*.json")
     ]
     if not stamps:
         return "unknown"
@@ -213,7 +137,7 @@ def timing_lines(log: Sequence[Invocation]) -> list[str]:
     invocations that computed runs (one for a job that ran from start to end)."""
     if not log:
         return ["wall times: not recorded (every run was read back from earlier results)"]
-    walls: dict[str, float] = {sec.study: 0.0 for sec in SECTIONS}
+    walls: dict[str, float] = {sec.name: 0.0 for sec in entries()}
     for inv in log:
         for name, t in inv.studies.items():
             walls[name] = walls.get(name, 0.0) + t.wall_seconds
@@ -235,16 +159,18 @@ def dataset_title(summaries: dict[str, JsonRecord]) -> str:
     """The dataset the studies ran on, by its display name."""
     base = sorted(
         {
-            sec.dataset(summaries[sec.study]).split("[")[0]
-            for sec in SECTIONS
-            if sec.study in summaries
+            sec.section.dataset(summaries[sec.name]).split("[")[0]
+            for sec in entries()
+            if sec.name in summaries
         }
     )
     return " and ".join(DATASET_NAMES.get(n, n) for n in base)
 
 
 def _subsets(summaries: dict[str, JsonRecord]) -> list[str]:
-    labels = {sec.dataset(summaries[sec.study]) for sec in SECTIONS if sec.study in summaries}
+    labels = {
+        sec.section.dataset(summaries[sec.name]) for sec in entries() if sec.name in summaries
+    }
     return sorted(label for label in labels if "[" in label)
 
 
@@ -290,8 +216,8 @@ def title_page(
         f'#align(center)[#v(1cm)#text(size: 18pt, weight: "bold")[{title}]#v(0.3em)'
         f"#text(size: 11pt)[{lead}]#v(0.6cm)]"
     )
-    first = next(sec for sec in SECTIONS if sec.study in summaries)
-    mach = first.machine(summaries[first.study])
+    first = next(sec for sec in entries() if sec.name in summaries)
+    mach = first.section.machine(summaries[first.name])
     kernel = (
         ", ".join(
             f"{b.internal_api} {b.version} ({b.architecture} kernel; every run uses 1 thread)"
@@ -310,26 +236,31 @@ def title_page(
     if log is not None:
         lines += timing_lines(log)
     doc.bullets(lines)
-    missing = [sec for sec in SECTIONS if sec.study not in summaries]
+    missing = [sec for sec in entries() if sec.name not in summaries]
     if missing:
         doc.paragraph(
             strong("No results"),
             " for ",
-            *join([m(sec.title.lower(), " (", ref(sec.label), ")") for sec in missing], ", "),
+            *join(
+                [m(sec.section.title.lower(), " (", ref(sec.label), ")") for sec in missing], ", "
+            ),
             ": their sections say why and what to try.",
         )
-    unanswered = [sec for sec in SECTIONS if sec.study in failed]
+    unanswered = [sec for sec in entries() if sec.name in failed]
     if unanswered:
         doc.paragraph(
             strong("Not answered"),
             " by ",
-            *join([m(sec.title.lower(), " (", ref(sec.label), ")") for sec in unanswered], ", "),
+            *join(
+                [m(sec.section.title.lower(), " (", ref(sec.label), ")") for sec in unanswered],
+                ", ",
+            ),
             ": their results are shown, and their sections say what is missing.",
         )
     rows: list[list[str]] = []
-    for sec in SECTIONS:
-        if sec.study in summaries:
-            for what, value, note in sec.headline(summaries[sec.study]):
+    for sec in entries():
+        if sec.name in summaries:
+            for what, value, note in sec.section.headline(summaries[sec.name]):
                 rows.append([Markup(f"#link(<{sec.label}>)[{esc(what)}]"), value, note])
     if rows:
         doc.paragraph(
@@ -362,16 +293,16 @@ def join(parts: Sequence[str], sep: str) -> list[str]:
     return out
 
 
-def missing_section(doc: Document, sec: Section[Any], out: Path, present: set[str]) -> None:
+def missing_section(doc: Document, sec: AnyEntry, out: Path, present: set[str]) -> None:
     """The section of a study without results: why, and what to try."""
-    doc.heading(sec.title, label=sec.label)
-    info = absent(out, sec.study)
-    waiting = [need for need in sec.needs if need not in present]
+    doc.heading(sec.section.title, label=sec.label)
+    info = absent(out, sec.name)
+    waiting = [need for need in sec.section.needs if need not in present]
     again = m(
         " again with the same ",
         code("--out"),
         " folder: it reuses every run stored under ",
-        code(f"{sec.study}/runs/"),
+        code(f"{sec.name}/runs/"),
         " that succeeded.",
     )
     if info.error is not None and not waiting:
@@ -394,7 +325,7 @@ def missing_section(doc: Document, sec: Section[Any], out: Path, present: set[st
             m(
                 "What to try: fix the cause the errors name. A failed run is stored like a "
                 "finished one and read back as it is, so delete the study's folder ",
-                code(f"{sec.study}/"),
+                code(f"{sec.name}/"),
                 " in the results folder, then run ",
                 code("python -m analyses.main"),
                 " again with the same ",
@@ -435,17 +366,17 @@ def render(out: Path, summaries: dict[str, JsonRecord], *, timings: bool) -> str
         summaries,
         date=results_date(out) if timings else None,
         log=read_timings(out) if timings else None,
-        failed=[sec.study for sec in SECTIONS if store.read_error(sec.study) is not None],
+        failed=[sec.name for sec in entries() if store.read_error(sec.name) is not None],
     )
-    for sec in SECTIONS:
-        if sec.study in summaries:
-            doc.heading(sec.title, label=sec.label)
-            error = store.read_error(sec.study)
+    for sec in entries():
+        if sec.name in summaries:
+            doc.heading(sec.section.title, label=sec.label)
+            error = store.read_error(sec.name)
             if error is not None:
                 doc.paragraph(
                     strong("Not answered. "), f"The study's results follow, but: {error}."
                 )
-            sec.render(doc, summaries[sec.study], out / sec.study)
+            sec.section.render(doc, summaries[sec.name], out / sec.name)
         else:
             missing_section(doc, sec, out, set(summaries))
     doc.raw("#context [#metadata(counter(page).final().first()) <report-end>]")
@@ -474,7 +405,7 @@ def compile_pdf(source: Path, root: Path) -> tuple[bytes, int]:
 
 
 def build_report(
-    out: Path, studies: Sequence[Study[Any]] | None = None, *, timings: bool = True
+    out: Path, studies: Sequence[AnyStudy] | None = None, *, timings: bool = True
 ) -> Built:
     """Write ``<out>/report.typ`` from the summaries under ``out`` and compile it into
     ``<out>/report.pdf``. A study without results gets a section that says why;
@@ -485,7 +416,7 @@ def build_report(
     source = atomic_write_text(out / SOURCE, render(out, summaries, timings=timings))
     pdf, pages = compile_pdf(source, out)
     path = atomic_write_bytes(out / PDF, pdf)
-    missing = tuple(sec.study for sec in SECTIONS if sec.study not in summaries)
+    missing = tuple(sec.name for sec in entries() if sec.name not in summaries)
     return Built(path=path, source=source, pages=pages, missing=missing)
 
 

@@ -12,7 +12,7 @@ from typing import Final
 import attrs
 
 from analyses.common import EvalSubset, MlpConfig
-from analyses.pipeline.driver import ArtifactKey
+from analyses.pipeline.study import ArtifactKey
 
 
 @attrs.frozen

@@ -7,14 +7,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 import attrs
 
-from analyses.pipeline.driver import ArtifactKey, Artifacts, StudyError
-from analyses.pipeline.records import JsonRecord, to_json
-from analyses.pipeline.store import StoredRun
-from analyses.pipeline.tasks import RunContext, Task
+from analyses.pipeline.plan import StudyError, StudyPlan
+from analyses.pipeline.records import Json, JsonRecord, to_json
+from analyses.pipeline.study import AnyKey, ArtifactKey, Artifacts, ArtifactValues
+from analyses.pipeline.tasks import RunContext
 
 
 @attrs.frozen
@@ -40,7 +40,7 @@ class SquareTask:
     n: int
     fail: bool = False
 
-    def key(self) -> dict[str, Any]:
+    def key(self) -> dict[str, Json]:
         return {"kind": "square", **to_json(self)}
 
     def label(self) -> str:
@@ -65,34 +65,22 @@ class ProducerSummary(JsonRecord):
     total: int
 
 
-class _ProducerPlan:
+class _ProducerPlan(StudyPlan[SquareTask, Square, ProducerSummary]):
     def __init__(self, ns: Sequence[int], fail: Sequence[int]) -> None:
         self.tasks = [SquareTask(n, n in fail) for n in ns]
-        self.out = False
-        self.results: dict[int, int] = {}
-        self.failed: dict[int, str] = {}
-
-    def ready(self) -> Sequence[Task[Any]]:
-        if self.out:
-            return ()
-        self.out = True
-        return self.tasks
-
-    def record(self, task: Task[Any], run: StoredRun) -> None:
-        assert isinstance(task, SquareTask)
-        if run.failure is not None:
-            self.failed[task.n] = run.failure.error
-        else:
-            self.results[task.n] = run.result.value
-
-    def done(self) -> bool:
-        return len(self.results) + len(self.failed) == len(self.tasks)
+        super().__init__(self.tasks)
 
     def finish(self, folder: Path) -> ProducerSummary:
-        if self.failed:
-            raise StudyError("; ".join(f"{n}: {e}" for n, e in sorted(self.failed.items())))
-        squares = tuple(self.results[t.n] for t in self.tasks)
+        if self.failures:
+            raise StudyError(
+                "; ".join(f"{t.n}: {e}" for t, e in sorted(self.failures.items(), key=_n))
+            )
+        squares = tuple(self.results[t].value for t in self.tasks)
         return ProducerSummary(squares=squares, total=sum(squares))
+
+
+def _n(item: tuple[SquareTask, str]) -> int:
+    return item[0].n
 
 
 @attrs.frozen
@@ -101,14 +89,15 @@ class Producer:
     fail: tuple[int, ...] = ()
 
     name: ClassVar[str] = "producer"
-    needs: ClassVar[tuple[ArtifactKey[Any], ...]] = ()
-    provides: ClassVar[tuple[ArtifactKey[Any], ...]] = (TOTAL,)
+    priority: ClassVar[int] = 0
+    needs: ClassVar[tuple[AnyKey, ...]] = ()
+    provides: ClassVar[tuple[AnyKey, ...]] = (TOTAL,)
     summary_type: ClassVar[type[ProducerSummary]] = ProducerSummary
 
     def plan(self, artifacts: Artifacts, ctx: RunContext) -> _ProducerPlan:
         return _ProducerPlan(self.ns, self.fail)
 
-    def artifacts(self, summary: ProducerSummary) -> dict[ArtifactKey[Any], object]:
+    def artifacts(self, summary: ProducerSummary) -> ArtifactValues:
         return {TOTAL: Total(summary.total)}
 
 
@@ -125,7 +114,7 @@ class DoubleTask:
 
     total: int
 
-    def key(self) -> dict[str, Any]:
+    def key(self) -> dict[str, Json]:
         return {"kind": "double", "total": self.total}
 
     def label(self) -> str:
@@ -144,38 +133,25 @@ class ConsumerSummary(JsonRecord):
     doubled: int
 
 
-class _ConsumerPlan:
+class _ConsumerPlan(StudyPlan[DoubleTask, Doubled, ConsumerSummary]):
     def __init__(self, total: int) -> None:
         self.task = DoubleTask(total)
-        self.out = False
-        self.value: int | None = None
-
-    def ready(self) -> Sequence[Task[Any]]:
-        if self.out:
-            return ()
-        self.out = True
-        return (self.task,)
-
-    def record(self, task: Task[Any], run: StoredRun) -> None:
-        self.value = run.result.value
-
-    def done(self) -> bool:
-        return self.value is not None
+        super().__init__([self.task])
 
     def finish(self, folder: Path) -> ConsumerSummary:
-        assert self.value is not None
-        return ConsumerSummary(self.value)
+        return ConsumerSummary(self.results[self.task].value)
 
 
 @attrs.frozen
 class Consumer:
     name: ClassVar[str] = "consumer"
-    needs: ClassVar[tuple[ArtifactKey[Any], ...]] = (TOTAL,)
-    provides: ClassVar[tuple[ArtifactKey[Any], ...]] = ()
+    priority: ClassVar[int] = 0
+    needs: ClassVar[tuple[AnyKey, ...]] = (TOTAL,)
+    provides: ClassVar[tuple[AnyKey, ...]] = ()
     summary_type: ClassVar[type[ConsumerSummary]] = ConsumerSummary
 
     def plan(self, artifacts: Artifacts, ctx: RunContext) -> _ConsumerPlan:
         return _ConsumerPlan(artifacts[TOTAL].value)
 
-    def artifacts(self, summary: ConsumerSummary) -> dict[ArtifactKey[Any], object]:
+    def artifacts(self, summary: ConsumerSummary) -> ArtifactValues:
         return {}

@@ -5,9 +5,8 @@ its parameters saved beside its summary."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 from threadpoolctl import threadpool_limits
@@ -23,9 +22,9 @@ from analyses.common import (
     make_optimizer,
     params_digest,
 )
-from analyses.pipeline.driver import ArtifactKey, Artifacts
+from analyses.pipeline.plan import StudyPlan
 from analyses.pipeline.records import JsonRecord
-from analyses.pipeline.store import StoredRun
+from analyses.pipeline.study import AnyKey, Artifacts, ArtifactValues
 from analyses.pipeline.tasks import RunContext, Task
 from analyses.studies.artifacts import CHOSEN_MLP, ChosenMlp
 from fmlp import checkpoint
@@ -82,18 +81,12 @@ def choose(data: DataSpec, config: MlpConfig, out: Path, name: str) -> ChosenMlp
     )
 
 
-class _ChosenPlan:
+class _ChosenPlan(StudyPlan[Task[object], object, ChosenSummary]):
+    """No runs: the model is trained when the summary is made."""
+
     def __init__(self, data: DataSpec, config: MlpConfig, out: Path, name: str) -> None:
+        super().__init__()
         self.data, self.config, self.out, self.name = data, config, out, name
-
-    def ready(self) -> Sequence[Task[Any]]:
-        return ()
-
-    def record(self, task: Task[Any], run: StoredRun) -> None:
-        raise AssertionError("the stand-in search hands out no tasks")
-
-    def done(self) -> bool:
-        return True
 
     def finish(self, folder: Path) -> ChosenSummary:
         return ChosenSummary(choose(self.data, self.config, self.out, self.name))
@@ -107,12 +100,13 @@ class FakeSearch:
     config: MlpConfig = TINY_MLP
 
     name: ClassVar[str] = "fake_search"
-    needs: ClassVar[tuple[ArtifactKey[Any], ...]] = ()
-    provides: ClassVar[tuple[ArtifactKey[Any], ...]] = (CHOSEN_MLP,)
+    priority: ClassVar[int] = 0
+    needs: ClassVar[tuple[AnyKey, ...]] = ()
+    provides: ClassVar[tuple[AnyKey, ...]] = (CHOSEN_MLP,)
     summary_type: ClassVar[type[ChosenSummary]] = ChosenSummary
 
     def plan(self, artifacts: Artifacts, ctx: RunContext) -> _ChosenPlan:
         return _ChosenPlan(self.data, self.config, Path(ctx.out), self.name)
 
-    def artifacts(self, summary: ChosenSummary) -> dict[ArtifactKey[Any], object]:
+    def artifacts(self, summary: ChosenSummary) -> ArtifactValues:
         return {CHOSEN_MLP: summary.chosen}

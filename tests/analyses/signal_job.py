@@ -17,18 +17,20 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 
-from analyses.pipeline.driver import ArtifactKey, Artifacts, run_pipeline
+from analyses.pipeline.driver import run_pipeline
 from analyses.pipeline.executors import make_executor
 from analyses.pipeline.lock import FolderError
-from analyses.pipeline.records import JsonRecord, to_json
+from analyses.pipeline.plan import StudyPlan
+from analyses.pipeline.records import Json, JsonRecord, to_json
 from analyses.pipeline.session import driver_session, stopped_message
 from analyses.pipeline.signals import Stopped
-from analyses.pipeline.store import ResultStore, StoredRun
-from analyses.pipeline.tasks import RunContext, Task
+from analyses.pipeline.store import ResultStore
+from analyses.pipeline.study import AnyKey, Artifacts, ArtifactValues
+from analyses.pipeline.tasks import RunContext
 
 
 @attrs.frozen
@@ -45,7 +47,7 @@ class SlowSquare:
     n: int
     seconds: float
 
-    def key(self) -> dict[str, Any]:
+    def key(self) -> dict[str, Json]:
         return {"kind": "slow-square", **to_json(self)}
 
     def label(self) -> str:
@@ -68,27 +70,13 @@ class SlowSummary(JsonRecord):
     squares: tuple[int, ...]
 
 
-class _Plan:
+class _Plan(StudyPlan[SlowSquare, Slow, SlowSummary]):
     def __init__(self, runs: int, seconds: float) -> None:
         self.tasks = [SlowSquare(n, seconds) for n in range(runs)]
-        self.out = False
-        self.results: dict[int, int] = {}
-
-    def ready(self) -> Sequence[Task[Any]]:
-        if self.out:
-            return ()
-        self.out = True
-        return self.tasks
-
-    def record(self, task: Task[Any], run: StoredRun) -> None:
-        assert isinstance(task, SlowSquare) and run.failure is None
-        self.results[task.n] = run.result.value
-
-    def done(self) -> bool:
-        return len(self.results) == len(self.tasks)
+        super().__init__(self.tasks)
 
     def finish(self, folder: Path) -> SlowSummary:
-        return SlowSummary(tuple(self.results[t.n] for t in self.tasks))
+        return SlowSummary(tuple(self.results[t].value for t in self.tasks))
 
 
 @attrs.frozen
@@ -97,14 +85,15 @@ class SlowStudy:
     seconds: float
 
     name: ClassVar[str] = "slow"
-    needs: ClassVar[tuple[ArtifactKey[Any], ...]] = ()
-    provides: ClassVar[tuple[ArtifactKey[Any], ...]] = ()
+    priority: ClassVar[int] = 0
+    needs: ClassVar[tuple[AnyKey, ...]] = ()
+    provides: ClassVar[tuple[AnyKey, ...]] = ()
     summary_type: ClassVar[type[SlowSummary]] = SlowSummary
 
     def plan(self, artifacts: Artifacts, ctx: RunContext) -> _Plan:
         return _Plan(self.runs, self.seconds)
 
-    def artifacts(self, summary: SlowSummary) -> dict[ArtifactKey[Any], object]:
+    def artifacts(self, summary: SlowSummary) -> ArtifactValues:
         return {}
 
 

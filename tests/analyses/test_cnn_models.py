@@ -24,7 +24,7 @@ from analyses.studies.cnn.models import (
     layer_table,
     match_params,
 )
-from analyses.studies.cnn.runs import TrainConfig
+from analyses.studies.cnn.options import TrainConfig
 
 MLP_PARAMS = 669_706  # 784-512-512-10
 
@@ -120,7 +120,8 @@ def test_eval_subset_is_fixed_sorted_and_capped() -> None:
 
 def test_importing_the_study_does_not_import_torch() -> None:
     code = (
-        "import sys, analyses.studies.cnn, analyses.studies.cnn.summary, analyses.report.cnn; "
+        "import sys, analyses.studies.cnn, analyses.studies.cnn.summary, "
+        "analyses.studies.cnn.section; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -350,7 +351,7 @@ def test_epoch_batches_shift_images_and_keep_labels() -> None:
 
 
 def test_a_technique_changes_one_thing_of_vanilla() -> None:
-    from analyses.studies.cnn.runs import TECHNIQUES, CnnOptions, Technique
+    from analyses.studies.cnn.options import TECHNIQUES, CnnOptions, Technique
 
     spec = match_params(DEFAULT_BLOCKS, MLP_PARAMS)
     train = TrainConfig()
@@ -378,7 +379,7 @@ def test_a_technique_changes_one_thing_of_vanilla() -> None:
 
 def test_the_timing_tool_measures_every_setup() -> None:
     from analyses.common import DataSpec
-    from analyses.studies.cnn.runs import TECHNIQUES
+    from analyses.studies.cnn.options import TECHNIQUES
     from analyses.studies.cnn.timing import measure
 
     spec = match_params(QUICK_BLOCKS, 20_000)

@@ -19,12 +19,14 @@ pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
 from analyses.common import DataSpec, EvalSubset, SplitSizes, quick_data
-from analyses.pipeline.driver import PipelineReport, Study, StudyError, run_pipeline
+from analyses.pipeline.driver import run_pipeline
 from analyses.pipeline.executors import make_executor
+from analyses.pipeline.plan import StudyError
 from analyses.pipeline.records import to_json
 from analyses.pipeline.store import ResultStore, StoredRun
-from analyses.pipeline.tasks import Failure, RunContext, Task
-from analyses.report import cnn as cnn_report
+from analyses.pipeline.study import Study
+from analyses.pipeline.tasks import Failure, RunContext
+from analyses.pipeline.timings import PipelineReport
 from analyses.report.markup import Document
 from analyses.studies.artifacts import ChosenMlp
 from analyses.studies.cnn import (
@@ -35,9 +37,13 @@ from analyses.studies.cnn import (
     CnnSummary,
     TrainConfig,
 )
+from analyses.studies.cnn import section as cnn_report
+from analyses.studies.cnn.device import resolve_device
 from analyses.studies.cnn.models import DEFAULT_BLOCKS, QUICK_BLOCKS, count_params
-from analyses.studies.cnn.runs import Curves, Technique
-from analyses.studies.cnn.summary import FIGURES, _CnnPlan, resolve_device
+from analyses.studies.cnn.options import Technique
+from analyses.studies.cnn.plan import CnnPlan
+from analyses.studies.cnn.runs import Curves
+from analyses.studies.cnn.summary import FIGURES
 from tests.analyses.search_doubles import TINY_MLP, ChosenSummary, FakeSearch
 
 DATA = DataSpec("synthetic", 300, 100)
@@ -243,8 +249,8 @@ def test_a_cnn_that_cannot_match_the_mlp_is_a_study_error(tmp_path: Path) -> Non
         test_accuracy=0.6,
         test_loss=0.9,
     )
-    plan = _CnnPlan(DATA, attrs.evolve(OPTIONS, blocks=DEFAULT_BLOCKS), chosen, "cpu")
-    assert plan.ready() == () and plan.done()
+    plan = CnnPlan(DATA, attrs.evolve(OPTIONS, blocks=DEFAULT_BLOCKS), chosen, "cpu")
+    assert not plan.ready() and plan.done()
     with pytest.raises(StudyError, match="matches the MLP's size"):
         plan.finish(tmp_path)
 
@@ -331,13 +337,13 @@ SCREENED = {
 }
 
 
-def _ok(result: Any) -> StoredRun:
+def _ok(result: CnnRunResult) -> StoredRun[CnnRunResult]:
     return StoredRun(result=result, failure=None, wall_seconds=0.0, cpu_seconds=0.0)
 
 
-def _runs(tasks: Sequence[Task[Any]]) -> list[tuple[str, int]]:
-    """(variant, seed) of the CNN runs among ``tasks``."""
-    return [(t.variant, t.seed) for t in tasks if isinstance(t, CnnRun)]
+def _runs(tasks: Sequence[CnnRun]) -> list[tuple[str, int]]:
+    """(variant, seed) of the CNN runs ``tasks``."""
+    return [(t.variant, t.seed) for t in tasks]
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(SCREENED)))
@@ -347,9 +353,9 @@ def test_the_second_stage_waits_for_the_screening_and_not_on_its_order(
     _, report = first
     stand_in = report.summaries["fake_search"]
     assert isinstance(stand_in, ChosenSummary)
-    plan = _CnnPlan(DATA, OPTIONS, stand_in.chosen, "cpu")
+    plan = CnnPlan(DATA, OPTIONS, stand_in.chosen, "cpu")
     stage1 = list(plan.ready())
-    cnn = [t for t in stage1 if isinstance(t, CnnRun)]
+    cnn = list(stage1)
     assert [(t.variant, t.seed) for t in cnn] == [
         (NAMES[0], 0),
         (NAMES[1], 0),
@@ -357,10 +363,11 @@ def test_the_second_stage_waits_for_the_screening_and_not_on_its_order(
         ("vanilla", 0),
         ("vanilla", 1),
     ]
-    assert len(stage1) == len(cnn) and all(t.priority() == 10 for t in cnn)
+    assert all(t.priority() == 0 for t in cnn)
+    assert CnnStudy.priority == 10  # between the search (0) and the finite differences (20)
     by_name = {t.variant: t for t in cnn if t.seed == 0}
     # vanilla first: nothing new until the screening is in
-    first_stage: list[Task[Any]] = [t for t in cnn if t.variant == "vanilla"]
+    first_stage = [t for t in cnn if t.variant == "vanilla"]
     for t in first_stage:
         plan.record(t, _ok(_fake_result(0.3, 1.0)))
     assert not plan.ready() and not plan.done()
@@ -379,11 +386,11 @@ def test_a_failed_screening_run_is_not_chosen(first: tuple[Path, PipelineReport]
     _, report = first
     stand_in = report.summaries["fake_search"]
     assert isinstance(stand_in, ChosenSummary)
-    plan = _CnnPlan(DATA, OPTIONS, stand_in.chosen, "cpu")
+    plan = CnnPlan(DATA, OPTIONS, stand_in.chosen, "cpu")
     for t in plan.ready():
-        if isinstance(t, CnnRun) and t.variant == NAMES[1]:
+        if t.variant == NAMES[1]:
             plan.record(t, StoredRun(None, Failure("boom"), 0.0, 0.0))
-        elif isinstance(t, CnnRun) and t.variant in SCREENED:
+        elif t.variant in SCREENED:
             plan.record(t, _ok(SCREENED[t.variant]))
         else:
             plan.record(t, _ok(_fake_result(0.3, 1.0)))

@@ -18,21 +18,17 @@ pytest.importorskip("matplotlib")
 
 import fmlp
 from analyses.common import DataSpec, MlpConfig, SplitSizes, load_data, params_digest
-from analyses.pipeline.driver import (
-    MissingArtifact,
-    PipelineReport,
-    Study,
-    check_order,
-    run_pipeline,
-)
+from analyses.pipeline.driver import run_pipeline
 from analyses.pipeline.executors import make_executor
 from analyses.pipeline.records import canonical_json, from_json, to_json
 from analyses.pipeline.store import ResultStore
+from analyses.pipeline.study import MissingArtifact, Study, check_order
 from analyses.pipeline.tasks import RunContext
-from analyses.report import gradcheck as report
+from analyses.pipeline.timings import PipelineReport
 from analyses.report.markup import Document
 from analyses.studies.gradcheck import ALL_N, GradcheckOptions, GradcheckStudy, GradcheckSummary
 from analyses.studies.gradcheck import finite as fd
+from analyses.studies.gradcheck import section as report
 from analyses.studies.gradcheck.errormodel import fit_truncation
 from analyses.studies.gradcheck.figures import plot_sample
 from analyses.studies.gradcheck.runs import FdCurveRun, ModelRef

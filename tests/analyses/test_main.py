@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from analyses.main import main
-from analyses.studies import STUDY_NAMES
+from analyses.studies import study_names
 from tests.analyses.processes import free_port, kill_group, left_after, sessions
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
@@ -31,7 +31,7 @@ def _metrics(out: Path) -> dict[str, Any]:
     """Every study's summary without the machine record (which names the process's
     environment, not a result)."""
     found = {}
-    for name in STUDY_NAMES:
+    for name in study_names():
         summary = json.loads((out / name / "summary.json").read_text())
         summary.pop("machine", None)
         found[name] = summary

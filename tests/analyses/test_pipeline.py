@@ -8,16 +8,13 @@ from typing import Any
 import attrs
 import pytest
 
-from analyses.pipeline.driver import (
-    MissingArtifact,
-    check_order,
-    log_invocation,
-    run_pipeline,
-)
+from analyses.pipeline.driver import run_pipeline
 from analyses.pipeline.executors import make_executor
 from analyses.pipeline.records import JsonRecord, RecordError, from_json, key_hash, to_json
 from analyses.pipeline.store import ResultStore
+from analyses.pipeline.study import MissingArtifact, check_order
 from analyses.pipeline.tasks import RunContext
+from analyses.pipeline.timings import log_invocation
 from tests.analyses.pipeline_doubles import Consumer, ConsumerSummary, Producer, ProducerSummary
 
 
@@ -139,7 +136,7 @@ def test_records_round_trip_and_name_a_bad_field() -> None:
 
 
 def test_a_plan_that_cannot_start_fails_its_study_and_its_dependents(tmp_path: Path) -> None:
-    from analyses.pipeline.driver import StudyError
+    from analyses.pipeline.plan import StudyError
 
     class Refusing(Producer):
         def plan(self, artifacts: Any, ctx: RunContext) -> Any:
@@ -167,7 +164,7 @@ def test_a_failed_study_leaves_why_on_disk_in_place_of_a_stale_summary(tmp_path:
 
 
 def test_a_study_that_cannot_answer_keeps_its_summary_and_says_why(tmp_path: Path) -> None:
-    from analyses.pipeline.driver import StudyError
+    from analyses.pipeline.plan import StudyError
 
     class Unanswering(Producer):
         def artifacts(self, summary: Any) -> Any:

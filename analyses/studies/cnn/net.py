@@ -32,7 +32,8 @@ from torch import nn
 
 from analyses.common import StudyData
 from analyses.studies.cnn.models import CNNSpec, feature_shape
-from analyses.studies.cnn.runs import CnnRunResult, Curves, Device, TrainConfig
+from analyses.studies.cnn.options import Device, TrainConfig
+from analyses.studies.cnn.runs import CnnRunResult, Curves
 from fmlp.types import FloatArray, IntArray
 
 __all__ = [

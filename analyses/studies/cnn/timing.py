@@ -23,7 +23,7 @@ import attrs
 from analyses.common import DataSpec, EvalSubset, load_data
 from analyses.pipeline.tasks import run_environment
 from analyses.studies.cnn.models import DEFAULT_BLOCKS, CNNSpec, match_params
-from analyses.studies.cnn.runs import TECHNIQUES, TrainConfig
+from analyses.studies.cnn.options import TECHNIQUES, TrainConfig
 
 WARMUP: Final = 5
 

@@ -1,4 +1,4 @@
-"""The finite-difference study's options and its runs.
+"""The finite-difference study's runs.
 
 The study checks the model the search chose (its parameters file in the results
 folder, named and fingerprinted by the ``search.chosen_mlp`` artifact). Its runs, each
@@ -18,16 +18,14 @@ and what it measures, so a different model or sample never reuses a stored resul
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import ClassVar, TypeAlias
 
 import attrs
 
 import fmlp
 from analyses.common import DataSpec, DTypeName, SplitSizes, load_data, params_digest
-from analyses.pipeline.records import to_json
-from analyses.pipeline.tasks import RunContext
+from analyses.pipeline.tasks import UNLESS_DEFAULT, KeyedTask, RunContext
 from analyses.studies.gradcheck.finite import (
     FIRST_RULE,
     WORST_RULE,
@@ -48,76 +46,9 @@ from analyses.studies.gradcheck.finite import (
     third_derivatives,
     worst_live_sample,
 )
+from analyses.studies.gradcheck.options import STUDY, GradcheckOptions
 from fmlp import checkpoint
-from fmlp.types import FloatArray, IntArray, is_int
-
-STUDY: Final = "gradcheck"
-ALL_N: Final[tuple[int, ...]] = tuple(sorted(k * 10**i for i in range(6) for k in (1, 5)))
-"""The assignment's twelve N: {k 10^i : i = 0..5, k in {1, 5}}."""
-PRIORITY: Final = 20
-
-
-@attrs.frozen
-class GradcheckOptions:
-    """What the study computes, besides the model and the data.
-
-    layer / p: theta is the first p = min(p, m) elements of ``params.layers[layer].w``
-    (1: the second layer). ns: eps = 1/N. dtypes: the precisions of the differences
-    (the reference gradient is always the float64 backward pass). third_h: the stencil
-    step of L'''. noise_*: the windows and points of the loss-noise measurement.
-    scan_limit: how many samples each sample rule looks at at most (from index 0; from
-    the largest loss down).
-    """
-
-    layer: int = 1
-    p: int = 10
-    ns: tuple[int, ...] = ALL_N
-    dtypes: tuple[DTypeName, ...] = ("float64", "float32")
-    third_h: float = 1e-2
-    noise_width: float = 1e-3
-    noise_width_max: float = 0.25
-    noise_points: int = 33
-    scan_limit: int = 10_000
-
-    def __attrs_post_init__(self) -> None:
-        if not is_int(self.layer) or self.layer < 0:
-            raise ValueError(f"layer must be a non-negative integer, got {self.layer!r}")
-        for name in ("p", "scan_limit"):
-            value = getattr(self, name)
-            if not is_int(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not self.ns or any(not is_int(n) or n <= 0 for n in self.ns):
-            raise ValueError(f"ns must be positive integers (eps = 1/N), got {self.ns}")
-        if len(set(self.ns)) != len(self.ns) or list(self.ns) != sorted(self.ns):
-            raise ValueError(f"ns must be increasing without repeats, got {self.ns}")
-        if not self.dtypes or len(set(self.dtypes)) != len(self.dtypes):
-            raise ValueError(
-                f"dtypes must name float64 and/or float32 once each, got {self.dtypes}"
-            )
-        for dt in self.dtypes:
-            if dt not in ("float32", "float64"):
-                raise ValueError(f"unknown dtype {dt!r}: expected float32 or float64")
-        for name in ("third_h", "noise_width", "noise_width_max"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive finite number, got {value}")
-        if not is_int(self.noise_points) or self.noise_points < 9:
-            raise ValueError(f"noise_points must be an integer >= 9, got {self.noise_points!r}")
-
-    @classmethod
-    def full(cls) -> GradcheckOptions:
-        """The study as the report shows it: the twelve N, float64 and float32."""
-        return cls()
-
-    @classmethod
-    def quick(cls) -> GradcheckOptions:
-        """The smoke run: the same measurements (they take seconds); the quick suite
-        differs only in its data and in the model it checks."""
-        return cls()
-
-    @property
-    def headline_dtype(self) -> DTypeName:
-        return "float64" if "float64" in self.dtypes else self.dtypes[0]
+from fmlp.types import FloatArray, IntArray
 
 
 @attrs.frozen
@@ -188,29 +119,20 @@ def _training_set(data: DataSpec) -> tuple[FloatArray, IntArray, SplitSizes]:
 
 
 @attrs.frozen
-class _Run:
+class _Run(KeyedTask):
     """What every run of the study depends on: the data, the model, theta."""
 
     study: ClassVar[str] = STUDY
     torch: ClassVar[bool] = False
-    KIND: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
 
     data: DataSpec
     model: ModelRef
     layer: int
     p: int
-    elements: Elements | None = attrs.field(default=None, kw_only=True)
-    """theta's flat indices when not the first p elements (see SampleChoice)."""
-
-    def key(self) -> dict[str, Any]:
-        fields = to_json(self)
-        if self.elements is None:  # theta as the first p elements: keys as before
-            del fields["elements"]
-        return {"kind": self.KIND, "version": self.VERSION, **fields}
-
-    def priority(self) -> int:
-        return PRIORITY
+    elements: Elements | None = attrs.field(default=None, kw_only=True, metadata=UNLESS_DEFAULT)
+    """theta's flat indices when not the first p elements (see SampleChoice); theta as
+    the first p elements keeps the keys it had before this field."""
 
     def _sample(self, ctx: RunContext, index: int) -> tuple[fmlp.MLP, FloatArray, IntArray]:
         params64 = self.model.load(Path(ctx.out))
@@ -362,7 +284,28 @@ class LossNoiseRun(_Run):
         )
 
 
-SampleRun = ThirdDerivativeRun | FdCurveRun | LossNoiseRun
+GradcheckRun: TypeAlias = "ChooseSamples | ThirdDerivativeRun | FdCurveRun | LossNoiseRun"
+"""Every kind of run of the study."""
+GradcheckResult: TypeAlias = "SampleChoice | ThirdDerivatives | FdCurve | LossNoise"
+"""What its runs return."""
+
+
+@attrs.frozen
+class SampleRuns:
+    """Every run on one sample: the third derivatives, and per dtype the curve and the
+    loss noise."""
+
+    third: ThirdDerivativeRun
+    curves: dict[DTypeName, FdCurveRun]
+    noises: dict[DTypeName, LossNoiseRun]
+
+    def all(self) -> list[GradcheckRun]:
+        """In the order they are handed out: the third derivatives, then per dtype the
+        curve and the loss noise."""
+        runs: list[GradcheckRun] = [self.third]
+        for dt, curve in self.curves.items():
+            runs += [curve, self.noises[dt]]
+        return runs
 
 
 def sample_runs(
@@ -371,17 +314,17 @@ def sample_runs(
     options: GradcheckOptions,
     sample: int,
     elements: Elements | None = None,
-) -> list[SampleRun]:
-    """Every run on one sample: the third derivatives, then per dtype the curve and the
-    loss noise (``elements``: theta's, when not the first p)."""
+) -> SampleRuns:
+    """Every run on one sample (``elements``: theta's, when not the first p)."""
     layer, p, th = options.layer, options.p, elements
-    runs: list[SampleRun] = [
-        ThirdDerivativeRun(data, model, layer, p, sample, options.third_h, elements=th)
-    ]
-    for dt in options.dtypes:
-        runs.append(FdCurveRun(data, model, layer, p, sample, dt, options.ns, elements=th))
-        runs.append(
-            LossNoiseRun(
+    return SampleRuns(
+        third=ThirdDerivativeRun(data, model, layer, p, sample, options.third_h, elements=th),
+        curves={
+            dt: FdCurveRun(data, model, layer, p, sample, dt, options.ns, elements=th)
+            for dt in options.dtypes
+        },
+        noises={
+            dt: LossNoiseRun(
                 data,
                 model,
                 layer,
@@ -393,5 +336,6 @@ def sample_runs(
                 options.noise_points,
                 elements=th,
             )
-        )
-    return runs
+            for dt in options.dtypes
+        },
+    )

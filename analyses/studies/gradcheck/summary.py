@@ -1,19 +1,14 @@
-"""The finite-difference study's summary, what the report reads, and the study itself."""
+"""The finite-difference study's summary: what the report reads."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 import attrs
 
-from analyses.common import DataSpec, DTypeName, MachineInfo, MlpConfig, SplitSizes, machine_info
-from analyses.pipeline.driver import ArtifactKey, Artifacts, StudyError
+from analyses.common import DataSpec, DTypeName, MachineInfo, MlpConfig, SplitSizes
 from analyses.pipeline.records import JsonRecord
-from analyses.pipeline.store import StoredRun
-from analyses.pipeline.tasks import RunContext, Task
-from analyses.studies.artifacts import CHOSEN_MLP, ChosenMlp
+from analyses.studies.artifacts import ChosenMlp
 from analyses.studies.gradcheck.errormodel import (
     DtypeErrorModel,
     Optimum,
@@ -23,17 +18,8 @@ from analyses.studies.gradcheck.errormodel import (
     truncation,
 )
 from analyses.studies.gradcheck.finite import ChosenSample, FdCurve, LossNoise, ThirdDerivatives
-from analyses.studies.gradcheck.runs import (
-    STUDY,
-    ChooseSamples,
-    FdCurveRun,
-    GradcheckOptions,
-    LossNoiseRun,
-    ModelRef,
-    SampleChoice,
-    ThirdDerivativeRun,
-    sample_runs,
-)
+from analyses.studies.gradcheck.options import GradcheckOptions
+from analyses.studies.gradcheck.runs import SampleChoice
 
 FIGURE: Final = "gradcheck"
 WORST_FIGURE: Final = "gradcheck_worst"
@@ -222,112 +208,3 @@ def sample_result(
         ),
         optima=tuple(optimum(curves[dt], noises[dt], third, theta) for dt in options.dtypes),
     )
-
-
-class _GradcheckPlan:
-    """First the run that chooses the samples, then every run on each."""
-
-    def __init__(self, data: DataSpec, options: GradcheckOptions, chosen: ChosenMlp) -> None:
-        self.data = data
-        self.options = options
-        self.chosen = chosen
-        self.model = ModelRef(chosen.params_file, chosen.params_sha256)
-        self.choose = ChooseSamples(data, self.model, options.layer, options.p, options.scan_limit)
-        self.choice: SampleChoice | None = None
-        self.handed_out: set[Task[Any]] = set()
-        self.results: dict[Task[Any], Any] = {}
-        self.failures: dict[Task[Any], str] = {}
-
-    @property
-    def _elements(self) -> tuple[int, ...] | None:
-        return None if self.choice is None else self.choice.elements
-
-    def _samples(self) -> list[int]:
-        """The distinct samples to measure, in order (none before the choice)."""
-        if self.choice is None:
-            return []
-        first, worst = self.choice.first.index, self.choice.worst.index
-        return [first] if worst == first else [first, worst]
-
-    def _wanted(self) -> list[Task[Any]]:
-        tasks: list[Task[Any]] = [self.choose]
-        for index in self._samples():
-            tasks += sample_runs(self.data, self.model, self.options, index, self._elements)
-        return tasks
-
-    def ready(self) -> Sequence[Task[Any]]:
-        new = [t for t in self._wanted() if t not in self.handed_out]
-        self.handed_out.update(new)
-        return new
-
-    def record(self, task: Task[Any], run: StoredRun) -> None:
-        if run.failure is not None:
-            self.failures[task] = run.failure.error
-            return
-        self.results[task] = run.result
-        if task == self.choose:
-            self.choice = run.result
-
-    def done(self) -> bool:
-        return all(t in self.results or t in self.failures for t in self._wanted())
-
-    def _sample_result(self, sample: ChosenSample) -> SampleResult:
-        third: ThirdDerivatives | None = None
-        curves: dict[DTypeName, FdCurve] = {}
-        noises: dict[DTypeName, LossNoise] = {}
-        for task in sample_runs(self.data, self.model, self.options, sample.index, self._elements):
-            result = self.results[task]
-            if isinstance(task, ThirdDerivativeRun):
-                third = result
-            elif isinstance(task, FdCurveRun):
-                curves[task.dtype] = result
-            elif isinstance(task, LossNoiseRun):
-                noises[task.dtype] = result
-        assert third is not None and self.choice is not None
-        return sample_result(sample, self.options, third, curves, noises, self.choice.theta_value)
-
-    def finish(self, folder: Path) -> GradcheckSummary:
-        if self.failures:
-            raise StudyError(
-                "; ".join(f"the run {t.label()} failed: {e}" for t, e in self.failures.items())
-            )
-        assert self.choice is not None
-        from analyses.studies.gradcheck.figures import plot_precisions, plot_sample
-
-        settings = settings_of(self.data, self.options, self.choice)
-        first = self._sample_result(self.choice.first)
-        second = self._sample_result(self.choice.worst)
-        written = plot_sample(settings, first, folder, FIGURE)
-        written += plot_precisions(settings, second, folder, WORST_FIGURE)
-        return GradcheckSummary(
-            settings=settings,
-            model=checked_model(self.chosen),
-            first=first,
-            second=second,
-            max_loss_index=self.choice.max_loss_index,
-            max_loss=self.choice.max_loss,
-            figures=tuple(written),
-            machine=machine_info(),
-        )
-
-
-@attrs.frozen
-class GradcheckStudy:
-    """Central differences of the loss on a training sample against the backward
-    gradient, for eps = 1/N over the assignment's twelve N, in float64 and float32: on
-    the assignment's sample, and on the sample of largest loss, where float32 resolves
-    the differences and its best N can be set against the textbook's."""
-
-    data: DataSpec
-    options: GradcheckOptions = attrs.field(factory=GradcheckOptions.full)
-
-    name: ClassVar[str] = STUDY
-    needs: ClassVar[tuple[ArtifactKey[Any], ...]] = (CHOSEN_MLP,)
-    provides: ClassVar[tuple[ArtifactKey[Any], ...]] = ()
-    summary_type: ClassVar[type[GradcheckSummary]] = GradcheckSummary
-
-    def plan(self, artifacts: Artifacts, ctx: RunContext) -> _GradcheckPlan:
-        return _GradcheckPlan(self.data, self.options, artifacts[CHOSEN_MLP])
-
-    def artifacts(self, summary: GradcheckSummary) -> dict[ArtifactKey[Any], object]:
-        return {}

@@ -16,72 +16,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 
 import fmlp
-from analyses.common import DataSpec, DTypeName, floats, load_data
-from analyses.pipeline.records import to_json
-from analyses.pipeline.tasks import RunContext
-from fmlp.params import check_sizes
+from analyses.common import DataSpec, floats, load_data
+from analyses.pipeline.tasks import KeyedTask, RunContext
+from analyses.studies.init.options import STUDY, InitOptions
 from fmlp.types import (
-    SCHEME_NAMES,
-    ActivationName,
     FloatArray,
     IntArray,
     SchemeName,
-    check_activation,
-    is_int,
 )
-
-STUDY: Final = "init"
-SCHEMES: Final[tuple[SchemeName, ...]] = ("zero", "normal", "glorot")
-
-
-@attrs.frozen
-class InitOptions:
-    """Everything that fixes the study's results besides the data."""
-
-    sizes: tuple[int, ...] = (784, 512, 512, 10)
-    activation: ActivationName = "relu"
-    schemes: tuple[SchemeName, ...] = SCHEMES
-    lr: float = 0.01
-    batch_size: int = 64
-    epochs: int = 10
-    seed: int = 0
-    dtype: DTypeName = "float32"
-    n_diag: int = 1000
-
-    def __attrs_post_init__(self) -> None:
-        check_sizes(self.sizes)
-        check_activation(self.activation)
-        if not self.schemes:
-            raise ValueError("schemes is empty: name at least one of " + ", ".join(SCHEME_NAMES))
-        for s in self.schemes:
-            if s not in SCHEME_NAMES:
-                raise ValueError(
-                    f"unknown init scheme {s!r}: expected one of {', '.join(SCHEME_NAMES)}"
-                )
-        if len(set(self.schemes)) != len(self.schemes):
-            raise ValueError(f"schemes repeat a name: {self.schemes}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
-        for name in ("batch_size", "epochs", "n_diag"):
-            value = getattr(self, name)
-            if not is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
-
-    @classmethod
-    def quick(cls) -> InitOptions:
-        """The smoke-run setting: the same study, 2 epochs, 200 diagnostic images."""
-        return cls(epochs=2, n_diag=200)
-
 
 # -------------------------------------------------------------------- run records
 
@@ -244,26 +192,21 @@ def symmetry_report(d: Diagnostics) -> Symmetry:
 
 
 @attrs.frozen
-class InitRun:
+class InitRun(KeyedTask):
     """Train one setup (one weight scheme) and record its curves and diagnostics."""
 
     study: ClassVar[str] = STUDY
     torch: ClassVar[bool] = False
     result_type: ClassVar[type[InitRunResult]] = InitRunResult
+    KIND: ClassVar[str] = "init"
     VERSION: ClassVar[int] = 2
 
     data: DataSpec
     options: InitOptions
     scheme: SchemeName
 
-    def key(self) -> dict[str, Any]:
-        return {"kind": "init", "version": self.VERSION, **to_json(self)}
-
     def label(self) -> str:
         return f"init {self.scheme}"
-
-    def priority(self) -> int:
-        return 30
 
     def run(self, ctx: RunContext) -> InitRunResult:
         return train_setup(self.data, self.options, self.scheme)

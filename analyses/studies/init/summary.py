@@ -1,20 +1,16 @@
-"""The initialization study's summary, what the report reads, and the study itself."""
+"""The initialization study's summary: what the report reads."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Final
 
 import attrs
 
 import fmlp
-from analyses.common import DataSpec, MachineInfo, SplitSizes, load_data, machine_info
-from analyses.pipeline.driver import ArtifactKey, Artifacts, StudyError
+from analyses.common import DataSpec, MachineInfo, SplitSizes, load_data
 from analyses.pipeline.records import JsonRecord
-from analyses.pipeline.store import StoredRun
-from analyses.pipeline.tasks import RunContext, Task
-from analyses.studies.init.runs import STUDY, InitOptions, InitRun, InitRunResult
+from analyses.studies.init.options import InitOptions
+from analyses.studies.init.runs import InitRunResult
 from fmlp.types import ActivationName, SchemeName
 
 
@@ -82,62 +78,3 @@ def settings_of(spec: DataSpec, opts: InitOptions) -> InitSettings:
             f"layer {l + 1}" + (" (logits)" if l == n_layers - 1 else "") for l in range(n_layers)
         ),
     )
-
-
-class _InitPlan:
-    def __init__(self, data: DataSpec, options: InitOptions) -> None:
-        self.data = data
-        self.options = options
-        self.tasks = [InitRun(data, options, s) for s in options.schemes]
-        self.handed_out = False
-        self.results: dict[SchemeName, InitRunResult] = {}
-        self.failures: dict[SchemeName, str] = {}
-
-    def ready(self) -> Sequence[Task[Any]]:
-        if self.handed_out:
-            return ()
-        self.handed_out = True
-        return self.tasks
-
-    def record(self, task: Task[Any], run: StoredRun) -> None:
-        assert isinstance(task, InitRun)
-        if run.failure is not None:
-            self.failures[task.scheme] = run.failure.error
-        else:
-            self.results[task.scheme] = run.result
-
-    def done(self) -> bool:
-        return len(self.results) + len(self.failures) == len(self.tasks)
-
-    def finish(self, folder: Path) -> InitSummary:
-        if self.failures:
-            raise StudyError(
-                "; ".join(f"the {s} run failed: {e}" for s, e in self.failures.items())
-            )
-        from analyses.studies.init.figures import plot_diagnostics, plot_losses
-
-        settings = settings_of(self.data, self.options)
-        runs = tuple(self.results[s] for s in self.options.schemes)
-        written = plot_losses(settings, runs, folder) + plot_diagnostics(settings, runs, folder)
-        return InitSummary(
-            settings=settings, runs=runs, figures=tuple(written), machine=machine_info()
-        )
-
-
-@attrs.frozen
-class InitStudy:
-    """Zero, standard normal and Glorot weights: how initialization shapes training."""
-
-    data: DataSpec
-    options: InitOptions = attrs.field(factory=InitOptions)
-
-    name: ClassVar[str] = STUDY
-    needs: ClassVar[tuple[ArtifactKey[Any], ...]] = ()
-    provides: ClassVar[tuple[ArtifactKey[Any], ...]] = ()
-    summary_type: ClassVar[type[InitSummary]] = InitSummary
-
-    def plan(self, artifacts: Artifacts, ctx: RunContext) -> _InitPlan:
-        return _InitPlan(self.data, self.options)
-
-    def artifacts(self, summary: InitSummary) -> dict[ArtifactKey[Any], object]:
-        return {}

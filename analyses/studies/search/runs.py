@@ -31,7 +31,7 @@ from analyses.common import (
     params_digest,
 )
 from analyses.pipeline.records import key_hash, to_json
-from analyses.pipeline.tasks import RunContext
+from analyses.pipeline.tasks import NOT_IDENTITY, KeyedTask, RunContext
 from fmlp import checkpoint
 
 STUDY: Final = "search"
@@ -78,12 +78,13 @@ def checkpoint_file(data: DataSpec, config: MlpConfig, epoch: int) -> str:
 
 
 @attrs.frozen
-class SearchRun:
+class SearchRun(KeyedTask):
     """Train ``config`` from epoch ``start`` to epoch ``stop`` (one rung)."""
 
     study: ClassVar[str] = STUDY
     torch: ClassVar[bool] = False
     result_type: ClassVar[type[SegmentResult]] = SegmentResult
+    KIND: ClassVar[str] = "search"
     VERSION: ClassVar[int] = 2
 
     data: DataSpec
@@ -91,18 +92,8 @@ class SearchRun:
     start: int
     stop: int
     eval_subset: EvalSubset = attrs.field(factory=EvalSubset)
-    rung: int = attrs.field(default=0, eq=False)  # for scheduling only: not in the key
-
-    def key(self) -> dict[str, Any]:
-        return {
-            "kind": "search",
-            "version": self.VERSION,
-            "data": to_json(self.data),
-            "config": to_json(self.config),
-            "start": self.start,
-            "stop": self.stop,
-            "eval_subset": to_json(self.eval_subset),
-        }
+    rung: int = attrs.field(default=0, eq=False, metadata=NOT_IDENTITY)
+    """For scheduling only: the same segment is the same run whatever its rung."""
 
     def label(self) -> str:
         span = (
@@ -114,7 +105,7 @@ class SearchRun:
 
     def priority(self) -> int:
         # later rungs first: they hold the search's best and decide its end
-        return -10 * self.rung
+        return -self.rung
 
     def run(self, ctx: RunContext) -> SegmentResult:
         return train_segment(

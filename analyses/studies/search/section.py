@@ -1,4 +1,4 @@
-"""The report's hyper-parameter search section: every configuration tried with its
+"""The search's section of the report: every configuration tried with its
 r(valid) at its last rung, the choice, the compute successive halving saved, and
 comments derived from the results."""
 
@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import Final
 
 from analyses.report.common import figure
 from analyses.report.fmt import pc, pct, thousands
 from analyses.report.markup import Document, formula, m, ref, strong
-from analyses.studies.search import SearchSummary, Trial
+from analyses.report.section import Section
+from analyses.studies.search.summary import SearchSummary, Trial
 
 
 def _best_by(trials: list[Trial], field: str, epoch: int = 1) -> list[tuple[float, str]]:
@@ -320,3 +322,9 @@ def headline(s: SearchSummary) -> list[list[str]]:
         ]
     )
     return rows
+
+
+SECTION: Final = Section(
+    "Hyper-parameter search", section, headline, lambda s: s.machine, lambda s: s.dataset
+)
+"""The study's section of the report."""

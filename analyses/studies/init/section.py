@@ -1,4 +1,4 @@
-"""The report's initialization section: settings, tables, figures and comments, each
+"""The initialization study's section of the report: settings, tables, figures and comments, each
 comment derived from the measured curves."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Final
 from analyses.report.common import figure, settings_lines
 from analyses.report.fmt import last_finite, num, pc, pct, sci, thousands, widths
 from analyses.report.markup import Document, formula, m, ref
-from analyses.studies.init import InitSummary
+from analyses.report.section import Section, no_headline
+from analyses.studies.init.summary import InitSummary
 
 LN10: Final = math.log(10.0)
 
@@ -239,3 +240,13 @@ def section(doc: Document, s: InitSummary, folder: Path) -> None:
         label="fig-init-diagnostics",
     )
     doc.comments(comments(s))
+
+
+SECTION: Final = Section(
+    "Initialization",
+    section,
+    no_headline,
+    lambda s: s.machine,
+    lambda s: s.settings.dataset,
+)
+"""The study's section of the report."""

@@ -1,6 +1,6 @@
-"""The report's CNN section: the network, CNN against MLP, the regularizers screened and
-the chosen one against the vanilla CNN; every comment derived from the measured
-results."""
+"""The CNN study's section of the report: the network, CNN against MLP, the
+regularizers screened and the chosen one against the vanilla CNN; every comment derived
+from the measured results."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Final
 from analyses.report.common import figure, settings_lines
 from analyses.report.fmt import pc, pct, thousands, widths
 from analyses.report.markup import Document, m, ref
-from analyses.studies.cnn import CnnSummary
-from analyses.studies.cnn.summary import Screened, table_rows
+from analyses.report.section import Section
+from analyses.studies.cnn.summary import CnnSummary, Screened
+from analyses.studies.cnn.tables import table_rows
 
 SPLITS: Final[tuple[str, ...]] = ("train", "valid", "test")
 
@@ -396,3 +397,14 @@ def headline(s: CnnSummary) -> list[list[str]]:
         ]
     )
     return rows
+
+
+SECTION: Final = Section(
+    "A convolutional network",
+    section,
+    headline,
+    lambda s: s.machine,
+    lambda s: s.dataset,
+    needs=("search",),
+)
+"""The study's section of the report."""

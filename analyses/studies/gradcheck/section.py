@@ -1,4 +1,4 @@
-"""The report's finite-difference section: the setting, the assignment's sample (its
+"""The finite-difference study's section of the report: the setting, the assignment's sample (its
 table, figure and comments), then the sample of largest loss in float32 and float64 with
 the measured against the predicted optimum; every comment is derived from the measured
 differences."""
@@ -12,9 +12,10 @@ from typing import Final
 from analyses.report.common import figure
 from analyses.report.fmt import loglog_slope, num, pct, sci, thousands
 from analyses.report.markup import Document, formula, m, ref, strong
-from analyses.studies.gradcheck import FIGURE, WORST_FIGURE, GradcheckSummary, SampleResult
+from analyses.report.section import Section
 from analyses.studies.gradcheck.errormodel import Optimum
 from analyses.studies.gradcheck.finite import FdCurve
+from analyses.studies.gradcheck.summary import FIGURE, WORST_FIGURE, GradcheckSummary, SampleResult
 
 MAXDIFF: Final = 'max_i |"FD"_i - partial L \\/ partial theta_i|'
 THIRD: Final = "|L'''|"
@@ -572,3 +573,14 @@ def headline(s: GradcheckSummary) -> list[list[str]]:
             ]
         )
     return rows
+
+
+SECTION: Final = Section(
+    "Finite-difference gradients",
+    section,
+    headline,
+    lambda s: s.machine,
+    lambda s: s.settings.dataset,
+    needs=("search",),
+)
+"""The study's section of the report."""
