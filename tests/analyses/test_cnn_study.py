@@ -282,7 +282,7 @@ def test_the_run_key_names_everything_the_result_depends_on() -> None:
         "epochs",
         "device",
         "threads",
-        "implementation",
+        "version",
         "eval_subset",
     ):
         assert field in key
