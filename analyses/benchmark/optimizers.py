@@ -50,6 +50,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Final, Literal, TypeAlias
 
 import attrs
@@ -307,12 +308,18 @@ def measure_cell(
     x: FloatArray,
     y: IntArray,
     *,
-    jax: object | None,
-    optax: object | None,
+    jax: ModuleType | None,
+    optax: ModuleType | None,
 ) -> Cell:
     """Every framework of ``opts`` on one cell, interleaved epoch by epoch."""
     s = OPTIMIZERS[optimizer]
     p0 = fmlp.init(parse_arch(arch), seed=SEED, dtype=x.dtype)
+
+    def optax_loop() -> Loop:
+        if jax is None or optax is None:
+            raise ValueError("the jax column needs jax and optax")
+        return OptaxLoop(jax, optax, p0, x, y, batch, s)
+
     loops: dict[FrameworkName, Loop] = {}
     notes: dict[FrameworkName, str] = {}
     compile_s: dict[FrameworkName, float] = {}
@@ -323,7 +330,7 @@ def measure_cell(
         "in-place-gemm": lambda: InPlaceLoop(p0, x, y, batch, s, gemm_update=True),
         "torch": lambda: TorchOptLoop(p0, x, y, batch, s, fused=False),
         "torch-fused": lambda: TorchOptLoop(p0, x, y, batch, s, fused=True),
-        "jax": lambda: OptaxLoop(jax, optax, p0, x, y, batch, s),
+        "jax": optax_loop,
         "gemm": lambda: GemmOnlyLoop(p0, x, batch),
     }
     for name in opts.frameworks:
