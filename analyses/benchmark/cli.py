@@ -8,20 +8,31 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
 
+from analyses.benchmark.cells import STUDY
 from analyses.benchmark.config import make_config
 from analyses.benchmark.environment import child_env, openblas_env, run_child
 from analyses.benchmark.memory import rss_child_main
 from analyses.benchmark.optimizers import add_arguments as add_optimizer_arguments
 from analyses.benchmark.optimizers import main as optimizers_main
 from analyses.benchmark.run import run_setting
+from analyses.benchmark.setting import BenchmarkSummary, SettingRecord
 from analyses.benchmark.spec import BATCH_SIZES, DTYPES, FRAMEWORKS
-from analyses.benchmark.store import ResultStore, atomic_write_json, benchmark_parser, read_json
 from analyses.benchmark.tables import format_side_by_side, format_table, table_rows
+from analyses.pipeline.records import RecordError
+from analyses.pipeline.store import ResultStore, read_json, write_json
 
-STUDY: Final = "benchmark"
-SCHEMA: Final = "fmlp-benchmark/1"
+
+def benchmark_parser(description: str) -> argparse.ArgumentParser:
+    """The options --out, --quick, --quiet, --dataset."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--out", type=Path, default=Path("results"), help="results folder (default: results)"
+    )
+    parser.add_argument("--quick", action="store_true", help="a few hundred samples: a smoke run")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,36 +131,59 @@ def child_argv(argv: Sequence[str], setting: str) -> list[str]:
     return [*out, "--as-setting", setting]
 
 
-def run_child_setting(argv: Sequence[str], setting: str, folder: Path) -> dict[str, Any] | None:
+def is_setting(name: str) -> bool:
+    """Whether ``name`` is one of the OpenBLAS settings: default, native, coretype-NAME."""
+    return name in ("default", "native") or name.startswith("coretype-")
+
+
+def setting_path(store: ResultStore, setting: str) -> Path:
+    """Where a setting's record lives: ``<out>/benchmark/<setting>.json``."""
+    return store.folder(STUDY) / f"{setting}.json"
+
+
+def read_setting(path: Path) -> SettingRecord:
+    """A setting's record; RecordError, naming the file and the field, when it is not
+    one this code can read."""
+    try:
+        return SettingRecord.from_json(read_json(path))
+    except ValueError as exc:  # not JSON, or not a setting's record (RecordError)
+        raise RecordError(f"{path}: {exc}") from exc
+
+
+def run_child_setting(
+    argv: Sequence[str], setting: str, store: ResultStore
+) -> SettingRecord | None:
     """Measure ``setting`` in a child process under its own OpenBLAS environment, and
     read the record it wrote; None (with a message) when the child fails."""
     proc = run_child(child_argv(argv, setting), env=child_env(setting))
-    path = folder / f"{setting}.json"
+    path = setting_path(store, setting)
     if proc.returncode != 0 or not path.exists():
         print(
             f"[benchmark] the {setting} child failed with exit code {proc.returncode}",
             file=sys.stderr,
         )
         return None
-    rec: dict[str, Any] = read_json(path)
-    return rec
+    return read_setting(path)
 
 
-def write_summary(store: ResultStore) -> dict[str, Any]:
-    """summary.json from every <setting>.json in the study folder."""
-    settings: dict[str, Any] = {}
-    for path in sorted(store.folder.glob("*.json")):
-        if path.name == "summary.json":
+def write_summary(store: ResultStore) -> BenchmarkSummary:
+    """summary.json from every <setting>.json in the study folder; a setting file this
+    code cannot read (written by an older version) is left out with a message."""
+    settings: dict[str, SettingRecord] = {}
+    for path in sorted(store.folder(STUDY).glob("*.json")):
+        if not is_setting(path.stem):  # summary.json, optimizers.json
             continue
-        rec = read_json(path)
-        if isinstance(rec, dict) and "setting" in rec:
-            settings[rec["setting"]] = rec
-    summary = {
-        "schema": SCHEMA,
-        "settings": settings,
-        "table": [row for rec in settings.values() for row in table_rows(rec)],
-    }
-    store.write_summary(summary)
+        try:
+            rec = read_setting(path)
+        except RecordError as exc:
+            print(f"[benchmark] left out of the summary: {exc}", file=sys.stderr)
+            continue
+        settings[rec.setting] = rec
+    summary = BenchmarkSummary(
+        settings=settings,
+        table=tuple(row for rec in settings.values() for row in table_rows(rec)),
+    )
+    store.write_summary(STUDY, summary)
     return summary
 
 
@@ -168,22 +202,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return optimizers_main(opt_args)
     args = build_parser().parse_args(argv)
     cfg = make_config(args)
-    store = ResultStore(args.out, STUDY)
+    store = ResultStore(args.out)
     if args.native_blas and args.both:
         raise SystemExit(
             "--native-blas and --both exclude each other: --both already includes the native run"
         )
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, SettingRecord] = {}
     own = args.as_setting
     if own is not None:  # a child: measure as told, write, no table
         rec = run_setting(cfg, own, store, fresh=args.fresh, quiet=args.quiet)
-        atomic_write_json(store.folder / f"{own}.json", rec)
+        write_json(setting_path(store, own), rec.to_json())
         if not args.quiet:
             print(format_table(rec))
         return 0
     if not args.native_blas:
         rec = run_setting(cfg, "default", store, fresh=args.fresh, quiet=args.quiet)
-        atomic_write_json(store.folder / "default.json", rec)
+        write_json(setting_path(store, "default"), rec.to_json())
         results["default"] = rec
         print(format_table(rec))
     children = []
@@ -199,12 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.coretype:
         children.append(f"coretype-{args.coretype}")
     for setting in children:
-        rec_child = run_child_setting(argv, setting, store.folder)
+        rec_child = run_child_setting(argv, setting, store)
         if rec_child is None:
             return 1
         results[setting] = rec_child
     summary = write_summary(store)
     if len(results) > 1:
         print(format_side_by_side(results))
-    print(f"summary: {store.folder / 'summary.json'} ({len(summary['settings'])} settings)")
+    print(f"summary: {store.summary_path(STUDY)} ({len(summary.settings)} settings)")
     return 0

@@ -4,7 +4,6 @@ the quick-mode defaults and the checks of every value."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import attrs
 
@@ -40,10 +39,6 @@ class BenchConfig:
     rss_frameworks: tuple[str, ...]
     threads: int | None
     dataset: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """The options as the ``config`` of a setting's record."""
-        return attrs.asdict(self)
 
 
 def make_config(args: argparse.Namespace) -> BenchConfig:

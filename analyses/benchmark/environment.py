@@ -2,7 +2,8 @@
 it: the OpenBLAS variables and the environment of a child run under another OpenBLAS
 setting, the command that starts a benchmark child process, the thread counts of
 numpy's BLAS, torch and XLA (``limited_threads`` and ``torch_threads_as`` set them
-around a block and restore them after), XLA_FLAGS, and the load average."""
+around a block and restore them after), the BLAS libraries numpy loaded, XLA_FLAGS, and
+the load average."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 
-from analyses.benchmark.store import blas_info
+from analyses.common import BlasInfo, machine_info
 
 OPENBLAS_VARS: Final = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MODULE: Final = "analyses.benchmark"
@@ -106,11 +107,16 @@ def _set_env(name: str, value: str | None) -> None:
         os.environ[name] = value
 
 
+def blas_info() -> tuple[BlasInfo, ...]:
+    """The BLAS libraries numpy loaded, with their kernel (``architecture``) and threads."""
+    return machine_info().blas
+
+
 def threads_of_blas() -> int:
     """numpy's BLAS thread count (the first BLAS threadpoolctl reports), else the cores."""
     for info in blas_info():
-        if info.get("num_threads"):
-            return int(info["num_threads"])
+        if info.num_threads:
+            return info.num_threads
     return os.cpu_count() or 1
 
 

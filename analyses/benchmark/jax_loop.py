@@ -1,15 +1,21 @@
 """JAX as a training loop: an epoch is one ``jax.jit`` function, a ``jax.lax.scan`` of the
 SGD step. jax is the optional ``bench`` extra, imported by name only when asked for. A
 float64 loop turns on jax's process-wide ``jax_enable_x64``; ``x64_restored`` puts it
-back."""
+back.
+
+jax ships no type information this project can use without installing it, so jax is
+handled as the module it is (``ModuleType``: what its functions return is unchecked)
+and the arrays the loss and the step compute with as ``Traced``, the few operations
+they use."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Protocol, TypeAlias
 
 import numpy as np
 
@@ -18,7 +24,32 @@ from fmlp import MLP, Dense
 from fmlp.types import FloatArray, IntArray
 
 
-def import_jax() -> Any | None:
+class Traced(Protocol):
+    """A JAX array, or the tracer that stands for one inside ``jit``, as far as the loss
+    and the steps use one."""
+
+    def __getitem__(self, index: object, /) -> Traced: ...
+
+    def __matmul__(self, other: Traced, /) -> Traced: ...
+
+    def __add__(self, other: Traced, /) -> Traced: ...
+
+    def __sub__(self, other: Traced, /) -> Traced: ...
+
+    def __rmul__(self, other: float, /) -> Traced: ...
+
+
+Layers: TypeAlias = tuple[tuple[Traced, Traced], ...]
+"""The MLP as JAX sees it: each layer's (w, b)."""
+
+LossFn: TypeAlias = Callable[[Layers, Traced, Traced], Traced]
+"""``loss(p, xb, yb)``: the mean cross-entropy of the layers ``p`` on a batch."""
+
+Epoch: TypeAlias = Callable[[Layers, Traced, Traced, Traced, Traced], Layers]
+"""A compiled epoch: ``epoch(p, idx_full, idx_rest, xs, ys)``, the new layers."""
+
+
+def import_jax() -> ModuleType | None:
     """jax, or None when it is not installed (it is the optional ``bench`` extra;
     imported by name so the type check does not need it)."""
     try:
@@ -28,7 +59,7 @@ def import_jax() -> Any | None:
 
 
 @contextlib.contextmanager
-def x64_restored(jax: Any | None) -> Iterator[None]:
+def x64_restored(jax: ModuleType | None) -> Iterator[None]:
     """jax's ``jax_enable_x64`` as it was before the block, after it (nothing without
     jax)."""
     if jax is None:
@@ -41,18 +72,19 @@ def x64_restored(jax: Any | None) -> Iterator[None]:
         jax.config.update("jax_enable_x64", x64)
 
 
-def mlp_loss(jax: Any) -> Any:
+def mlp_loss(jax: ModuleType) -> LossFn:
     """The MLP's mean cross-entropy as a JAX function ``loss(p, xb, yb)`` of the layers
     ``p`` (a tuple of (w, b)): ReLU between the layers, log-softmax at the end."""
     jnp = importlib.import_module("jax.numpy")
 
-    def loss(p: Any, xb: Any, yb: Any) -> Any:
+    def loss(p: Layers, xb: Traced, yb: Traced) -> Traced:
         a = xb
         for w, b in p[:-1]:
             a = jax.nn.relu(a @ w + b)
         w, b = p[-1]
         logp = jax.nn.log_softmax(a @ w + b)
-        return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+        mean: Traced = -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+        return mean
 
     return loss
 
@@ -61,28 +93,32 @@ class JaxLoop:
     """JAX: the epoch is one ``jax.jit`` function, a ``jax.lax.scan`` of the SGD step over
     the full batches (the batch gathered inside the step), then the partial batch."""
 
-    def __init__(self, jax: Any, params: MLP, x: FloatArray, y: IntArray, batch: int) -> None:
+    def __init__(
+        self, jax: ModuleType, params: MLP, x: FloatArray, y: IntArray, batch: int
+    ) -> None:
         if params.dtype == np.float64:
             jax.config.update("jax_enable_x64", True)
         self.jax = jax
         self.batch = batch
         self.n = x.shape[0]
         self.full, self.rest = divmod(self.n, batch)
-        self.x = jax.device_put(x)
-        self.y = jax.device_put(y.astype(np.int32))  # int32 indices work with and without x64
-        self.p = tuple(
+        self.x: Traced = jax.device_put(x)
+        # int32 indices work with and without x64
+        self.y: Traced = jax.device_put(y.astype(np.int32))
+        self.p: Layers = tuple(
             (jax.device_put(layer.w), jax.device_put(layer.b)) for layer in params.layers
         )
 
         loss_fn = mlp_loss(jax)
 
-        def step(p: Any, idx: Any, xs: Any, ys: Any) -> Any:
+        def step(p: Layers, idx: Traced, xs: Traced, ys: Traced) -> Layers:
             g = jax.grad(loss_fn)(p, xs[idx], ys[idx])
-            return jax.tree_util.tree_map(lambda q, gq: q - LR * gq, p, g)
+            stepped: Layers = jax.tree_util.tree_map(lambda q, gq: q - LR * gq, p, g)
+            return stepped
 
         has_rest = self.rest > 0
 
-        def epoch(p: Any, idx_full: Any, idx_rest: Any, xs: Any, ys: Any) -> Any:
+        def epoch(p: Layers, idx_full: Traced, idx_rest: Traced, xs: Traced, ys: Traced) -> Layers:
             if self.full:
                 p, _ = jax.lax.scan(lambda q, idx: (step(q, idx, xs, ys), None), p, idx_full)
             if has_rest:
@@ -94,10 +130,10 @@ class JaxLoop:
         lowered = jax.jit(epoch, donate_argnums=0).lower(
             self.p, *self._split(order), self.x, self.y
         )
-        self.compiled = lowered.compile()
+        self.compiled: Epoch = lowered.compile()
         self.compile_seconds = time.perf_counter() - t0
 
-    def _split(self, order: IntArray) -> tuple[Any, Any]:
+    def _split(self, order: IntArray) -> tuple[Traced, Traced]:
         order = order.astype(np.int32)
         full = order[: self.full * self.batch].reshape(self.full, self.batch)
         return self.jax.device_put(full), self.jax.device_put(order[self.full * self.batch :])

@@ -1,6 +1,6 @@
 """Peak resident memory: each framework trains in a child process of its own
-(``python -m analyses.benchmark --rss-child NAME``) that prints its peaks as JSON, so
-no framework's imports or buffers count against another's."""
+(``python -m analyses.benchmark --rss-child NAME``) that prints its peaks as JSON (an
+``RssReport``), so no framework's imports or buffers count against another's."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
+
+import attrs
 
 import fmlp
 from analyses.benchmark.data import get_data
@@ -26,9 +28,47 @@ from analyses.benchmark.jax_loop import import_jax
 from analyses.benchmark.numpy_loops import fit_fmlp
 from analyses.benchmark.spec import DTYPES, EVAL_SAMPLES, FRAMEWORKS, MNIST_TRAIN, SEED, SIZES
 from analyses.benchmark.training import make_loop
+from analyses.pipeline.records import from_json, to_json
 from fmlp.train import epoch_order
 
 MB: Final = 1e6
+
+
+@attrs.frozen
+class RssPeak:
+    """What a memory child measured: resident memory after imports and data
+    (``baseline_rss_mb``), the peak while making the data, the peak during training
+    alone (the peak is reset once the data is in memory; None where it cannot be) and
+    the whole child's peak (what the target compares), in MB; the training's seconds."""
+
+    framework: str
+    dtype: str
+    batch: int
+    epochs: int
+    dataset: str
+    n_train: int
+    baseline_rss_mb: float
+    data_peak_rss_mb: float
+    training_peak_rss_mb: float | None
+    peak_rss_mb: float
+    seconds: float
+    what: str
+
+
+@attrs.frozen
+class RssReport:
+    """A memory child's answer: its ``peak``, or (None) the ``note`` that says why not."""
+
+    peak: RssPeak | None
+    note: str | None = None
+
+
+@attrs.frozen
+class Memory:
+    """This process's peak and each memory child's report, in the order they ran."""
+
+    parent_peak_rss_mb: float
+    children: dict[str, RssReport]
 
 
 def peak_rss_mb() -> float:
@@ -84,7 +124,7 @@ def _rss_child(args: argparse.Namespace) -> int:
     name: str = args.rss_child
     jax = import_jax() if name == "jax" else None
     if name == "jax" and jax is None:
-        print(json.dumps({"skipped": True, "note": "jax is not installed"}))
+        print(json.dumps(to_json(RssReport(peak=None, note="jax is not installed"))))
         return 0
     if name == "torch":
         import torch  # noqa: F401  # imported before the baseline, like jax
@@ -111,27 +151,23 @@ def _rss_child(args: argparse.Namespace) -> int:
             loop = make_loop(name, p0, x, y, args.batch, jax)
             for epoch in range(args.epochs):
                 loop.epoch(epoch_order(x.shape[0], SEED, epoch))
-    print(
-        json.dumps(
-            {
-                "skipped": False,
-                "framework": name,
-                "dtype": args.dtype,
-                "batch": args.batch,
-                "epochs": args.epochs,
-                "dataset": args.dataset,
-                "n_train": int(x.shape[0]),
-                "baseline_rss_mb": baseline,
-                "data_peak_rss_mb": data_peak,
-                "training_peak_rss_mb": peak_rss_mb() if reset else None,
-                "peak_rss_mb": max(data_peak, peak_rss_mb()),
-                "seconds": time.perf_counter() - t0,
-                "what": "fmlp.fit with train and validation evaluation each epoch"
-                if name == "fmlp"
-                else "training epochs",
-            }
-        )
+    peak = RssPeak(
+        framework=name,
+        dtype=args.dtype,
+        batch=args.batch,
+        epochs=args.epochs,
+        dataset=args.dataset,
+        n_train=int(x.shape[0]),
+        baseline_rss_mb=baseline,
+        data_peak_rss_mb=data_peak,
+        training_peak_rss_mb=peak_rss_mb() if reset else None,
+        peak_rss_mb=max(data_peak, peak_rss_mb()),
+        seconds=time.perf_counter() - t0,
+        what="fmlp.fit with train and validation evaluation each epoch"
+        if name == "fmlp"
+        else "training epochs",
     )
+    print(json.dumps(to_json(RssReport(peak=peak))))
     return 0
 
 
@@ -144,9 +180,9 @@ def measure_rss(
     n_train: int,
     dataset: str,
     threads: int | None,
-) -> dict[str, Any]:
+) -> RssReport:
     """Peak memory of ``framework`` training in a child process of its own, as the child
-    reports it, or ``skipped`` with a note when the child fails."""
+    reports it, or a note when the child fails."""
     cmd = [
         "--rss-child",
         framework,
@@ -165,12 +201,10 @@ def measure_rss(
         cmd += ["--threads", str(threads)]
     proc = run_child(cmd, capture=True)
     if proc.returncode != 0:
-        return {
-            "skipped": True,
-            "note": f"child failed ({proc.returncode}): {proc.stderr.strip()[-500:]}",
-        }
+        return RssReport(
+            peak=None, note=f"child failed ({proc.returncode}): {proc.stderr.strip()[-500:]}"
+        )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if not lines:
-        return {"skipped": True, "note": f"child printed no result: {proc.stdout.strip()[-300:]}"}
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+        return RssReport(peak=None, note=f"child printed no result: {proc.stdout.strip()[-300:]}")
+    return from_json(RssReport, json.loads(lines[-1]))

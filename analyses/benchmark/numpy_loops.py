@@ -1,16 +1,19 @@
 """The numpy side of the comparison: fmlp's own training as the benchmark runs it
-(``fit_fmlp``), and the in-place reference loop, what numpy alone can do for the same
-training, against which fmlp is measured."""
+(``fit_fmlp``), and the in-place loop, what numpy alone can do for the same training,
+against which fmlp is measured: with plain SGD at the benchmark's rate it is the main
+benchmark's ``reference`` (``ReferenceLoop``), with each optimizer's rule the
+per-optimizer benchmark's ``in-place`` (and, with ``gemm_update``, ``in-place-gemm``)."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
 import fmlp
-from analyses.benchmark.spec import LR, SEED
+from analyses.benchmark.spec import LR, SEED, SGD, OptimizerSetting
 from fmlp import MLP, Dense
 from fmlp.types import FloatArray, IntArray
 
@@ -24,7 +27,7 @@ def fit_fmlp(
     batch: int,
     validation: tuple[FloatArray, IntArray] | None = None,
     callback: Callable[[int, fmlp.EpochMetrics], None] | None = None,
-) -> tuple[fmlp.TrainState[Any], fmlp.EpochMetrics]:
+) -> tuple[fmlp.TrainState[object], fmlp.EpochMetrics]:
     """fmlp's training as the benchmark measures it: ``fmlp.fit`` by SGD at the benchmark's
     learning rate and seed. Without ``validation`` it evaluates nothing between epochs (the
     timed epochs); with it, it evaluates the training and validation sets after each
@@ -43,36 +46,80 @@ def fit_fmlp(
     )
 
 
-class ReferenceLoop:
-    """What numpy can do: a minimal in-place SGD loop for a ReLU MLP.
+class Gemm(Protocol):
+    """scipy's BLAS ``sgemm`` / ``dgemm``: alpha op(a) op(b) + beta c, into ``c`` when
+    ``overwrite_c`` and its layout allow (the result is returned either way)."""
 
-    Every buffer is allocated once; every product writes into its buffer with ``out=``;
-    the softmax-cross-entropy gradient is computed in the logits' buffer and scaled by
-    -lr / m there, so the weight and bias gradients come out as the updates themselves
-    and are added to the weights in place. It owns private copies of the weights and
-    trains on (x, y) by SGD at the benchmark's learning rate.
+    def __call__(
+        self,
+        alpha: float,
+        a: FloatArray,
+        b: FloatArray,
+        *,
+        beta: float,
+        c: FloatArray,
+        trans_b: int,
+        overwrite_c: int,
+    ) -> FloatArray: ...
+
+
+def _gemm_of(dtype: np.dtype[np.generic]) -> Gemm:
+    """scipy's BLAS ``sgemm`` or ``dgemm`` for ``dtype`` (numpy exposes no gemm with alpha
+    and beta); ImportError without scipy."""
+    blas = importlib.import_module("scipy.linalg.blas")
+    gemm: Gemm = blas.sgemm if dtype == np.float32 else blas.dgemm
+    return gemm
+
+
+class InPlaceLoop:
+    """What numpy can do: a ReLU MLP trained with preallocated buffers and ``out=``
+    products, the softmax cross-entropy gradient computed in the logits' buffer, and each
+    rule's update in place, a layer's as soon as its gradients are known (its weights
+    have then already given the gradient of the layer below). For SGD, -lr / m is folded
+    into the logits' gradient, so the weight and bias gradients come out as the updates
+    themselves. It owns private copies of the weights and trains on (x, y) with the rule
+    and hyper-parameters of ``s``.
+
+    ``gemm_update`` (plain SGD only) does the weight update inside the weight-gradient
+    product: BLAS gemm with alpha = 1 and beta = 1 into the weights (scipy's BLAS).
     """
 
-    def __init__(self, params: MLP, x: FloatArray, y: IntArray, batch: int) -> None:
+    def __init__(
+        self,
+        params: MLP,
+        x: FloatArray,
+        y: IntArray,
+        batch: int,
+        s: OptimizerSetting,
+        *,
+        gemm_update: bool = False,
+    ) -> None:
         if params.activation != "relu":
-            raise ValueError("the reference loop implements ReLU MLPs only")
+            raise ValueError("the in-place loop implements ReLU MLPs only")
+        self.s = s
+        if gemm_update and s.name != "sgd":
+            raise ValueError("only plain SGD folds its update into the weight-gradient GEMM")
+        self.gemm = _gemm_of(params.dtype) if gemm_update else None
         self.w = [np.array(layer.w) for layer in params.layers]
         self.b = [np.array(layer.b) for layer in params.layers]
-        self.dtype = params.dtype
-        self.x = x
-        self.y = y
+        self.t = params.dtype.type
+        dtype = params.dtype
+        self.x, self.y, self.batch = x, y, batch
         sizes = params.sizes
-        self.batch = batch
-        self.xb = np.empty((batch, sizes[0]), self.dtype)
-        self.h = [np.empty((batch, s), self.dtype) for s in sizes[1:]]
-        self.d = [np.empty((batch, s), self.dtype) for s in sizes[1:-1]]
-        self.mask = [np.empty((batch, s), np.bool_) for s in sizes[1:-1]]
-        self.dw = [np.empty_like(w) for w in self.w]
-        self.db = [np.empty_like(b) for b in self.b]
+        self.xb = np.empty((batch, sizes[0]), dtype)
+        self.h = [np.empty((batch, n), dtype) for n in sizes[1:]]
+        self.d = [np.empty((batch, n), dtype) for n in sizes[1:-1]]
+        self.mask = [np.empty((batch, n), np.bool_) for n in sizes[1:-1]]
+        self.params_ = [p for pair in zip(self.w, self.b) for p in pair]
+        self.grads = [np.empty_like(p) for p in self.params_]
+        self.tmp = [np.empty_like(p) for p in self.params_] if s.name != "sgd" else []
+        self.m = [np.zeros_like(p) for p in self.params_] if s.name != "sgd" else []
+        self.v = [np.zeros_like(p) for p in self.params_] if s.name in ("adam", "adamw") else []
         self.rows = np.arange(batch)
+        self.count = 0
 
     def step(self, idx: IntArray) -> None:
-        """One SGD step on the samples ``idx``."""
+        """One step on the samples ``idx``."""
         m = idx.shape[0]
         xb = self.xb[:m]
         # idx is a permutation, so no index can be out of range; "raise" is 4x slower
@@ -91,21 +138,86 @@ class ReferenceLoop:
         np.exp(z, out=z)
         z /= z.sum(axis=1, keepdims=True)
         z[self.rows[:m], self.y[idx]] -= 1
-        z *= self.dtype.type(-LR / m)
+        sgd = self.s.name == "sgd"
+        z *= self.t(-self.s.lr / m if sgd else 1.0 / m)
         g = z
+        if self.gemm is not None:
+            self._backward_into_weights(xb, g, m)
+            return
+        self.count += 1
         for l in range(last, -1, -1):
             a_prev = xb if l == 0 else self.h[l - 1][:m]
-            np.matmul(a_prev.T, g, out=self.dw[l])
-            np.sum(g, axis=0, out=self.db[l])
+            dw, db = self.grads[2 * l], self.grads[2 * l + 1]
+            np.matmul(a_prev.T, g, out=dw)
+            np.sum(g, axis=0, out=db)
             if l:
                 gp = self.d[l - 1][:m]
-                np.matmul(g, self.w[l].T, out=gp)
+                np.matmul(g, self.w[l].T, out=gp)  # with the weights before this step
                 mask = self.mask[l - 1][:m]
                 np.greater(a_prev, 0, out=mask)
                 np.multiply(gp, mask, out=gp)
                 g = gp
-            self.w[l] += self.dw[l]
-            self.b[l] += self.db[l]
+            if sgd:
+                self.w[l] += dw
+                self.b[l] += db
+            else:
+                self._update(2 * l, self.w[l], dw)
+                self._update(2 * l + 1, self.b[l], db)
+
+    def _backward_into_weights(self, xb: FloatArray, g: FloatArray, m: int) -> None:
+        """Plain SGD with w += a^T g (g already scaled by -lr / m) done by BLAS gemm with
+        alpha = 1 and beta = 1 into the weights themselves, written as its transpose so
+        that every operand is a Fortran-ordered view and nothing is copied."""
+        gemm = self.gemm
+        assert gemm is not None
+        for l in range(len(self.w) - 1, -1, -1):
+            a_prev = xb if l == 0 else self.h[l - 1][:m]
+            np.sum(g, axis=0, out=self.grads[2 * l + 1])
+            gp = None
+            if l:
+                gp = self.d[l - 1][:m]
+                np.matmul(g, self.w[l].T, out=gp)  # with the old weights
+                mask = self.mask[l - 1][:m]
+                np.greater(a_prev, 0, out=mask)
+                np.multiply(gp, mask, out=gp)
+            wt = self.w[l].T  # (n, k), Fortran-ordered; w^T += g^T a_prev
+            out = gemm(1.0, g.T, a_prev.T, beta=1.0, c=wt, trans_b=1, overwrite_c=1)
+            if not np.shares_memory(out, self.w[l]):
+                raise RuntimeError("BLAS gemm did not write into the weights in place")
+            self.b[l] += self.grads[2 * l + 1]
+            if gp is not None:
+                g = gp
+
+    def _update(self, i: int, p: FloatArray, g: FloatArray) -> None:
+        """The momentum, Adam or AdamW update of parameter ``i`` (``p``) from its mean
+        gradient ``g``, in place."""
+        s, t = self.s, self.t
+        tmp = self.tmp[i]
+        if s.name == "momentum":
+            v = self.m[i]
+            v *= t(s.momentum)
+            v += g
+            np.multiply(v, t(-s.lr), out=tmp)
+            p += tmp
+            return
+        mu, nu = self.m[i], self.v[i]
+        b1, b2, eps = 0.9, 0.999, 1e-8
+        mu *= t(b1)
+        np.multiply(g, t(1 - b1), out=tmp)
+        mu += tmp
+        nu *= t(b2)
+        np.multiply(g, g, out=tmp)
+        tmp *= t(1 - b2)
+        nu += tmp
+        bias1, bias2_sqrt = 1 - b1**self.count, (1 - b2**self.count) ** 0.5
+        if s.name == "adamw":
+            p *= t(1 - s.lr * s.weight_decay)
+        np.sqrt(nu, out=tmp)
+        tmp *= t(1 / bias2_sqrt)
+        tmp += t(eps)
+        np.divide(mu, tmp, out=tmp)
+        tmp *= t(-s.lr / bias1)
+        p += tmp
 
     def epoch(self, order: IntArray) -> None:
         """One epoch over the samples in ``order``, the last batch possibly partial."""
@@ -114,3 +226,11 @@ class ReferenceLoop:
 
     def params(self) -> MLP:
         return MLP(layers=tuple(Dense(w=w.copy(), b=b.copy()) for w, b in zip(self.w, self.b)))
+
+
+class ReferenceLoop(InPlaceLoop):
+    """The main benchmark's ``reference``: the in-place loop with plain SGD at the
+    benchmark's learning rate."""
+
+    def __init__(self, params: MLP, x: FloatArray, y: IntArray, batch: int) -> None:
+        super().__init__(params, x, y, batch, SGD)

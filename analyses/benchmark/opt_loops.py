@@ -3,7 +3,8 @@ framework, all behind ``training.Loop``'s interface (``epoch(order)``, ``params(
 
 - ``FmlpLoop``: ``fmlp.train_epoch`` on a state it owns (``donate=True``, as ``fit``
   runs it), with the one-pass kernels or, under ``FMLP_FUSED=0``, the numpy rules;
-- ``InPlaceLoop``: what numpy alone can do for the same training: preallocated buffers,
+- ``InPlaceLoop`` (from ``numpy_loops``, where it is also the main benchmark's
+  reference): what numpy alone can do for the same training: preallocated buffers,
   ``out=`` products and the update in as few numpy passes as each rule allows;
 - ``TorchOptLoop``: torch eager, ``nn.Linear``/``ReLU``, autograd and ``torch.optim``,
   with its default implementation or ``fused=True``;
@@ -12,7 +13,7 @@ framework, all behind ``training.Loop``'s interface (``epoch(order)``, ``params(
 - ``GemmOnlyLoop``: the 8 matrix products of each step and nothing else: the bound.
 
 Every loop trains the same model from the same weights on the same samples in the same
-order (``epoch_order``), with the hyper-parameters of ``OPTIMIZERS``.
+order (``epoch_order``), with the hyper-parameters of ``OPTIMIZERS`` (``spec``).
 """
 
 from __future__ import annotations
@@ -21,15 +22,22 @@ import contextlib
 import importlib
 import os
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import attrs
 import numpy as np
 
 import fmlp
-from analyses.benchmark.jax_loop import mlp_loss
-from analyses.benchmark.spec import SEED
+from analyses.benchmark.jax_loop import Layers, Traced, mlp_loss
+from analyses.benchmark.numpy_loops import InPlaceLoop
+from analyses.benchmark.spec import (
+    OPTIMIZER_NAMES,
+    OPTIMIZERS,
+    SEED,
+    OptimizerName,
+    OptimizerSetting,
+)
 from analyses.benchmark.torch_loop import TorchLoop
 from fmlp import MLP, Dense
 from fmlp.kernels import ENV_VAR
@@ -40,31 +48,31 @@ from fmlp.types import FloatArray, IntArray
 if TYPE_CHECKING:
     import torch
 
-OptimizerName: TypeAlias = Literal["sgd", "momentum", "adam", "adamw"]
-OPTIMIZER_NAMES: Final[tuple[OptimizerName, ...]] = ("sgd", "momentum", "adam", "adamw")
+__all__ = [
+    "OPTIMIZERS",
+    "OPTIMIZER_NAMES",
+    "FmlpLoop",
+    "GemmOnlyLoop",
+    "InPlaceLoop",
+    "OptaxLoop",
+    "OptimizerName",
+    "OptimizerSetting",
+    "TorchOptLoop",
+    "fmlp_optimizer",
+    "fused_set",
+    "import_optax",
+]
 
+Carry: TypeAlias = tuple[Layers, object]
+"""What an optax epoch threads through its steps: the layers and optax's state."""
 
-@attrs.frozen
-class OptimizerSetting:
-    """The hyper-parameters every framework trains with (torch's and optax's defaults for
-    the rest: heavy-ball momentum without dampening, b1 0.9, b2 0.999, eps 1e-8)."""
-
-    name: OptimizerName
-    lr: float
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-
-
-OPTIMIZERS: Final[dict[OptimizerName, OptimizerSetting]] = {
-    "sgd": OptimizerSetting("sgd", lr=0.01),
-    "momentum": OptimizerSetting("momentum", lr=0.01, momentum=0.9),
-    "adam": OptimizerSetting("adam", lr=1e-3),
-    "adamw": OptimizerSetting("adamw", lr=1e-3, weight_decay=0.05),
-}
+OptaxEpoch: TypeAlias = Callable[[Carry, Traced, Traced, Traced, Traced], Carry]
+"""A compiled optax epoch: ``epoch((p, state), idx_full, idx_rest, xs, ys)``."""
 
 
 def fmlp_optimizer(s: OptimizerSetting) -> Optimizer[Any]:
-    """fmlp's optimizer for a setting."""
+    """fmlp's optimizer for a setting (fmlp's own constructors leave the state of the
+    chained rules untyped)."""
     if s.name == "sgd":
         return fmlp.sgd(s.lr)
     if s.name == "momentum":
@@ -117,155 +125,6 @@ class FmlpLoop:
 
     def params(self) -> MLP:
         return self.state.params
-
-
-class InPlaceLoop:
-    """What numpy can do: a ReLU MLP trained with preallocated buffers and ``out=``
-    products, the softmax cross-entropy gradient computed in the logits' buffer, and each
-    rule's update in place (for SGD, -lr / m folded into the logits' gradient so the
-    gradients are the updates)."""
-
-    def __init__(
-        self,
-        params: MLP,
-        x: FloatArray,
-        y: IntArray,
-        batch: int,
-        s: OptimizerSetting,
-        *,
-        gemm_update: bool = False,
-    ) -> None:
-        self.s = s
-        if gemm_update and s.name != "sgd":
-            raise ValueError("only plain SGD folds its update into the weight-gradient GEMM")
-        self.gemm = _gemm_of(params.dtype) if gemm_update else None
-        self.w = [np.array(layer.w) for layer in params.layers]
-        self.b = [np.array(layer.b) for layer in params.layers]
-        self.t = params.dtype.type
-        dtype = params.dtype
-        self.x, self.y, self.batch = x, y, batch
-        sizes = params.sizes
-        self.xb = np.empty((batch, sizes[0]), dtype)
-        self.h = [np.empty((batch, n), dtype) for n in sizes[1:]]
-        self.d = [np.empty((batch, n), dtype) for n in sizes[1:-1]]
-        self.mask = [np.empty((batch, n), np.bool_) for n in sizes[1:-1]]
-        self.params_ = [p for pair in zip(self.w, self.b) for p in pair]
-        self.grads = [np.empty_like(p) for p in self.params_]
-        self.tmp = [np.empty_like(p) for p in self.params_]
-        moments = s.name != "sgd"
-        self.m = [np.zeros_like(p) for p in self.params_] if moments else []
-        self.v = [np.zeros_like(p) for p in self.params_] if s.name in ("adam", "adamw") else []
-        self.rows = np.arange(batch)
-        self.count = 0
-
-    def step(self, idx: IntArray) -> None:
-        m = idx.shape[0]
-        xb = self.xb[:m]
-        np.take(self.x, idx, axis=0, out=xb, mode="clip")  # idx is a permutation
-        a = xb
-        last = len(self.w) - 1
-        for l in range(last + 1):
-            h = self.h[l][:m]
-            np.matmul(a, self.w[l], out=h)
-            h += self.b[l]
-            if l < last:
-                np.maximum(h, 0, out=h)
-            a = h
-        z = a
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
-        z[self.rows[:m], self.y[idx]] -= 1
-        sgd = self.s.name == "sgd"
-        z *= self.t(-self.s.lr / m if sgd else 1.0 / m)
-        g = z
-        if self.gemm is not None:
-            self._backward_into_weights(xb, g, m)
-            return
-        for l in range(last, -1, -1):
-            a_prev = xb if l == 0 else self.h[l - 1][:m]
-            np.matmul(a_prev.T, g, out=self.grads[2 * l])
-            np.sum(g, axis=0, out=self.grads[2 * l + 1])
-            if l:
-                gp = self.d[l - 1][:m]
-                np.matmul(g, self.w[l].T, out=gp)
-                mask = self.mask[l - 1][:m]
-                np.greater(a_prev, 0, out=mask)
-                np.multiply(gp, mask, out=gp)
-                g = gp
-        self.count += 1
-        for i, p in enumerate(self.params_):
-            self._update(i, p, self.grads[i])
-
-    def _backward_into_weights(self, xb: FloatArray, g: FloatArray, m: int) -> None:
-        """Plain SGD with w += a^T g (g already scaled by -lr / m) done by BLAS gemm with
-        alpha = 1 and beta = 1 into the weights themselves, written as its transpose so
-        that every operand is a Fortran-ordered view and nothing is copied."""
-        gemm = self.gemm
-        assert gemm is not None
-        for l in range(len(self.w) - 1, -1, -1):
-            a_prev = xb if l == 0 else self.h[l - 1][:m]
-            np.sum(g, axis=0, out=self.grads[2 * l + 1])
-            gp = None
-            if l:
-                gp = self.d[l - 1][:m]
-                np.matmul(g, self.w[l].T, out=gp)  # with the old weights
-                mask = self.mask[l - 1][:m]
-                np.greater(a_prev, 0, out=mask)
-                np.multiply(gp, mask, out=gp)
-            wt = self.w[l].T  # (n, k), Fortran-ordered; w^T += g^T a_prev
-            out = gemm(1.0, g.T, a_prev.T, beta=1.0, c=wt, trans_b=1, overwrite_c=1)
-            if not np.shares_memory(out, self.w[l]):
-                raise RuntimeError("BLAS gemm did not write into the weights in place")
-            self.b[l] += self.grads[2 * l + 1]
-            if gp is not None:
-                g = gp
-
-    def _update(self, i: int, p: FloatArray, g: FloatArray) -> None:
-        s, t = self.s, self.t
-        if s.name == "sgd":
-            p += g
-            return
-        tmp = self.tmp[i]
-        if s.name == "momentum":
-            v = self.m[i]
-            v *= t(s.momentum)
-            v += g
-            np.multiply(v, t(-s.lr), out=tmp)
-            p += tmp
-            return
-        mu, nu = self.m[i], self.v[i]
-        b1, b2, eps = 0.9, 0.999, 1e-8
-        mu *= t(b1)
-        np.multiply(g, t(1 - b1), out=tmp)
-        mu += tmp
-        nu *= t(b2)
-        np.multiply(g, g, out=tmp)
-        tmp *= t(1 - b2)
-        nu += tmp
-        bias1, bias2_sqrt = 1 - b1**self.count, (1 - b2**self.count) ** 0.5
-        if s.name == "adamw":
-            p *= t(1 - s.lr * s.weight_decay)
-        np.sqrt(nu, out=tmp)
-        tmp *= t(1 / bias2_sqrt)
-        tmp += t(eps)
-        np.divide(mu, tmp, out=tmp)
-        tmp *= t(-s.lr / bias1)
-        p += tmp
-
-    def epoch(self, order: IntArray) -> None:
-        for start in range(0, order.shape[0], self.batch):
-            self.step(order[start : start + self.batch])
-
-    def params(self) -> MLP:
-        return MLP(layers=tuple(Dense(w=w.copy(), b=b.copy()) for w, b in zip(self.w, self.b)))
-
-
-def _gemm_of(dtype: np.dtype[np.generic]) -> Any:
-    """scipy's BLAS ``sgemm`` or ``dgemm`` for ``dtype`` (numpy exposes no gemm with alpha
-    and beta); ImportError without scipy."""
-    blas = importlib.import_module("scipy.linalg.blas")
-    return blas.sgemm if dtype == np.float32 else blas.dgemm
 
 
 class GemmOnlyLoop:
@@ -330,7 +189,7 @@ class TorchOptLoop(TorchLoop):
         return optim.AdamW(parameters, lr=s.lr, weight_decay=s.weight_decay, fused=use)
 
 
-def import_optax() -> Any | None:
+def import_optax() -> ModuleType | None:
     """optax (the ``bench`` extra, with jax), or None when it is not installed."""
     try:
         return importlib.import_module("optax")
@@ -346,8 +205,8 @@ class OptaxLoop:
 
     def __init__(
         self,
-        jax: Any,
-        optax: Any,
+        jax: ModuleType,
+        optax: ModuleType,
         params: MLP,
         x: FloatArray,
         y: IntArray,
@@ -358,9 +217,9 @@ class OptaxLoop:
         self.batch = batch
         self.n = x.shape[0]
         self.full, self.rest = divmod(self.n, batch)
-        self.x = jax.device_put(x)
-        self.y = jax.device_put(y.astype(np.int32))
-        self.p = tuple(
+        self.x: Traced = jax.device_put(x)
+        self.y: Traced = jax.device_put(y.astype(np.int32))
+        self.p: Layers = tuple(
             (jax.device_put(layer.w), jax.device_put(layer.b)) for layer in params.layers
         )
         if s.name in ("sgd", "momentum"):
@@ -369,20 +228,23 @@ class OptaxLoop:
             tx = optax.adam(s.lr)
         else:
             tx = optax.adamw(s.lr, weight_decay=s.weight_decay)
-        self.opt_state = tx.init(self.p)
+        self.opt_state: object = tx.init(self.p)
 
         loss_fn = mlp_loss(jax)
 
-        def step(carry: Any, idx: Any, xs: Any, ys: Any) -> Any:
+        def step(carry: Carry, idx: Traced, xs: Traced, ys: Traced) -> Carry:
             p, st = carry
             g = jax.grad(loss_fn)(p, xs[idx], ys[idx])
             updates, st = tx.update(g, st, p)
-            return optax.apply_updates(p, updates), st
+            stepped: Layers = optax.apply_updates(p, updates)
+            return stepped, st
 
         has_rest = self.rest > 0
         full = self.full
 
-        def epoch(carry: Any, idx_full: Any, idx_rest: Any, xs: Any, ys: Any) -> Any:
+        def epoch(
+            carry: Carry, idx_full: Traced, idx_rest: Traced, xs: Traced, ys: Traced
+        ) -> Carry:
             if full:
                 carry, _ = jax.lax.scan(
                     lambda c, idx: (step(c, idx, xs, ys), None), carry, idx_full
@@ -395,10 +257,10 @@ class OptaxLoop:
         lowered = jax.jit(epoch, donate_argnums=0).lower(
             (self.p, self.opt_state), *self._split(np.arange(self.n)), self.x, self.y
         )
-        self.compiled = lowered.compile()
+        self.compiled: OptaxEpoch = lowered.compile()
         self.compile_seconds = time.perf_counter() - t0
 
-    def _split(self, order: IntArray) -> tuple[Any, Any]:
+    def _split(self, order: IntArray) -> tuple[Traced, Traced]:
         order = order.astype(np.int32)
         full = order[: self.full * self.batch].reshape(self.full, self.batch)
         return self.jax.device_put(full), self.jax.device_put(order[self.full * self.batch :])

@@ -50,6 +50,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Final, Literal, TypeAlias
 
 import attrs
@@ -57,7 +58,7 @@ import numpy as np
 
 import fmlp
 from analyses.benchmark.data import dataset_cached, get_data
-from analyses.benchmark.environment import MODULE, load_avg
+from analyses.benchmark.environment import MODULE, blas_info, load_avg
 from analyses.benchmark.jax_loop import import_jax
 from analyses.benchmark.opt_loops import (
     OPTIMIZER_NAMES,
@@ -71,10 +72,10 @@ from analyses.benchmark.opt_loops import (
     import_optax,
 )
 from analyses.benchmark.spec import SEED
-from analyses.benchmark.store import atomic_write_json, blas_info, read_json
 from analyses.benchmark.training import Loop
 from analyses.common import MachineInfo, machine_info
-from analyses.pipeline.records import from_json, to_json
+from analyses.pipeline.records import from_json
+from analyses.pipeline.store import read_json, write_json
 from fmlp.train import epoch_order
 from fmlp.tree import tree_leaves
 from fmlp.types import FloatArray, IntArray
@@ -289,10 +290,7 @@ def _describe_blas() -> str:
     if not info:
         return "unknown (threadpoolctl is not installed)"
     b = info[0]
-    return (
-        f"{b.get('internal_api')} {b.get('version')} kernel {b.get('architecture')}, "
-        f"{b.get('num_threads')} threads"
-    )
+    return f"{b.internal_api} {b.version} kernel {b.architecture}, {b.num_threads} threads"
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -307,12 +305,18 @@ def measure_cell(
     x: FloatArray,
     y: IntArray,
     *,
-    jax: object | None,
-    optax: object | None,
+    jax: ModuleType | None,
+    optax: ModuleType | None,
 ) -> Cell:
     """Every framework of ``opts`` on one cell, interleaved epoch by epoch."""
     s = OPTIMIZERS[optimizer]
     p0 = fmlp.init(parse_arch(arch), seed=SEED, dtype=x.dtype)
+
+    def optax_loop() -> Loop:
+        if jax is None or optax is None:
+            raise ValueError("the jax column needs jax and optax")
+        return OptaxLoop(jax, optax, p0, x, y, batch, s)
+
     loops: dict[FrameworkName, Loop] = {}
     notes: dict[FrameworkName, str] = {}
     compile_s: dict[FrameworkName, float] = {}
@@ -323,7 +327,7 @@ def measure_cell(
         "in-place-gemm": lambda: InPlaceLoop(p0, x, y, batch, s, gemm_update=True),
         "torch": lambda: TorchOptLoop(p0, x, y, batch, s, fused=False),
         "torch-fused": lambda: TorchOptLoop(p0, x, y, batch, s, fused=True),
-        "jax": lambda: OptaxLoop(jax, optax, p0, x, y, batch, s),
+        "jax": optax_loop,
         "gemm": lambda: GemmOnlyLoop(p0, x, batch),
     }
     for name in opts.frameworks:
@@ -446,7 +450,7 @@ def run_child(opts: Options, threads: int, out: Path, *, quiet: bool = False) ->
         notes=tuple(notes),
         seconds=time.perf_counter() - t_start,
     )
-    atomic_write_json(out, to_json(run))
+    write_json(out, run)
 
 
 def compile_child() -> None:
@@ -609,7 +613,7 @@ def main(args: argparse.Namespace) -> int:
         wall_seconds=time.perf_counter() - t0,
     )
     path = folder / "optimizers.json"
-    atomic_write_json(path, to_json(rec))
+    write_json(path, rec)
     print(format_report(rec))
     print(f"record: {path} ({rec.wall_seconds:.0f} s)")
     return 0

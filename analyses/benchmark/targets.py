@@ -12,42 +12,61 @@ every setting measured; where it is meant for one setting, its note says which."
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import attrs
+
+from analyses.benchmark.cells import TrainingCell
+from analyses.benchmark.memory import Memory
 
 RSS_LIMIT_MB: Final = 1000.0
 
 
-def _cell(record: Mapping[str, Any], dtype: str, batch: int) -> Mapping[str, Any] | None:
+@attrs.frozen
+class Target:
+    """A target: the measured ``value`` against ``threshold``; ``met`` is None when the
+    value was not measured."""
+
+    name: str
+    value: float | None
+    threshold: float
+    met: bool | None
+    note: str
+
+
+def _cell(training: Sequence[TrainingCell], dtype: str, batch: int) -> TrainingCell | None:
     """The synthetic cell of ``dtype`` and ``batch``, or None when it was not measured."""
-    for r in record["training"]:
-        if r["dataset"] == "synthetic" and r["dtype"] == dtype and r["batch"] == batch:
-            return r  # type: ignore[no-any-return]  # records are JSON dicts
+    for r in training:
+        if r.dataset == "synthetic" and r.dtype == dtype and r.batch == batch:
+            return r
     return None
 
 
-def _target(
-    name: str, value: float | None, threshold: float, *, below: bool, note: str
-) -> dict[str, Any]:
+def _target(name: str, value: float | None, threshold: float, *, below: bool, note: str) -> Target:
     met = (
         None
         if value is None or not math.isfinite(value)
         else (value <= threshold if below else value >= threshold)
     )
-    return {"name": name, "value": value, "threshold": threshold, "met": met, "note": note}
+    return Target(name=name, value=value, threshold=threshold, met=met, note=note)
 
 
-def evaluate_targets(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every target, measured on the synthetic cells of this setting."""
+def evaluate_targets(
+    training: Sequence[TrainingCell],
+    float64_over_float32: Mapping[str, Mapping[str, float]],
+    memory: Memory,
+) -> tuple[Target, ...]:
+    """Every target, measured on the synthetic cells of one setting, its float64 over
+    float32 ratios and its memory children."""
     out = []
-    c128 = _cell(record, "float32", 128)
-    r = c128["ratios"] if c128 else {}
-    torch_r = r.get("fmlp/torch")
-    jax_r = r.get("fmlp/jax")
+    c128 = _cell(training, "float32", 128)
+    torch_r = c128.ratios.get("fmlp/torch") if c128 else None
+    jax_r = c128.ratios.get("fmlp/jax") if c128 else None
     out.append(
         _target(
             "fmlp/torch epoch time, float32, batch 128",
-            torch_r["of_medians"] if torch_r else None,
+            torch_r.of_medians if torch_r else None,
             0.75,
             below=True,
             note="meant for the default setting, the environment the studies run in",
@@ -56,14 +75,14 @@ def evaluate_targets(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     out.append(
         _target(
             "fmlp/jax epoch time, float32, batch 128",
-            jax_r["of_medians"] if jax_r else None,
+            jax_r.of_medians if jax_r else None,
             1.0,
             below=True,
             note="meant for the native setting (XLA does not use OpenBLAS's kernel)",
         )
     )
-    c256 = _cell(record, "float32", 256)
-    frac = c256["frameworks"].get("fmlp", {}).get("peak_fraction") if c256 else None
+    c256 = _cell(training, "float32", 256)
+    frac = c256.peak_fraction.get("fmlp") if c256 else None
     out.append(
         _target(
             "fmlp fraction of the sgemm peak, float32, batch 256",
@@ -74,9 +93,7 @@ def evaluate_targets(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         )
     )
     refs = [
-        t["ratios"]["fmlp/reference"]["of_medians"]
-        for t in record["training"]
-        if t["ratios"].get("fmlp/reference")
+        ratio.of_medians for t in training if (ratio := t.ratios.get("fmlp/reference")) is not None
     ]
     out.append(
         _target(
@@ -89,7 +106,7 @@ def evaluate_targets(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     )
     d = [
         v["fmlp"]
-        for k, v in record["float64_over_float32"].items()
+        for k, v in float64_over_float32.items()
         if k.startswith("synthetic/") and "fmlp" in v
     ]
     out.append(
@@ -101,16 +118,16 @@ def evaluate_targets(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             note="the reference loop's ratio, in float64_over_float32, shows what BLAS allows",
         )
     )
-    child = record["memory"]["children"].get("fmlp", {})
-    rss = None if child.get("skipped", True) else child["peak_rss_mb"]
+    child = memory.children.get("fmlp")
+    peak = child.peak if child is not None else None
     out.append(
         _target(
-            f"peak RSS (MB) of a {child.get('epochs', '?')}-epoch fmlp.fit, float32, on "
-            f"{child.get('dataset', '?')}",
-            rss,
+            f"peak RSS (MB) of a {peak.epochs if peak else '?'}-epoch fmlp.fit, float32, on "
+            f"{peak.dataset if peak else '?'}",
+            peak.peak_rss_mb if peak else None,
             RSS_LIMIT_MB,
             below=True,
             note="meant for 10 epochs on MNIST, the default run (--quick measures less)",
         )
     )
-    return out
+    return tuple(out)

@@ -1,14 +1,16 @@
 """One training cell (dataset, dtype, batch): every framework from the same weights, in the
 same sample order, interleaved epoch by epoch in one process, and the statistics of its
-epoch times (medians, spreads, fmlp's ratios to the others, float64 over float32)."""
+epoch times (medians, spreads, fmlp's ratios to the others), as records."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from types import ModuleType
+from typing import Final, Protocol
 
+import attrs
 import numpy as np
 
 import fmlp
@@ -21,6 +23,56 @@ from analyses.benchmark.torch_loop import TorchLoop
 from fmlp import MLP, tree_leaves
 from fmlp.train import epoch_order
 from fmlp.types import FloatArray, IntArray
+
+
+@attrs.frozen
+class Epochs:
+    """One framework's epochs in one cell: wall seconds of the measured epochs (and of the
+    warm-up ones apart), their median, min, max, interquartile range and spread
+    ((max - min) / median); process CPU seconds of each measured epoch and their median;
+    the epoch's FLOPs over the median (``gflops``); JAX's compilation (else None); the
+    largest |difference| between its final parameters and fmlp's (None without fmlp)."""
+
+    seconds: tuple[float, ...]
+    warmup_seconds: tuple[float, ...]
+    median: float
+    min: float
+    max: float
+    iqr: float
+    spread: float
+    cpu_seconds: tuple[float, ...]
+    cpu_median: float
+    gflops: float
+    compile_seconds: float | None
+    param_max_abs_diff: float | None
+
+
+@attrs.frozen
+class FrameworkRun:
+    """A framework in a cell: its ``epochs``, or (None) the ``note`` that says why it was
+    skipped."""
+
+    epochs: Epochs | None
+    note: str | None = None
+
+    @property
+    def skipped(self) -> bool:
+        return self.epochs is None
+
+
+@attrs.frozen
+class Ratio:
+    """fmlp's time over another framework's in one cell: of the medians, the median of the
+    per-epoch ratios (the epochs were interleaved, so each pair saw the same load), of the
+    minima, and of the median CPU times."""
+
+    of_medians: float
+    paired_median: float
+    of_mins: float
+    cpu_of_medians: float
+
+
+RATIO_NAMES: Final[tuple[str, ...]] = ("fmlp/torch", "fmlp/jax", "fmlp/reference")
 
 
 def describe(seconds: Sequence[float]) -> dict[str, float]:
@@ -58,7 +110,7 @@ class Loop(Protocol):
 
 
 def make_loop(
-    name: str, params: MLP, x: FloatArray, y: IntArray, batch: int, jax: Any | None
+    name: str, params: MLP, x: FloatArray, y: IntArray, batch: int, jax: ModuleType | None
 ) -> Loop:
     """The training loop of framework ``name`` ("reference", "torch" or "jax"; fmlp trains
     through ``fit_fmlp``), from ``params`` on (x, y) at ``batch``."""
@@ -79,8 +131,8 @@ def train_cell(
     frameworks: Sequence[str],
     epochs: int,
     warmup: int,
-    jax: Any | None,
-) -> dict[str, Any]:
+    jax: ModuleType | None,
+) -> dict[str, FrameworkRun]:
     """Seconds per epoch of every framework on (x, y), interleaved epoch by epoch: fmlp's
     ``fit`` runs the epochs and the others run theirs in its epoch callback. Each library
     uses the threads this process gives it (see ``environment``)."""
@@ -98,8 +150,8 @@ def _train_cell(
     frameworks: Sequence[str],
     epochs: int,
     warmup: int,
-    jax: Any | None,
-) -> dict[str, Any]:
+    jax: ModuleType | None,
+) -> dict[str, FrameworkRun]:
     n = x.shape[0]
     p0 = fmlp.init(SIZES, seed=SEED, dtype=x.dtype)
     total = warmup + epochs
@@ -145,61 +197,50 @@ def _train_cell(
     for name, loop in others.items():
         final[name] = loop.params()
     flops = epoch_flops(SIZES, n, batch)
-    out: dict[str, Any] = {}
+    out: dict[str, FrameworkRun] = {}
     for name in frameworks:
         if name in notes:
-            out[name] = {"skipped": True, "note": notes[name]}
+            out[name] = FrameworkRun(epochs=None, note=notes[name])
             continue
         secs = times[name]
-        rec: dict[str, Any] = {
-            "seconds": secs[warmup:],
-            "warmup_seconds": secs[:warmup],
-            "skipped": False,
-        }
-        rec.update(describe(secs[warmup:]))
-        rec["cpu_seconds"] = cpu[name][warmup:]
-        rec["cpu_median"] = float(np.median(cpu[name][warmup:]))
-        rec["gflops"] = flops / rec["median"] / 1e9
-        rec["compile_seconds"] = compile_s.get(name)
-        rec["param_max_abs_diff"] = (
-            max_abs_diff(final[name], final["fmlp"]) if "fmlp" in final else None
+        stats = describe(secs[warmup:])
+        out[name] = FrameworkRun(
+            Epochs(
+                seconds=tuple(secs[warmup:]),
+                warmup_seconds=tuple(secs[:warmup]),
+                median=stats["median"],
+                min=stats["min"],
+                max=stats["max"],
+                iqr=stats["iqr"],
+                spread=stats["spread"],
+                cpu_seconds=tuple(cpu[name][warmup:]),
+                cpu_median=float(np.median(cpu[name][warmup:])),
+                gflops=flops / stats["median"] / 1e9,
+                compile_seconds=compile_s.get(name),
+                param_max_abs_diff=(
+                    max_abs_diff(final[name], final["fmlp"]) if "fmlp" in final else None
+                ),
+            )
         )
-        out[name] = rec
     return out
 
 
-def ratios(fw: Mapping[str, Any]) -> dict[str, Any]:
-    """fmlp over each other framework: the ratio of medians and the median of the
-    per-epoch ratios (epochs were interleaved, so each pair saw the same load)."""
-    out: dict[str, Any] = {}
-    f = fw.get("fmlp")
-    for other in ("torch", "jax", "reference"):
-        o = fw.get(other)
-        key = f"fmlp/{other}"
-        if f is None or o is None or f.get("skipped") or o.get("skipped"):
+def ratios(fw: Mapping[str, FrameworkRun]) -> dict[str, Ratio | None]:
+    """fmlp over each other framework (``RATIO_NAMES``), None where either side was not
+    measured."""
+    out: dict[str, Ratio | None] = {}
+    f = fw["fmlp"].epochs if "fmlp" in fw else None
+    for key in RATIO_NAMES:
+        other = key.removeprefix("fmlp/")
+        o = fw[other].epochs if other in fw else None
+        if f is None or o is None:
             out[key] = None
             continue
-        paired = np.asarray(f["seconds"]) / np.asarray(o["seconds"])
-        out[key] = {
-            "of_medians": f["median"] / o["median"],
-            "paired_median": float(np.median(paired)),
-            "of_mins": f["min"] / o["min"],
-            "cpu_of_medians": f["cpu_median"] / o["cpu_median"],
-        }
-    return out
-
-
-def dtype_ratios(training: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per dataset and batch, each framework's median float64 epoch over its float32 one."""
-    by = {(r["dataset"], r["dtype"], r["batch"]): r for r in training}
-    out: dict[str, Any] = {}
-    for (dataset, dtype, batch), r64 in by.items():
-        r32 = by.get((dataset, "float32", batch))
-        if dtype != "float64" or r32 is None:
-            continue
-        out[f"{dataset}/{batch}"] = {
-            name: rec["median"] / r32["frameworks"][name]["median"]
-            for name, rec in r64["frameworks"].items()
-            if not rec.get("skipped") and not r32["frameworks"].get(name, {}).get("skipped", True)
-        }
+        paired = np.asarray(f.seconds) / np.asarray(o.seconds)
+        out[key] = Ratio(
+            of_medians=f.median / o.median,
+            paired_median=float(np.median(paired)),
+            of_mins=f.min / o.min,
+            cpu_of_medians=f.cpu_median / o.cpu_median,
+        )
     return out

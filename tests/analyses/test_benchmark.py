@@ -24,7 +24,9 @@ from analyses.benchmark import (
     torch_loop,
     training,
 )
+from analyses.benchmark.setting import BenchmarkSummary
 from analyses.common import synthetic_data
+from analyses.pipeline.records import canonical_json, from_json
 from fmlp.train import epoch_order
 from fmlp.tree import tree_leaves
 
@@ -77,19 +79,35 @@ def test_describe_and_ratios() -> None:
     assert d["spread"] == pytest.approx(1.5)
     with pytest.raises(ValueError, match="at least one"):
         training.describe([])
+
+    def run(seconds: tuple[float, ...], median: float, cpu_median: float) -> training.FrameworkRun:
+        e = training.Epochs(
+            seconds=seconds,
+            warmup_seconds=(),
+            median=median,
+            min=min(seconds),
+            max=max(seconds),
+            iqr=0.0,
+            spread=0.0,
+            cpu_seconds=(cpu_median,),
+            cpu_median=cpu_median,
+            gflops=1.0,
+            compile_seconds=None,
+            param_max_abs_diff=None,
+        )
+        return training.FrameworkRun(e)
+
     fw = {
-        "fmlp": {"seconds": [1.0, 2.0], "median": 1.5, "min": 1.0, "cpu_median": 1.0},
-        "torch": {"seconds": [2.0, 2.0], "median": 2.0, "min": 2.0, "cpu_median": 4.0},
-        "jax": {"skipped": True},
+        "fmlp": run((1.0, 2.0), 1.5, 1.0),
+        "torch": run((2.0, 2.0), 2.0, 4.0),
+        "jax": training.FrameworkRun(None, note="jax is not installed"),
     }
     r = training.ratios(fw)
-    assert r["fmlp/torch"] == {
-        "of_medians": 0.75,
-        "paired_median": 0.75,
-        "of_mins": 0.5,
-        "cpu_of_medians": 0.25,
-    }
+    assert r["fmlp/torch"] == training.Ratio(
+        of_medians=0.75, paired_median=0.75, of_mins=0.5, cpu_of_medians=0.25
+    )
     assert r["fmlp/jax"] is None and r["fmlp/reference"] is None
+    assert fw["jax"].skipped and not fw["fmlp"].skipped
 
 
 # ------------------------------------------------------------ reference loops
@@ -161,14 +179,17 @@ def test_train_cell_interleaves_and_agrees() -> None:
         warmup=1,
         jax=None,
     )
-    for name in ("fmlp", "reference"):
-        rec = out[name]
-        assert len(rec["seconds"]) == 2 and len(rec["warmup_seconds"]) == 1
-        assert 0 < rec["min"] <= rec["median"] <= rec["max"]
-        assert len(rec["cpu_seconds"]) == 2 and rec["cpu_median"] > 0
-        assert rec["gflops"] > 0
-    assert out["reference"]["param_max_abs_diff"] < 1e-12
-    assert out["fmlp"]["param_max_abs_diff"] == 0.0
+    epochs = {name: out[name].epochs for name in ("fmlp", "reference")}
+    for rec in epochs.values():
+        assert rec is not None
+        assert len(rec.seconds) == 2 and len(rec.warmup_seconds) == 1
+        assert 0 < rec.min <= rec.median <= rec.max
+        assert len(rec.cpu_seconds) == 2 and rec.cpu_median > 0
+        assert rec.gflops > 0
+    ref, own = epochs["reference"], epochs["fmlp"]
+    assert ref is not None and ref.param_max_abs_diff is not None
+    assert ref.param_max_abs_diff < 1e-12
+    assert own is not None and own.param_max_abs_diff == 0.0
 
 
 # ------------------------------------------------------------------- settings
@@ -250,79 +271,88 @@ def test_rss_child_reports_its_own_peak(capsys: pytest.CaptureFixture[str]) -> N
         )
         == 0
     )
-    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert rec["framework"] == "reference" and rec["n_train"] == 100
-    assert 0 < rec["baseline_rss_mb"] <= rec["peak_rss_mb"]
+    report = from_json(
+        memory.RssReport, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    )
+    rec = report.peak
+    assert rec is not None and report.note is None
+    assert rec.framework == "reference" and rec.n_train == 100
+    assert 0 < rec.baseline_rss_mb <= rec.peak_rss_mb
 
 
 # ------------------------------------------------------------------ smoke run
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BenchmarkSummary]:
     out = tmp_path_factory.mktemp("bench")
     assert cli.main(["--quick", "--quiet", "--out", str(out), "--threads", "1"]) == 0
-    summary = json.loads((out / "benchmark" / "summary.json").read_text())
+    summary = BenchmarkSummary.from_json(
+        json.loads((out / "benchmark" / "summary.json").read_text())
+    )
     return out, summary
 
 
-def test_quick_run_writes_the_summary(quick_run: tuple[Path, dict[str, Any]]) -> None:
+def test_quick_run_writes_the_summary(quick_run: tuple[Path, BenchmarkSummary]) -> None:
     out, summary = quick_run
-    assert summary["schema"] == cli.SCHEMA
-    rec = summary["settings"]["default"]
-    assert (out / "benchmark" / "default.json").exists()
-    assert rec["config"]["quick"] and rec["threads"]["numpy_blas"] == 1
-    assert set(rec["gemm"]["peak"]) == {"float32", "float64"}
-    assert all(p["gflops_best"] > 0 for p in rec["gemm"]["peak"].values())
-    assert len(rec["gemm"]["shapes"]["float32"]["128"]["products"]) == 8
-    cells = {(t["dataset"], t["dtype"], t["batch"]) for t in rec["training"]}
+    rec = summary.settings["default"]
+    assert cli.read_setting(out / "benchmark" / "default.json") == rec
+    assert rec.config.quick and rec.threads.numpy_blas == 1
+    assert set(rec.gemm.peak) == {"float32", "float64"}
+    assert all(p.gflops_best > 0 for p in rec.gemm.peak.values())
+    assert len(rec.gemm.shapes["float32"]["128"].products) == 8
+    cells = {(t.dataset, t.dtype, t.batch) for t in rec.training}
     assert cells == {("synthetic", dt, b) for dt in spec.DTYPES for b in spec.BATCH_SIZES}
+    assert len(list((out / "benchmark" / "runs").glob("*.json"))) == len(cells)
     jax_installed = jax_loop.import_jax() is not None
-    for t in rec["training"]:
-        fw = t["frameworks"]
-        assert t["epoch_flops"] == flops.epoch_flops(spec.SIZES, t["n_train"], t["batch"])
+    for t in rec.training:
+        assert t.epoch_flops == flops.epoch_flops(spec.SIZES, t.n_train, t.batch)
+        tol = 1e-9 if t.dtype == "float64" else 1e-3
         for name in ("fmlp", "reference", "torch"):
-            assert (
-                not fw[name]["skipped"] and fw[name]["median"] > 0 and fw[name]["peak_fraction"] > 0
-            )
-        tol = 1e-9 if t["dtype"] == "float64" else 1e-3
-        assert fw["reference"]["param_max_abs_diff"] < tol
-        assert fw["torch"]["param_max_abs_diff"] < tol
-        assert fw["jax"]["skipped"] is (not jax_installed)
-        if jax_installed:
-            assert fw["jax"]["compile_seconds"] > 0 and fw["jax"]["param_max_abs_diff"] < tol
-            assert t["ratios"]["fmlp/jax"]["of_medians"] > 0
+            e = t.epochs(name)
+            assert e is not None and e.median > 0 and t.peak_fraction[name] > 0
+            assert e.param_max_abs_diff is not None and e.param_max_abs_diff < tol
+        jax = t.frameworks["jax"]
+        assert jax.skipped is (not jax_installed)
+        if jax.epochs is not None:
+            assert jax.epochs.compile_seconds is not None and jax.epochs.compile_seconds > 0
+            assert jax.epochs.param_max_abs_diff is not None
+            assert jax.epochs.param_max_abs_diff < tol
+            ratio = t.ratios["fmlp/jax"]
+            assert ratio is not None and ratio.of_medians > 0
         else:
-            assert "not installed" in fw["jax"]["note"]
-        assert t["ratios"]["fmlp/reference"]["of_medians"] > 0
-    assert set(rec["evaluation"]) >= {"float32", "float64"}
-    assert rec["evaluation"]["float32"]["samples_per_second"] > 0
-    child = rec["memory"]["children"]["fmlp"]
-    assert not child["skipped"] and child["peak_rss_mb"] >= child["baseline_rss_mb"] > 0
-    assert child["peak_rss_mb"] >= child["data_peak_rss_mb"]
-    assert (
-        child["training_peak_rss_mb"] is None
-        or child["training_peak_rss_mb"] <= child["peak_rss_mb"]
-    )
-    names = [t["name"] for t in rec["targets"]]
-    assert len(names) == 6 and all(t["met"] in (True, False, None) for t in rec["targets"])
-    assert len(summary["table"]) == len(rec["training"])
+            assert jax.note is not None and "not installed" in jax.note
+        ref = t.ratios["fmlp/reference"]
+        assert ref is not None and ref.of_medians > 0
+    assert set(rec.evaluation.dtypes) >= {"float32", "float64"}
+    assert rec.evaluation.dtypes["float32"].samples_per_second > 0
+    child = rec.memory.children["fmlp"].peak
+    assert child is not None and child.peak_rss_mb >= child.baseline_rss_mb > 0
+    assert child.peak_rss_mb >= child.data_peak_rss_mb
+    assert child.training_peak_rss_mb is None or child.training_peak_rss_mb <= child.peak_rss_mb
+    assert len(rec.targets) == 6 and all(t.met in (True, False, None) for t in rec.targets)
+    assert len(summary.table) == len(rec.training)
 
 
-def test_quick_run_resumes_without_measuring_again(quick_run: tuple[Path, dict[str, Any]]) -> None:
+def test_the_summary_reads_back_as_written(quick_run: tuple[Path, BenchmarkSummary]) -> None:
+    out, summary = quick_run
+    text = (out / "benchmark" / "summary.json").read_text()
+    assert json.loads(text)["schema"] == BenchmarkSummary.SCHEMA
+    again = BenchmarkSummary.from_json(json.loads(json.dumps(summary.to_json())))
+    assert canonical_json(again.to_json()) == canonical_json(json.loads(text))
+
+
+def test_quick_run_resumes_without_measuring_again(
+    quick_run: tuple[Path, BenchmarkSummary],
+) -> None:
     out, first = quick_run
     args = ["--quick", "--quiet", "--out", str(out), "--threads", "1", "--no-rss"]
     assert cli.main(args) == 0
-    again = json.loads((out / "benchmark" / "summary.json").read_text())
-    rec = again["settings"]["default"]
-    assert not any(t["computed_now"] for t in rec["training"])
-    old = {
-        (t["dtype"], t["batch"]): t["frameworks"]["fmlp"]["seconds"]
-        for t in first["settings"]["default"]["training"]
-    }
-    assert all(
-        t["frameworks"]["fmlp"]["seconds"] == old[(t["dtype"], t["batch"])] for t in rec["training"]
-    )
+    again = BenchmarkSummary.from_json(json.loads((out / "benchmark" / "summary.json").read_text()))
+    rec = again.settings["default"]
+    assert not any(t.computed_now for t in rec.training)
+    old = {(t.dtype, t.batch): t.frameworks["fmlp"] for t in first.settings["default"].training}
+    assert all(t.frameworks["fmlp"] == old[(t.dtype, t.batch)] for t in rec.training)
 
 
 def test_native_blas_runs_in_a_child_without_the_openblas_variables(tmp_path: Path) -> None:
@@ -344,10 +374,10 @@ def test_native_blas_runs_in_a_child_without_the_openblas_variables(tmp_path: Pa
         "1",
     ]
     assert cli.main(args) == 0
-    rec = json.loads((tmp_path / "benchmark" / "native.json").read_text())
-    assert rec["setting"] == "native" and rec["openblas_env"] == dict.fromkeys(
-        environment.OPENBLAS_VARS
-    )
+    rec = cli.read_setting(tmp_path / "benchmark" / "native.json")
+    assert rec.setting == "native" and rec.openblas_env == dict.fromkeys(environment.OPENBLAS_VARS)
     assert not (tmp_path / "benchmark" / "default.json").exists()
-    summary = json.loads((tmp_path / "benchmark" / "summary.json").read_text())
-    assert list(summary["settings"]) == ["native"]
+    summary = BenchmarkSummary.from_json(
+        json.loads((tmp_path / "benchmark" / "summary.json").read_text())
+    )
+    assert list(summary.settings) == ["native"]

@@ -16,9 +16,9 @@ import pytest
 import fmlp
 from analyses.benchmark import cli, opt_loops, optimizers
 from analyses.benchmark.jax_loop import import_jax
-from analyses.benchmark.store import read_json
 from analyses.benchmark.training import max_abs_diff
 from analyses.pipeline.records import from_json
+from analyses.pipeline.store import read_json
 from fmlp.train import epoch_order
 
 SMALL = (20, 16, 12, 10)
