@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
@@ -133,7 +134,7 @@ def test_a_malformed_cell_is_refused_naming_the_field(
     store = ResultStore(tmp_path)
     cell(store, TASK)
     path = store.run_path(TASK)
-    stored = read_json(path)
+    stored: Any = read_json(path)
     stored["result"]["frameworks"]["fmlp"]["epochs"]["median"] = "fast"
     with pytest.raises(RecordError, match=r"frameworks\['fmlp'\]\.epochs\.median"):
         from_json(CellResult, stored["result"])
@@ -143,7 +144,8 @@ def test_a_malformed_cell_is_refused_naming_the_field(
     assert store.get(TASK) is None  # so it is measured again, and stored right
     assert cell(store, TASK) == (RESULT, True)
     assert len(measured) == 2
-    assert from_json(CellResult, read_json(path)["result"]) == RESULT
+    again: Any = read_json(path)
+    assert from_json(CellResult, again["result"]) == RESULT
 
 
 # --------------------------------------------------------- setting and summary

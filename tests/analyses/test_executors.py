@@ -131,7 +131,7 @@ def _direct(task: Task[Any], ctx: RunContext) -> Any:
     return outcome.result
 
 
-def _submit(ex: PipelineExecutor, task: Task[Any], ctx: RunContext) -> cf.Future[Outcome]:
+def _submit(ex: PipelineExecutor, task: Task[Any], ctx: RunContext) -> cf.Future[Outcome[Any]]:
     return ex.executor.submit(execute, task, ctx)
 
 

@@ -16,11 +16,12 @@ from numpy.typing import NDArray
 
 import fmlp
 from analyses.common import DataSpec, SplitSizes
-from analyses.pipeline.driver import PipelineReport, run_pipeline
+from analyses.pipeline.driver import run_pipeline
 from analyses.pipeline.executors import make_executor
 from analyses.pipeline.records import canonical_json, from_json, to_json
 from analyses.pipeline.store import ResultStore
 from analyses.pipeline.tasks import RunContext, run_environment
+from analyses.pipeline.timings import PipelineReport
 from analyses.studies.init import InitOptions, InitRun, InitRunResult, InitStudy, InitSummary
 from analyses.studies.init.runs import Diagnostics, diagnostics, symmetry_report
 from analyses.studies.init.summary import settings_of
@@ -308,7 +309,9 @@ def test_a_run_is_named_by_everything_it_depends_on() -> None:
     run = InitRun(DATA, OPTIONS, "zero")
     key = run.key()
     assert key["kind"] == "init" and key["version"] == InitRun.VERSION
-    assert key["scheme"] == "zero" and key["options"]["lr"] == 0.1
+    options = key["options"]
+    assert isinstance(options, dict)
+    assert key["scheme"] == "zero" and options["lr"] == 0.1
     assert key["data"] == {"name": "synthetic", "n_train": 120, "n_eval": 40}
     others = [
         InitRun(DATA, OPTIONS, "glorot"),

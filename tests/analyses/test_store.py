@@ -15,10 +15,17 @@ import attrs
 import pytest
 
 from analyses.pipeline.records import JsonRecord, RecordError, key_hash, to_json
-from analyses.pipeline.store import ResultStore, StoredRun, read_json, write_json
+from analyses.pipeline.store import ResultStore, StoredRun, write_json
 from analyses.pipeline.tasks import Failure, Outcome, RunContext
 
 # ------------------------------------------------------------------ test records
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """A stored file as the JSON object it must be."""
+    value = json.loads(path.read_text(encoding="utf-8"))
+    assert isinstance(value, dict)
+    return value
 
 
 @attrs.frozen
@@ -59,13 +66,13 @@ class PointsSummary(JsonRecord):
     best: float
 
 
-def _outcome(result: Any, failure: Failure | None = None) -> Outcome:
+def _outcome(result: Any, failure: Failure | None = None) -> Outcome[Point]:
     return Outcome(
         result=to_json(result), failure=failure, wall_seconds=1.5, cpu_seconds=1.25, worker="w:1"
     )
 
 
-def _put(store: ResultStore, task: PointTask) -> StoredRun:
+def _put(store: ResultStore, task: PointTask) -> StoredRun[Point]:
     return store.put(task, _outcome(task.run(RunContext(str(store.out)))))
 
 
@@ -88,7 +95,7 @@ def test_put_then_get_gives_the_typed_result_and_its_cost(tmp_path: Path) -> Non
     assert got.result.tags == (0, 1, 2), "a JSON list comes back as the tuple the field says"
     path = store.run_path(task)
     assert path == tmp_path / "points" / "runs" / f"{key_hash(task.key())}.json"
-    stored = read_json(path)
+    stored = _read(path)
     assert stored["task"] == task.key() and stored["worker"] == "w:1"
 
 
@@ -115,7 +122,7 @@ def test_a_file_whose_stored_key_was_altered_is_not_used(tmp_path: Path) -> None
     task = PointTask(4)
     _put(store, task)
     path = store.run_path(task)
-    record = read_json(path)
+    record = _read(path)
     record["task"]["scale"] = 3.0
     path.write_text(json.dumps(record))
     assert store.get(task) is None
@@ -165,7 +172,7 @@ def test_a_result_that_no_longer_fits_its_type_counts_as_missing(
     task = PointTask(2)
     _put(store, task)
     path = store.run_path(task)
-    record = read_json(path)
+    record = _read(path)
     record[field] = value
     path.write_text(json.dumps(record))
     assert store.get(task) is None
@@ -176,7 +183,7 @@ def test_a_file_without_the_result_counts_as_missing(tmp_path: Path) -> None:
     task = PointTask(2)
     _put(store, task)
     path = store.run_path(task)
-    record = read_json(path)
+    record = _read(path)
     del record["result"]
     path.write_text(json.dumps(record))
     assert store.get(task) is None
@@ -211,7 +218,7 @@ def test_cost_defaults_to_zero_when_a_file_does_not_say(tmp_path: Path) -> None:
     task = PointTask(2)
     _put(store, task)
     path = store.run_path(task)
-    record = read_json(path)
+    record = _read(path)
     del record["wall_seconds"], record["cpu_seconds"]
     path.write_text(json.dumps(record))
     got = store.get(task)
@@ -239,7 +246,7 @@ def test_a_write_leaves_one_parsable_file_and_no_temporary(tmp_path: Path) -> No
 class _HalfWriter:
     """A file handle that writes half of what it is given, then fails (a full disk)."""
 
-    def __init__(self, fh: IO[bytes], seen: list[StoredRun | None], check: Any) -> None:
+    def __init__(self, fh: IO[bytes], seen: list[StoredRun[Point] | None], check: Any) -> None:
         self.fh = fh
         self.seen = seen
         self.check = check
@@ -264,7 +271,7 @@ def test_a_write_that_fails_midway_keeps_the_old_file(
     task = PointTask(3)
     old = _put(store, task)
     old_bytes = store.run_path(task).read_bytes()
-    seen: list[StoredRun | None] = []
+    seen: list[StoredRun[Point] | None] = []
     real_fdopen = os.fdopen
 
     def half_fdopen(fd: int, mode: str = "r") -> _HalfWriter:
@@ -289,7 +296,7 @@ def test_write_json_is_indented_sorted_and_keeps_non_finite_floats(tmp_path: Pat
     assert text.endswith("}\n") and text.index('"a"') < text.index('"b"')
     assert '\n "a": {' in text, "one space of indent per level"
     assert "NaN" in text and "Infinity" in text
-    value = read_json(path)
+    value = _read(path)
     assert math.isnan(value["a"]["x"]) and value["b"] == [1.0, math.inf]
     assert _leftovers(path.parent) == []
     with pytest.raises(RecordError, match="cannot write a object"):
@@ -305,7 +312,7 @@ def test_a_summary_round_trips(tmp_path: Path) -> None:
     summary = PointsSummary((Point(1.0, "a", ()), Point(-2.5, "b", (3,))), best=-2.5)
     path = store.write_summary("points", summary)
     assert path == store.summary_path("points") == tmp_path / "points" / "summary.json"
-    assert read_json(path)["schema"] == 4
+    assert _read(path)["schema"] == 4
     assert store.read_summary("points", PointsSummary) == summary
 
 
@@ -318,7 +325,7 @@ def test_a_summary_of_another_schema_is_refused_naming_the_schema(tmp_path: Path
     store = ResultStore(tmp_path)
     store.write_summary("points", PointsSummary((), best=0.0))
     path = store.summary_path("points")
-    write_json(path, {**read_json(path), "schema": 3})
+    write_json(path, {**_read(path), "schema": 3})
     with pytest.raises(RecordError, match=r"summary\.json: PointsSummary: schema 3, .* schema 4"):
         store.read_summary("points", PointsSummary)
     write_json(path, {"points": [], "best": 0.0})
@@ -330,7 +337,7 @@ def test_a_summary_with_a_retyped_field_names_the_field(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
     store.write_summary("points", PointsSummary((), best=0.0))
     path = store.summary_path("points")
-    write_json(path, {**read_json(path), "best": "high"})
+    write_json(path, {**_read(path), "best": "high"})
     with pytest.raises(RecordError, match=r"PointsSummary\.best: expected a number"):
         store.read_summary("points", PointsSummary)
 
