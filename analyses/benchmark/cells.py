@@ -23,8 +23,7 @@ from analyses.benchmark.environment import load_avg
 from analyses.benchmark.jax_loop import import_jax
 from analyses.benchmark.training import Epochs, FrameworkRun, Ratio, train_cell
 from analyses.common import StudyData
-from analyses.pipeline.records import Json, to_json
-from analyses.pipeline.tasks import RunContext
+from analyses.pipeline.tasks import KeyedTask, RunContext
 
 STUDY: Final = "benchmark"
 TRAIN_ONLY_EVAL: Final = 16
@@ -43,7 +42,7 @@ class CellResult:
 
 
 @attrs.frozen
-class CellTask:
+class CellTask(KeyedTask):
     """One measured cell: every field is part of its key (``kind``, ``version`` and every
     field), so any change measures it again. ``source`` is the hash of fmlp's and the
     benchmark's source; ``threads`` numpy's BLAS threads; ``jax`` whether jax was
@@ -70,14 +69,8 @@ class CellTask:
     dtype: str
     batch: int
 
-    def key(self) -> dict[str, Json]:
-        return {"kind": self.KIND, "version": self.VERSION, **to_json(self)}
-
     def label(self) -> str:
         return f"benchmark {self.setting} {self.dataset} {self.dtype} batch {self.batch}"
-
-    def priority(self) -> int:
-        return 0
 
     def run(self, ctx: RunContext) -> CellResult:
         """The cell on data of its own (the driver calls ``measure`` with the data it has)."""
