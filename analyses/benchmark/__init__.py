@@ -56,7 +56,7 @@ and ``<out>/benchmark/summary.json`` all settings measured so far
 - ``schema``: 2; ``settings``: a mapping from setting name ("default", "native",
   "coretype-<NAME>") to a record with ``setting``, ``openblas_env`` (the two
   variables' values, null when unset), ``same_as_native`` (true when neither variable is
-  set), ``machine`` (``analyses.common.machine_info``), ``blas`` (threadpoolctl:
+  set), ``machine`` (``analyses.datasets.machine_info``), ``blas`` (threadpoolctl:
   library, version, kernel ``architecture``, ``num_threads``), ``threads``
   (``numpy_blas``, ``torch``, ``cpu_count``, ``requested``, ``xla_flags``,
   ``jax_devices``), ``load_avg`` (``start`` and ``end``, 1/5/15-minute load averages),

@@ -22,7 +22,7 @@ from analyses.benchmark.data import get_data
 from analyses.benchmark.environment import load_avg
 from analyses.benchmark.jax_loop import import_jax
 from analyses.benchmark.training import Epochs, FrameworkRun, Ratio, train_cell
-from analyses.common import StudyData
+from analyses.datasets import StudyData
 from analyses.pipeline.tasks import KeyedTask, RunContext
 
 STUDY: Final = "benchmark"

@@ -10,7 +10,7 @@ import attrs
 from analyses.benchmark.data import dataset_cached
 from analyses.benchmark.gemm import GEMM_SIZE
 from analyses.benchmark.spec import EVAL_SAMPLES, MNIST_TRAIN
-from analyses.common import QUICK_EVAL, QUICK_TRAIN
+from analyses.datasets import QUICK_EVAL, QUICK_TRAIN
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ import numpy as np
 
 import fmlp
 from analyses.benchmark.spec import SEED, SIZES
-from analyses.common import DataSpec, DTypeName, StudyData, load_data, synthetic_data
+from analyses.datasets import DataSpec, DTypeName, StudyData, load_data, synthetic_data
 
 
 @attrs.frozen

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 
-from analyses.common import BlasInfo, machine_info
+from analyses.machine import BlasInfo, machine_info
 
 OPENBLAS_VARS: Final = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MODULE: Final = "analyses.benchmark"

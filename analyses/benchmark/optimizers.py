@@ -73,7 +73,7 @@ from analyses.benchmark.opt_loops import (
 )
 from analyses.benchmark.spec import SEED
 from analyses.benchmark.training import Loop
-from analyses.common import MachineInfo, machine_info
+from analyses.machine import MachineInfo, machine_info
 from analyses.pipeline.records import from_json
 from analyses.pipeline.store import read_json, write_json
 from fmlp.train import epoch_order

@@ -36,7 +36,8 @@ from analyses.benchmark.setting import LoadAvg, SettingRecord, ThreadsInfo
 from analyses.benchmark.spec import SIZES
 from analyses.benchmark.targets import evaluate_targets
 from analyses.benchmark.training import ratios
-from analyses.common import StudyData, machine_info
+from analyses.datasets import StudyData
+from analyses.machine import machine_info
 from analyses.pipeline.records import to_json
 from analyses.pipeline.store import ResultStore
 from analyses.pipeline.tasks import Outcome

@@ -16,7 +16,7 @@ from analyses.benchmark.data import DataLoading, Evaluation
 from analyses.benchmark.gemm import GemmTimes
 from analyses.benchmark.memory import Memory
 from analyses.benchmark.targets import Target
-from analyses.common import BlasInfo, MachineInfo
+from analyses.machine import BlasInfo, MachineInfo
 from analyses.pipeline.records import JsonRecord
 
 

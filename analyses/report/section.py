@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from analyses.common import MachineInfo
+from analyses.machine import MachineInfo
 from analyses.pipeline.records import JsonRecord
 from analyses.report.markup import Document
 

@@ -20,7 +20,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
-from analyses.common import DataSpec, quick_data
+from analyses.datasets import DataSpec, quick_data
 from analyses.pipeline.records import JsonRecord
 from analyses.pipeline.study import AnyStudy
 from analyses.studies import cnn, gradcheck, init, search

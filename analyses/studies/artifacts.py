@@ -11,7 +11,8 @@ from typing import Final
 
 import attrs
 
-from analyses.common import EvalSubset, MlpConfig
+from analyses.datasets import EvalSubset
+from analyses.mlp import MlpConfig
 from analyses.pipeline.study import ArtifactKey
 
 

@@ -14,7 +14,7 @@ from typing import Generic, Protocol, TypeVar
 
 import attrs
 
-from analyses.common import DataSpec
+from analyses.datasets import DataSpec
 from analyses.pipeline.records import JsonRecord
 from analyses.pipeline.study import Study
 from analyses.report.section import Section

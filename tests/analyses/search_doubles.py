@@ -12,16 +12,8 @@ import attrs
 from threadpoolctl import threadpool_limits
 
 import fmlp
-from analyses.common import (
-    DataSpec,
-    EvalSubset,
-    MlpConfig,
-    floats,
-    init_params,
-    load_data,
-    make_optimizer,
-    params_digest,
-)
+from analyses.datasets import DataSpec, EvalSubset, floats, load_data
+from analyses.mlp import MlpConfig, init_params, make_optimizer, params_digest
 from analyses.pipeline.plan import StudyPlan
 from analyses.pipeline.records import JsonRecord
 from analyses.pipeline.study import AnyKey, Artifacts, ArtifactValues

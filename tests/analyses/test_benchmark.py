@@ -25,7 +25,7 @@ from analyses.benchmark import (
     training,
 )
 from analyses.benchmark.setting import BenchmarkSummary
-from analyses.common import synthetic_data
+from analyses.datasets import synthetic_data
 from analyses.pipeline.records import canonical_json, from_json
 from fmlp.train import epoch_order
 from fmlp.tree import tree_leaves

@@ -28,7 +28,8 @@ from analyses.benchmark.setting import (
 from analyses.benchmark.tables import format_table, table_rows
 from analyses.benchmark.targets import Target
 from analyses.benchmark.training import Epochs, FrameworkRun, ratios
-from analyses.common import StudyData, machine_info, synthetic_data
+from analyses.datasets import StudyData, synthetic_data
+from analyses.machine import machine_info
 from analyses.pipeline.records import RecordError, canonical_json, from_json, key_hash, to_json
 from analyses.pipeline.store import ResultStore, read_json, write_json
 from analyses.pipeline.tasks import Outcome

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from analyses.common import EvalSubset, StudyData, synthetic_data
+from analyses.datasets import EvalSubset, StudyData, synthetic_data
 from analyses.pipeline.records import from_json, to_json
 from analyses.studies.cnn.models import (
     DEFAULT_BLOCKS,
@@ -378,7 +378,7 @@ def test_a_technique_changes_one_thing_of_vanilla() -> None:
 
 
 def test_the_timing_tool_measures_every_setup() -> None:
-    from analyses.common import DataSpec
+    from analyses.datasets import DataSpec
     from analyses.studies.cnn.options import TECHNIQUES
     from analyses.studies.cnn.timing import measure
 

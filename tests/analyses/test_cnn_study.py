@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from analyses.common import DataSpec, EvalSubset, SplitSizes, quick_data
+from analyses.datasets import DataSpec, EvalSubset, SplitSizes, quick_data
 from analyses.pipeline.driver import run_pipeline
 from analyses.pipeline.executors import make_executor
 from analyses.pipeline.plan import StudyError

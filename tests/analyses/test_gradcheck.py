@@ -17,7 +17,8 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import fmlp
-from analyses.common import DataSpec, MlpConfig, SplitSizes, load_data, params_digest
+from analyses.datasets import DataSpec, SplitSizes, load_data
+from analyses.mlp import MlpConfig, params_digest
 from analyses.pipeline.driver import run_pipeline
 from analyses.pipeline.executors import make_executor
 from analyses.pipeline.records import canonical_json, from_json, to_json
@@ -578,7 +579,7 @@ def test_the_optimum_against_the_textbook(tanh_run: Ran) -> None:
 
 @pytest.fixture(scope="module")
 def quick_mnist() -> DataSpec:
-    from analyses.common import quick_data
+    from analyses.datasets import quick_data
 
     spec = quick_data("mnist")
     try:

@@ -15,7 +15,7 @@ import pytest
 from numpy.typing import NDArray
 
 import fmlp
-from analyses.common import DataSpec, SplitSizes
+from analyses.datasets import DataSpec, SplitSizes
 from analyses.pipeline.driver import run_pipeline
 from analyses.pipeline.executors import make_executor
 from analyses.pipeline.records import canonical_json, from_json, to_json

@@ -17,7 +17,7 @@ import attrs
 import pytest
 
 import analyses
-from analyses.common import DataSpec, EvalSubset
+from analyses.datasets import DataSpec, EvalSubset
 from analyses.pipeline.records import key_hash
 from analyses.pipeline.tasks import IDENTITY, NOT_IDENTITY, KeyedTask, identity_fields, run_key
 from analyses.studies.cnn import CnnRun, TrainConfig

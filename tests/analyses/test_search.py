@@ -12,7 +12,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fmlp
-from analyses.common import DataSpec, MlpConfig, init_params, load_data, make_optimizer
+from analyses.datasets import DataSpec, load_data
+from analyses.mlp import MlpConfig, init_params, make_optimizer
 from analyses.pipeline.driver import run_pipeline
 from analyses.pipeline.executors import make_executor
 from analyses.pipeline.store import ResultStore

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analyses.common import StudyData
+from analyses.datasets import StudyData
 from analyses.studies.cnn.models import CNNSpec, feature_shape
 from analyses.studies.cnn.options import Device, TrainConfig
 from analyses.studies.cnn.runs import CnnRunResult, Curves

@@ -8,7 +8,7 @@ from typing import Final, Literal
 
 import attrs
 
-from analyses.common import EvalSubset
+from analyses.datasets import EvalSubset
 from analyses.studies.cnn.models import DEFAULT_BLOCKS, QUICK_BLOCKS, CNNSpec, ConvBlock
 from fmlp.types import is_int
 

@@ -19,7 +19,8 @@ from typing import Final
 
 import attrs
 
-from analyses.common import DataSpec, load_data, machine_info
+from analyses.datasets import DataSpec, load_data
+from analyses.machine import machine_info
 from analyses.pipeline.plan import StudyError, StudyPlan
 from analyses.pipeline.store import StoredRun
 from analyses.studies.artifacts import ChosenMlp

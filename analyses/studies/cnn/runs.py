@@ -2,7 +2,7 @@
 with a typed result record.
 
 After every epoch each run records the mean cross-entropy and the error rate (1 -
-accuracy) on a fixed subset of the training split (``analyses.common.EvalSubset``:
+accuracy) on a fixed subset of the training split (``analyses.datasets.EvalSubset``:
 10,000 samples drawn once from a stated seed, the same for every run, and the same the
 search measured its MLPs on) and on the whole validation set; at the end, on the test
 set. The MLP compared with is the search's chosen model, whose curves the search
@@ -17,7 +17,7 @@ from typing import ClassVar, Final
 
 import attrs
 
-from analyses.common import DataSpec, EvalSubset, load_data
+from analyses.datasets import DataSpec, EvalSubset, load_data
 from analyses.pipeline.tasks import NOT_IDENTITY, KeyedTask, RunContext
 from analyses.studies.cnn.models import CNNSpec
 from analyses.studies.cnn.options import STUDY, Device, TrainConfig

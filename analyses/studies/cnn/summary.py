@@ -7,7 +7,9 @@ from typing import ClassVar, Final
 
 import attrs
 
-from analyses.common import EvalSubset, MachineInfo, MlpConfig, SplitSizes
+from analyses.datasets import EvalSubset, SplitSizes
+from analyses.machine import MachineInfo
+from analyses.mlp import MlpConfig
 from analyses.pipeline.records import JsonRecord
 from analyses.studies.cnn.models import CNNSpec, Layer
 from analyses.studies.cnn.options import Device, Technique, TrainConfig

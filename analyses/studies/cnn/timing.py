@@ -20,7 +20,7 @@ from typing import Final
 
 import attrs
 
-from analyses.common import DataSpec, EvalSubset, load_data
+from analyses.datasets import DataSpec, EvalSubset, load_data
 from analyses.pipeline.tasks import run_environment
 from analyses.studies.cnn.models import DEFAULT_BLOCKS, CNNSpec, match_params
 from analyses.studies.cnn.options import TECHNIQUES, TrainConfig

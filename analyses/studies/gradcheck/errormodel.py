@@ -26,7 +26,7 @@ from typing import Literal
 import attrs
 import numpy as np
 
-from analyses.common import DTypeName
+from analyses.datasets import DTypeName
 from analyses.studies.gradcheck.finite import FdCurve, LossNoise, ThirdDerivatives
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from analyses.common import new_figure, save_figure
+from analyses.figures import new_figure, save_figure
 
 if TYPE_CHECKING:
     from analyses.studies.gradcheck.summary import GradcheckSettings, SampleResult

@@ -22,7 +22,7 @@ import attrs
 import numpy as np
 
 import fmlp
-from analyses.common import DTypeName
+from analyses.datasets import DTypeName
 from fmlp.types import FloatArray, IntArray
 
 # --------------------------------------------------------------------- records

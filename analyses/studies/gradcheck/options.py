@@ -8,7 +8,7 @@ from typing import Final
 
 import attrs
 
-from analyses.common import DTypeName
+from analyses.datasets import DTypeName
 from fmlp.types import is_int
 
 STUDY: Final = "gradcheck"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyses.common import DataSpec, machine_info
+from analyses.datasets import DataSpec
+from analyses.machine import machine_info
 from analyses.pipeline.plan import StudyError, StudyPlan
 from analyses.pipeline.store import StoredRun
 from analyses.studies.artifacts import ChosenMlp

@@ -24,7 +24,8 @@ from typing import ClassVar, TypeAlias
 import attrs
 
 import fmlp
-from analyses.common import DataSpec, DTypeName, SplitSizes, load_data, params_digest
+from analyses.datasets import DataSpec, DTypeName, SplitSizes, load_data
+from analyses.mlp import params_digest
 from analyses.pipeline.tasks import UNLESS_DEFAULT, KeyedTask, RunContext
 from analyses.studies.gradcheck.finite import (
     FIRST_RULE,
@@ -54,7 +55,7 @@ from fmlp.types import FloatArray, IntArray
 @attrs.frozen
 class ModelRef:
     """The model to check: its parameters file (``fmlp.checkpoint``, relative to the
-    results folder) and the sha256 of its parameters (``analyses.common.params_digest``)."""
+    results folder) and the sha256 of its parameters (``analyses.datasets.params_digest``)."""
 
     params_file: str
     params_sha256: str

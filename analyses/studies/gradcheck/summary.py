@@ -6,7 +6,9 @@ from typing import ClassVar, Final
 
 import attrs
 
-from analyses.common import DataSpec, DTypeName, MachineInfo, MlpConfig, SplitSizes
+from analyses.datasets import DataSpec, DTypeName, SplitSizes
+from analyses.machine import MachineInfo
+from analyses.mlp import MlpConfig
 from analyses.pipeline.records import JsonRecord
 from analyses.studies.artifacts import ChosenMlp
 from analyses.studies.gradcheck.errormodel import (

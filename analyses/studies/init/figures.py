@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from analyses.common import new_figure, save_figure
+from analyses.figures import new_figure, save_figure
 from analyses.studies.init.runs import InitRunResult
 
 COLORS: Final = {"zero": "tab:gray", "normal": "tab:red", "glorot": "tab:blue", "he": "tab:green"}

@@ -8,7 +8,7 @@ from typing import Final
 
 import attrs
 
-from analyses.common import DTypeName
+from analyses.datasets import DTypeName
 from fmlp.params import check_sizes
 from fmlp.types import SCHEME_NAMES, ActivationName, SchemeName, check_activation, is_int
 

@@ -22,7 +22,7 @@ import attrs
 import numpy as np
 
 import fmlp
-from analyses.common import DataSpec, floats, load_data
+from analyses.datasets import DataSpec, floats, load_data
 from analyses.pipeline.tasks import KeyedTask, RunContext
 from analyses.studies.init.options import STUDY, InitOptions
 from fmlp.types import (

@@ -6,7 +6,7 @@ from typing import ClassVar, Final
 
 import attrs
 
-from analyses.common import DataSpec
+from analyses.datasets import DataSpec
 from analyses.pipeline.study import AnyKey, Artifacts, ArtifactValues
 from analyses.pipeline.tasks import RunContext
 from analyses.studies.init.options import STUDY, InitOptions

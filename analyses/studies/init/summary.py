@@ -7,7 +7,8 @@ from typing import Final
 import attrs
 
 import fmlp
-from analyses.common import DataSpec, MachineInfo, SplitSizes, load_data
+from analyses.datasets import DataSpec, SplitSizes, load_data
+from analyses.machine import MachineInfo
 from analyses.pipeline.records import JsonRecord
 from analyses.studies.init.options import InitOptions
 from analyses.studies.init.runs import InitRunResult

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from analyses.common import new_figure, save_figure
+from analyses.figures import new_figure, save_figure
 
 if TYPE_CHECKING:
     from analyses.studies.search.summary import Trial

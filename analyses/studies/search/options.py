@@ -23,14 +23,8 @@ from typing import Final
 import attrs
 import numpy as np
 
-from analyses.common import (
-    BASE_MLP,
-    PARAM_RANGE,
-    EvalSubset,
-    MlpConfig,
-    OptimizerName,
-    ScheduleName,
-)
+from analyses.datasets import PARAM_RANGE, EvalSubset
+from analyses.mlp import BASE_MLP, MlpConfig, OptimizerName, ScheduleName
 from analyses.studies.search.halving import Rungs
 from fmlp.types import ActivationName
 

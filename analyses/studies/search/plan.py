@@ -19,15 +19,9 @@ import attrs
 from threadpoolctl import threadpool_limits
 
 import fmlp
-from analyses.common import (
-    DataSpec,
-    MlpConfig,
-    init_params,
-    load_data,
-    machine_info,
-    make_optimizer,
-    params_digest,
-)
+from analyses.datasets import DataSpec, load_data
+from analyses.machine import machine_info
+from analyses.mlp import MlpConfig, init_params, make_optimizer, params_digest
 from analyses.pipeline.plan import StudyError, StudyPlan
 from analyses.pipeline.store import StoredRun
 from analyses.studies.artifacts import ChosenMlp

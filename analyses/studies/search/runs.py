@@ -19,17 +19,8 @@ import attrs
 import numpy as np
 
 import fmlp
-from analyses.common import (
-    N_CLASSES,
-    DataSpec,
-    EvalSubset,
-    MlpConfig,
-    floats,
-    init_params,
-    load_data,
-    make_optimizer,
-    params_digest,
-)
+from analyses.datasets import N_CLASSES, DataSpec, EvalSubset, floats, load_data
+from analyses.mlp import MlpConfig, init_params, make_optimizer, params_digest
 from analyses.pipeline.records import key_hash, to_json
 from analyses.pipeline.tasks import NOT_IDENTITY, KeyedTask, RunContext
 from fmlp import checkpoint

@@ -17,11 +17,9 @@ from typing import Any, ClassVar, Final, Literal
 
 import attrs
 
-from analyses.common import (
-    MachineInfo,
-    MlpConfig,
-    SplitSizes,
-)
+from analyses.datasets import SplitSizes
+from analyses.machine import MachineInfo
+from analyses.mlp import MlpConfig
 from analyses.pipeline.records import JsonRecord
 from analyses.studies.artifacts import ChosenMlp
 from analyses.studies.search.options import (
