@@ -37,7 +37,7 @@ import attrs
 from analyses.pipeline.executors import PipelineExecutor
 from analyses.pipeline.plan import StudyError, StudyPlan
 from analyses.pipeline.progress import Progress, Standing
-from analyses.pipeline.records import JsonRecord
+from analyses.pipeline.records import JsonRecord, RecordError
 from analyses.pipeline.signals import StopSignals
 from analyses.pipeline.store import ResultStore, StoredRun
 from analyses.pipeline.study import (
@@ -48,7 +48,7 @@ from analyses.pipeline.study import (
     Study,
     check_order,
 )
-from analyses.pipeline.tasks import Outcome, RunContext, Task, execute
+from analyses.pipeline.tasks import Failure, Outcome, RunContext, Task, execute
 from analyses.pipeline.timings import PipelineReport, StudyTiming
 
 T = TypeVar("T", bound=Task[object])
@@ -253,14 +253,24 @@ class _Pipeline:
                 "finished runs are stored: rerun to resume"
             ) from exc
         with self.critical():
-            run = self.store.put(task, outcome)
+            try:
+                run = self.store.put(task, outcome)
+            except RecordError as exc:  # the run returned another record than it declares
+                outcome = attrs.evolve(
+                    outcome,
+                    result=None,
+                    failure=Failure(
+                        f"its result is not the {task.result_type.__name__} it declares: {exc}"
+                    ),
+                )
+                run = self.store.put(task, outcome)
             a.outstanding -= 1
             a.computed += 1
             a.cpu += outcome.cpu_seconds
             a.wall += outcome.wall_seconds
+            a.record(task, run)
             if self.progress is not None:
                 self.progress.finished(_progress_line(task, outcome), self.standing())
-            a.record(task, run)
 
     def run(self) -> PipelineReport:
         try:
