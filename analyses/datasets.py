@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import errno
 import functools
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import attrs
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from fmlp.types import (
     FloatArray,
@@ -151,7 +152,11 @@ class StudyData:
 
 
 def synthetic_data(
-    n_train: int = QUICK_TRAIN, n_eval: int = QUICK_EVAL, *, seed: int = 0, dtype: Any = np.float64
+    n_train: int = QUICK_TRAIN,
+    n_eval: int = QUICK_EVAL,
+    *,
+    seed: int = 0,
+    dtype: DTypeLike = np.float64,
 ) -> StudyData:
     """A small learnable stand-in for MNIST: each class is a noisy copy of its own
     random prototype in [0, 1]^784."""
@@ -199,6 +204,6 @@ def load_data(spec: DataSpec, dtype: DTypeName = "float32") -> StudyData:
     return data.head(spec.n_train, spec.n_eval)
 
 
-def floats(values: Any) -> tuple[float, ...]:
+def floats(values: ArrayLike) -> tuple[float, ...]:
     """A numpy array (or sequence) as a tuple of Python floats (NaN kept)."""
     return tuple(float(v) for v in np.asarray(values, dtype=np.float64).ravel())

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fmlp.atomic import atomic_write_bytes
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def new_figure(*, figsize: tuple[float, float]) -> Any:
+
+def new_figure(*, figsize: tuple[float, float]) -> Figure:
     """A matplotlib Figure that draws with its own Agg canvas: no pyplot, no global
     backend, nothing left open."""
     from matplotlib.figure import Figure
@@ -18,7 +21,7 @@ def new_figure(*, figsize: tuple[float, float]) -> Any:
     return Figure(figsize=figsize)
 
 
-def save_figure(fig: Any, folder: Path, name: str) -> list[str]:
+def save_figure(fig: Figure, folder: Path, name: str) -> list[str]:
     """Save ``fig`` as ``name.svg`` (vector, for the report), atomically; returns the file
     name. The same data give the same bytes: no date, a fixed hash salt for the SVG's ids,
     glyphs drawn as paths (no font needed to view it). Settings are scoped to this call."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, get_args
 
 import attrs
@@ -31,7 +31,7 @@ STEP_EVERY_EPOCHS: Final = 2
 STEP_FACTOR: Final = 0.5
 
 
-def _widths(value: Any) -> tuple[int, ...]:
+def _widths(value: Iterable[int]) -> tuple[int, ...]:
     widths = tuple(value)
     if not widths or not all(is_int(w) and int(w) > 0 for w in widths):
         raise ValueError(

@@ -94,6 +94,7 @@ class _Queued(Generic[T, R, S]):
 
 
 AnyActive = _Active[Any, Any, Any]
+AnyQueued = _Queued[Any, Any, Any]
 
 
 class _Pipeline:
@@ -123,9 +124,9 @@ class _Pipeline:
         self.summaries: dict[str, JsonRecord] = {}
         self.errors: dict[str, str] = {}
         self.timings: dict[str, StudyTiming] = {}
-        self.queue: list[tuple[int, int, int, _Queued[Any, Any, Any]]] = []
+        self.queue: list[tuple[int, int, int, AnyQueued]] = []
         self.order = itertools.count()
-        self.in_flight: dict[cf.Future[Outcome[object]], _Queued[Any, Any, Any]] = {}
+        self.in_flight: dict[cf.Future[Outcome[object]], AnyQueued] = {}
         self.slots = max(1, executor.workers)
 
     # ------------------------------------------------------------ messages

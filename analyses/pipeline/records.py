@@ -36,6 +36,7 @@ __all__ = [
     "canonical_json",
     "from_json",
     "key_hash",
+    "record_json",
     "to_json",
 ]
 
@@ -44,10 +45,10 @@ class RecordError(ValueError):
     """A JSON value does not fit the record it should become; the message names the field."""
 
 
-def to_json(value: Any) -> Any:
+def to_json(value: object) -> Json:
     """``value`` (a record, or anything a record's field may hold) as plain JSON values."""
     if attrs.has(type(value)):
-        return {f.name: to_json(getattr(value, f.name)) for f in attrs.fields(type(value))}
+        return record_json(value)
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         return value
     if isinstance(value, float):
@@ -55,7 +56,7 @@ def to_json(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [to_json(v) for v in value]
     if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
+        out: dict[str, Json] = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise RecordError(f"dict keys must be strings to write JSON, got {k!r}")
@@ -65,6 +66,12 @@ def to_json(value: Any) -> Any:
     if callable(item) and getattr(value, "shape", None) == ():
         return to_json(item())
     raise RecordError(f"cannot write a {type(value).__name__} as JSON: {value!r:.80}")
+
+
+def record_json(record: object) -> dict[str, Json]:
+    """The attrs record ``record`` as a JSON object: one entry per field."""
+    cls: Any = type(record)
+    return {f.name: to_json(getattr(record, f.name)) for f in attrs.fields(cls)}
 
 
 def _hints(cls: type[Any]) -> dict[str, Any]:
@@ -140,7 +147,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     raise RecordError(f"{where}: fields of type {tp} cannot be read from JSON")
 
 
-def _record(cls: type[T], value: Any, where: str) -> T:
+def _record(cls: type[T], value: object, where: str) -> T:
     if not isinstance(value, dict):
         raise RecordError(f"{where}: expected an object for {cls.__name__}, got {value!r:.60}")
     hints = _hints(cls)
@@ -162,7 +169,7 @@ def _record(cls: type[T], value: Any, where: str) -> T:
         raise RecordError(f"{where}: not a valid {cls.__name__}: {exc}") from exc
 
 
-def from_json(cls: type[T], value: Any) -> T:
+def from_json(cls: type[T], value: object) -> T:
     """The record of type ``cls`` that ``value`` (parsed JSON) describes; RecordError
     when a field is missing, unknown or of the wrong type."""
     return _record(cls, value, cls.__name__)
@@ -178,12 +185,11 @@ class JsonRecord:
 
     SCHEMA: ClassVar[int] = 1
 
-    def to_json(self) -> dict[str, Any]:
-        body = to_json(self)
-        return {"schema": type(self).SCHEMA, **body}
+    def to_json(self) -> dict[str, Json]:
+        return {"schema": type(self).SCHEMA, **record_json(self)}
 
     @classmethod
-    def from_json(cls, value: Any) -> Self:
+    def from_json(cls, value: object) -> Self:
         if not isinstance(value, dict):
             raise RecordError(f"{cls.__name__}: expected a JSON object, got {type(value).__name__}")
         schema = value.get("schema")
@@ -196,11 +202,11 @@ class JsonRecord:
         return from_json(cls, body)
 
 
-def canonical_json(value: Any) -> str:
+def canonical_json(value: object) -> str:
     """Compact JSON with sorted keys: the same value always gives the same text."""
     return json.dumps(to_json(value), sort_keys=True, separators=(",", ":"), allow_nan=True)
 
 
-def key_hash(value: Any) -> str:
+def key_hash(value: object) -> str:
     """A short stable name for a JSON-able value (16 hex digits of its sha256)."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]

@@ -12,7 +12,7 @@ from typing import ClassVar, Final
 import attrs
 
 from analyses.pipeline.plan import StudyError, StudyPlan
-from analyses.pipeline.records import Json, JsonRecord, to_json
+from analyses.pipeline.records import Json, JsonRecord, record_json
 from analyses.pipeline.study import AnyKey, ArtifactKey, Artifacts, ArtifactValues
 from analyses.pipeline.tasks import RunContext
 
@@ -41,7 +41,7 @@ class SquareTask:
     fail: bool = False
 
     def key(self) -> dict[str, Json]:
-        return {"kind": "square", **to_json(self)}
+        return {"kind": "square", **record_json(self)}
 
     def label(self) -> str:
         return f"square {self.n}"

@@ -25,7 +25,7 @@ from analyses.pipeline.driver import run_pipeline
 from analyses.pipeline.executors import make_executor
 from analyses.pipeline.lock import FolderError
 from analyses.pipeline.plan import StudyPlan
-from analyses.pipeline.records import Json, JsonRecord, to_json
+from analyses.pipeline.records import Json, JsonRecord, record_json
 from analyses.pipeline.session import driver_session, stopped_message
 from analyses.pipeline.signals import Stopped
 from analyses.pipeline.store import ResultStore
@@ -48,7 +48,7 @@ class SlowSquare:
     seconds: float
 
     def key(self) -> dict[str, Json]:
-        return {"kind": "slow-square", **to_json(self)}
+        return {"kind": "slow-square", **record_json(self)}
 
     def label(self) -> str:
         return f"slow {self.n}"

@@ -30,7 +30,13 @@ from analyses.benchmark.targets import Target
 from analyses.benchmark.training import Epochs, FrameworkRun, ratios
 from analyses.datasets import StudyData, synthetic_data
 from analyses.machine import machine_info
-from analyses.pipeline.records import RecordError, canonical_json, from_json, key_hash, to_json
+from analyses.pipeline.records import (
+    RecordError,
+    canonical_json,
+    from_json,
+    key_hash,
+    record_json,
+)
 from analyses.pipeline.store import ResultStore, read_json, write_json
 from analyses.pipeline.tasks import Outcome
 
@@ -111,7 +117,7 @@ def cell(store: ResultStore, task: CellTask) -> tuple[CellResult, bool]:
 
 def test_the_key_is_kind_version_and_every_field() -> None:
     key = TASK.key()
-    assert key == {"kind": "cell", "version": CellTask.VERSION, **to_json(TASK)}
+    assert key == {"kind": "cell", "version": CellTask.VERSION, **record_json(TASK)}
     assert set(key) == {"kind", "version", *(f.name for f in attrs.fields(CellTask))}
 
 
@@ -235,7 +241,7 @@ def test_a_malformed_setting_is_refused_naming_the_file_and_field(
     store = ResultStore(tmp_path)
     good = setting_record("native")
     write_json(cli.setting_path(store, "native"), good.to_json())
-    bad = good.to_json()
+    bad: Any = good.to_json()
     bad["threads"]["numpy_blas"] = "one"
     path = cli.setting_path(store, "default")
     write_json(path, bad)

@@ -125,7 +125,7 @@ def test_records_round_trip_and_name_a_bad_field() -> None:
     assert data["schema"] == 3
     back = Outer.from_json(data)
     assert str(to_json(back)) == str(to_json(record))  # NaN != NaN: compare the text
-    bad = {**data, "inner": {"a": [1.0], "b": {"k": "one"}}}
+    bad: dict[str, Any] = {**data, "inner": {"a": [1.0], "b": {"k": "one"}}}
     with pytest.raises(RecordError, match=r"Outer\.inner\.b\['k'\]"):
         Outer.from_json(bad)
     with pytest.raises(RecordError, match="schema 2"):
