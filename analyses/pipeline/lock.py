@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
@@ -58,7 +58,7 @@ class FolderLocked(FolderError):
 
 def _parse(text: str) -> Holder | None:
     try:
-        raw: Any = json.loads(text)
+        raw = json.loads(text)
         return Holder(pid=int(raw["pid"]), host=str(raw["host"]), started=str(raw["started"]))
     except (ValueError, KeyError, TypeError):
         return None

@@ -27,7 +27,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 
@@ -140,7 +139,7 @@ class Watch:
         self.job_pss = max(self.job_pss, total_pss)
         self.samples += 1
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "unit": "MiB",
             "samples": self.samples,

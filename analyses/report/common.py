@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from analyses.report.markup import Document
 
@@ -17,5 +16,5 @@ def figure(
     doc.figure(folder / f"{name}.svg", caption=caption, label=label, width=width)
 
 
-def settings_lines(pairs: Sequence[tuple[str, Any]]) -> list[str]:
+def settings_lines(pairs: Sequence[tuple[str, object]]) -> list[str]:
     return [f"{k}: {v}" for k, v in pairs]

@@ -4,19 +4,22 @@ element's error."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
 from analyses.figures import new_figure, save_figure
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from analyses.studies.gradcheck.summary import GradcheckSettings, SampleResult
+    from fmlp.types import FloatArray
 
 DTYPE_COLORS: Final = {"float64": "tab:blue", "float32": "tab:orange"}
 
 
-def _mark_off_axis(ax: Any, ns: Any, values: Any, color: str) -> None:
+def _mark_off_axis(ax: Axes, ns: FloatArray, values: FloatArray, color: str) -> None:
     """Values a log axis cannot show: exactly 0 (triangle at the bottom) and non-finite
     (cross at the top), so no point is silently dropped."""
     zero = np.isfinite(values) & (values <= 0)
@@ -42,7 +45,7 @@ def _mark_off_axis(ax: Any, ns: Any, values: Any, color: str) -> None:
         )
 
 
-def _log_axes(ax: Any, ns: Any) -> None:
+def _log_axes(ax: Axes, ns: FloatArray) -> None:
     ys = [
         np.asarray(line.get_ydata(), dtype=np.float64)
         for line in ax.get_lines()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
@@ -17,13 +17,15 @@ COLORS: Final = {"zero": "tab:gray", "normal": "tab:red", "glorot": "tab:blue", 
 LAYER_STYLES: Final = ("-", "--", ":", "-.")
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from analyses.studies.init.summary import InitSettings
 
 
 def _log_series(
-    ax: Any,
+    ax: Axes,
     x: Sequence[float],
-    y: Sequence[Any],
+    y: Sequence[float | None],
     *,
     color: str,
     label: str | None = None,
@@ -62,7 +64,7 @@ def _log_series(
         )
 
 
-def _legend_notes(ax: Any) -> None:
+def _legend_notes(ax: Axes) -> None:
     from matplotlib.lines import Line2D
 
     handles, labels = ax.get_legend_handles_labels()

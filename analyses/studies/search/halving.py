@@ -20,13 +20,13 @@ once ``better + pending < m_k`` and stopped once ``better >= m_k``. A failed tri
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
 from fmlp.types import is_int
 
-RankKey = tuple[Any, ...]
+RankKey = tuple[float | str, ...]
 """Lower is better; keys must be distinct (end them with the trial's name)."""
 
 __all__ = ["Rungs", "SuccessiveHalving"]
