@@ -44,7 +44,15 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 import attrs
 import numpy as np
 
-from fmlp.checks import expect, expect_int, expect_real, got
+from fmlp.checks import (
+    expect,
+    expect_int,
+    expect_real,
+    got,
+    nonnegative_finite,
+    positive_finite,
+    unit_interval,
+)
 from fmlp.params import MLP
 from fmlp.tree import static_field, tree_leaves, tree_map, tree_zeros_like
 from fmlp.types import FloatArray
@@ -252,8 +260,7 @@ def _as_schedule(lr: float | Schedule) -> Schedule:
             f"the step count, e.g. fmlp.cosine_decay(0.1, total_steps=1000)), got {got(lr)}"
         )
     value = float(lr)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"learning rate must be a positive finite number, got {lr}")
+    positive_finite("learning rate", lr, show=str)
     return lambda step: value
 
 
@@ -279,8 +286,8 @@ def trace(decay: float, *, nesterov: bool = False) -> Optimizer[TraceState]:
 
     torch.optim.SGD's momentum buffer, with no dampening; v starts at zero.
     """
-    if not 0.0 <= expect_real(decay, "trace", "decay (momentum beta)") < 1.0:
-        raise ValueError(f"momentum beta must lie in [0, 1), got {decay}")
+    expect_real(decay, "trace", "decay (momentum beta)")
+    unit_interval("momentum beta", decay, show=str)
 
     def init(params: MLP) -> TraceState:
         return TraceState(trace=tree_zeros_like(params))
@@ -305,8 +312,7 @@ def add_decayed_weights(weight_decay: float) -> Optimizer[EmptyState]:
     """L2 regularization: updates = inputs + weight_decay * params (the gradient of
     weight_decay / 2 * |params|^2 added to the loss's)."""
     wd = expect_real(weight_decay, "add_decayed_weights", "weight_decay")
-    if not math.isfinite(wd) or wd < 0:
-        raise ValueError(f"weight_decay must be a non-negative finite number, got {weight_decay}")
+    nonnegative_finite("weight_decay", weight_decay, show=str)
 
     def add(o: FloatArray, x: FloatArray, p: FloatArray) -> None:
         np.add(x, p * p.dtype.type(wd), out=o)
@@ -327,10 +333,10 @@ def scale_by_adam(
     mu = b1 mu + (1 - b1) g, nu = b2 nu + (1 - b2) g^2 and
     updates = (mu / (1 - b1^t)) / (sqrt(nu) / sqrt(1 - b2^t) + eps)."""
     for label, b in (("b1", b1), ("b2", b2)):
-        if not 0.0 <= expect_real(b, "scale_by_adam", label) < 1.0:
-            raise ValueError(f"adam's {label} must lie in [0, 1), got {b}")
-    if not (math.isfinite(expect_real(eps, "scale_by_adam", "eps")) and eps >= 0):
-        raise ValueError(f"adam's eps must be a non-negative finite number, got {eps}")
+        expect_real(b, "scale_by_adam", label)
+        unit_interval(f"adam's {label}", b, show=str)
+    expect_real(eps, "scale_by_adam", "eps")
+    nonnegative_finite("adam's eps", eps, show=str)
 
     def init(params: MLP) -> ScaleByAdamState:
         return ScaleByAdamState(mu=tree_zeros_like(params), nu=tree_zeros_like(params), count=0)

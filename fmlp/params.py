@@ -11,7 +11,7 @@ import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
-from fmlp.checks import expect, got
+from fmlp.checks import expect, got, invalid
 from fmlp.tree import STATIC
 from fmlp.types import (
     SCHEME_NAMES,
@@ -113,7 +113,7 @@ def check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
         )
     for s in sizes:
         if not is_int(s) or s <= 0:
-            raise ValueError(f"every width must be a positive integer, got {sizes}")
+            raise invalid("every width", sizes, must="be a positive integer", show=str)
     return tuple(int(s) for s in sizes)
 
 
