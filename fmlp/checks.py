@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from fmlp.types import is_int
 
@@ -79,7 +79,7 @@ def expect(value: object, kind: type[T], where: str, name: str, what: str) -> T:
     return value
 
 
-def expect_callable(value: object, where: str, name: str, what: str) -> Callable[..., Any]:
+def expect_callable(value: object, where: str, name: str, what: str) -> Callable[..., object]:
     """``value`` if it is callable, else TypeError naming the argument."""
     if not callable(value):
         raise _fail(where, name, what, value)

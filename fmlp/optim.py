@@ -156,6 +156,12 @@ class Optimizer(Generic[S]):
         return _run(self.rule, grads, state, params, grads)
 
 
+AnyOptimizer: TypeAlias = Optimizer[Any]
+"""An optimizer whose state's type is not known here: a part of a chain, the optimizer
+``fmlp.fused.plan`` inspects. (Optimizer is invariant in its state: ``update`` takes it
+and ``init`` returns it, so no narrower type accepts them all.)"""
+
+
 def transformation(
     init: Callable[[MLP], S], rule: Rule[S], name: str, spec: RuleSpec | None = None
 ) -> Optimizer[S]:
@@ -215,7 +221,7 @@ class ScaleByAdamState:
 # ------------------------------------------------------------------ transformations
 
 
-def chain(*transforms: Optimizer[Any]) -> Optimizer[tuple[Any, ...]]:
+def chain(*transforms: AnyOptimizer) -> Optimizer[tuple[object, ...]]:
     """Apply ``transforms`` in order, each to the updates of the one before.
 
     The state is the tuple of their states. ``chain()`` is the identity.
@@ -224,12 +230,12 @@ def chain(*transforms: Optimizer[Any]) -> Optimizer[tuple[Any, ...]]:
         expect(t, Optimizer, "chain", f"argument {i + 1}", "an fmlp.Optimizer (e.g. fmlp.sgd(0.1))")
     rules = tuple(_rule_of(t) for t in transforms)
 
-    def init(params: MLP) -> tuple[Any, ...]:
+    def init(params: MLP) -> tuple[object, ...]:
         return tuple(t.init(params) for t in transforms)
 
     def rule(
-        inputs: MLP, state: tuple[Any, ...], params: MLP, out: MLP
-    ) -> tuple[MLP, tuple[Any, ...]]:
+        inputs: MLP, state: tuple[object, ...], params: MLP, out: MLP
+    ) -> tuple[MLP, tuple[object, ...]]:
         if len(state) != len(rules):
             raise TypeError(f"a chain of {len(rules)} takes a tuple of {len(rules)} states")
         new_states = []
@@ -243,7 +249,7 @@ def chain(*transforms: Optimizer[Any]) -> Optimizer[tuple[Any, ...]]:
     return transformation(init, rule, name, _chain_spec(transforms))
 
 
-def _chain_spec(transforms: tuple[Optimizer[Any], ...]) -> ChainSpec | None:
+def _chain_spec(transforms: tuple[AnyOptimizer, ...]) -> ChainSpec | None:
     """The spec of a chain: its parts' specs, or None when one of them has none."""
     parts = tuple(t.spec for t in transforms)
     if any(p is None for p in parts):
@@ -389,7 +395,7 @@ def sgd(lr: float | Schedule) -> Optimizer[ScaleByLearningRateState]:
 
 def momentum(
     lr: float | Schedule, beta: float = 0.9, *, nesterov: bool = False
-) -> Optimizer[tuple[Any, ...]]:
+) -> Optimizer[tuple[object, ...]]:
     """SGD with (heavy-ball or Nesterov) momentum: v = beta v + g; updates = -lr v
     (Nesterov: -lr (g + beta v)). The same convention as torch.optim.SGD.
 
@@ -403,7 +409,7 @@ def momentum(
 
 def adam(
     lr: float | Schedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
-) -> Optimizer[tuple[Any, ...]]:
+) -> Optimizer[tuple[object, ...]]:
     """Adam, as torch.optim.Adam: ``chain(scale_by_adam(b1, b2, eps),
     scale_by_learning_rate(lr))``, state ``(ScaleByAdamState, ScaleByLearningRateState)``."""
     opt = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
@@ -416,7 +422,7 @@ def adamw(
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: float = 0.01,
-) -> Optimizer[tuple[Any, ...]]:
+) -> Optimizer[tuple[object, ...]]:
     """Adam with decoupled weight decay, as torch.optim.AdamW: p <- p - lr wd p - lr adam.
 
     ``chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay),

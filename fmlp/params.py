@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import attrs
 import numpy as np
@@ -17,6 +16,7 @@ from fmlp.types import (
     SCHEME_NAMES,
     ActivationName,
     FloatArray,
+    Floating,
     SchemeName,
     Seed,
     check_activation,
@@ -83,7 +83,7 @@ class MLP:
         return (self.layers[0].fan_in, *(layer.fan_out for layer in self.layers))
 
     @property
-    def dtype(self) -> np.dtype[Any]:
+    def dtype(self) -> np.dtype[Floating]:
         return self.layers[0].w.dtype
 
 

@@ -41,7 +41,7 @@ with ``np.random.uniform(-d, d, shape)`` (Glorot) or ``np.random.normal(0, 1, sh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final, TypeAlias, cast
+from typing import Final, TypeAlias, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -52,14 +52,22 @@ from fmlp.losses import softmax as core_softmax
 from fmlp.model import backprop, forward_with_cache
 from fmlp.optim import apply_updates, sgd
 from fmlp.params import MLP, Dense, init_weight
-from fmlp.types import ACTIVATION_NAMES, FloatArray, IntArray, SchemeName, check_activation, is_int
+from fmlp.types import (
+    ACTIVATION_NAMES,
+    Array,
+    FloatArray,
+    IntArray,
+    SchemeName,
+    check_activation,
+    is_int,
+)
 
 __all__ = ["INIT_METHODS", "NN", "Pair", "load_mnist", "one_hot"]
 
 INIT_METHODS: Final[tuple[str, ...]] = ("glorot", "normal", "zero")
 """The weight initializations the template's ``init_method`` accepts."""
 
-Pair: TypeAlias = tuple[NDArray[Any], NDArray[Any]]
+Pair: TypeAlias = tuple[Array, Array]
 """One split as the template keeps it: inputs (N, D) and one-hot labels (N, C)."""
 
 N_RANDOM: Final = 400
@@ -116,7 +124,7 @@ class _GlobalRNG:
         return np.random.standard_normal(size)
 
 
-def _check_pair(pair: Any, name: str) -> Pair:
+def _check_pair(pair: object, name: str) -> Pair:
     """A split given in ``data``: (inputs (N, D), one-hot labels (N, C)), N equal."""
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise ValueError(
@@ -150,7 +158,7 @@ class NN:
     those methods return, not the network's forward pass.
     """
 
-    weights: dict[str, NDArray[Any]]
+    weights: dict[str, Array]
     """``W1, b1, ..., W{m}, b{m}``; set by ``initialize_weights`` (absent before)."""
 
     def __init__(
@@ -253,7 +261,7 @@ class NN:
 
     def _params(self) -> MLP:
         """``self.weights`` as the core's MLP: the same W arrays, each b seen as (h,)."""
-        weights: dict[str, NDArray[Any]] | None = getattr(self, "weights", None)
+        weights: dict[str, Array] | None = getattr(self, "weights", None)
         if weights is None:
             raise AttributeError(
                 "NN has no weights yet: call initialize_weights([n_features, n_classes]) "

@@ -32,7 +32,7 @@ from fmlp.checks import (
 )
 from fmlp.losses import cross_entropy, softmax_cross_entropy_grad
 from fmlp.model import backprop, check_inputs, check_labels, forward_unchecked
-from fmlp.optim import Optimizer, apply_updates, sgd
+from fmlp.optim import AnyOptimizer, Optimizer, ScaleByLearningRateState, apply_updates, sgd
 from fmlp.params import MLP
 from fmlp.tree import static_field, tree_copy, tree_stack
 from fmlp.types import FloatArray, IntArray
@@ -165,8 +165,8 @@ def make_step(
 
 
 def sgd_step(
-    state: TrainState[Any], batch: Batch, *, lr: float
-) -> tuple[TrainState[Any], StepMetrics]:
+    state: TrainState[ScaleByLearningRateState], batch: Batch, *, lr: float
+) -> tuple[TrainState[ScaleByLearningRateState], StepMetrics]:
     """One plain SGD step on a validated batch: params - lr * grad. Pure."""
     expect_state(state, "sgd_step")
     return make_step(sgd(lr))(state, batch)
@@ -305,7 +305,7 @@ def fit(
     expect_training(
         "fit", seed=seed, validation=validation, callback=callback, params_callback=params_callback
     )
-    opt: Optimizer[Any] = sgd(lr) if optimizer is None else optimizer  # type: ignore[arg-type]  # lr is set when optimizer is None
+    opt: AnyOptimizer = sgd(lr) if optimizer is None else optimizer  # type: ignore[arg-type]  # lr is set when optimizer is None
     positive_int("epochs", epochs, show=str)
     return resume(
         init_state(params, opt),

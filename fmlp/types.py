@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Final, Literal, Protocol, TypeAlias, cast, get_args
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 Floating: TypeAlias = np.floating[Any]
 """A numpy float scalar of either precision (np.float32 or np.float64)."""
@@ -49,9 +49,9 @@ def is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def check_dtype(dtype: Any) -> np.dtype[np.floating[Any]]:
+def check_dtype(dtype: DTypeLike) -> np.dtype[Floating]:
     """Return ``dtype`` as float32 or float64, or raise TypeError."""
     dt = np.dtype(dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"unsupported dtype {dt}: fmlp works in float32 or float64")
-    return cast("np.dtype[np.floating[Any]]", dt)
+    return cast("np.dtype[Floating]", dt)  # float32 or float64, checked above

@@ -185,9 +185,12 @@ def test_adam_first_step_by_hand(make_params: MakeParams) -> None:
     assert type(state[0]) is fmlp.ScaleByAdamState and state[0].count == 0
     for step in (1, 2):
         u, state = opt.update(grads, state, params)
-        assert state[0].count == step and state[1].count == step
+        moments, rate = state
+        assert isinstance(moments, fmlp.ScaleByAdamState) and moments.count == step
+        assert isinstance(rate, fmlp.ScaleByLearningRateState) and rate.count == step
         for ul, g in zip(fmlp.tree_leaves(u), fmlp.tree_leaves(grads), strict=True):
             np.testing.assert_allclose(ul, -0.1 * g / (np.abs(g) + 1e-8), rtol=1e-12)
+    assert isinstance(state[0], fmlp.ScaleByAdamState)
     np.testing.assert_allclose(
         state[0].nu.layers[0].w, (1 - 0.999**2) * grads.layers[0].w ** 2, rtol=1e-12
     )
