@@ -34,10 +34,7 @@ def same_bits(a: Any, b: Any) -> bool:
     )
 
 
-@pytest.fixture(autouse=True)
-def fused_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernels on, whatever the environment of the test run says."""
-    monkeypatch.delenv(kernels.ENV_VAR, raising=False)
+pytestmark = pytest.mark.usefixtures("fused_on")  # the kernels on, whatever the environment says
 
 
 KINDS = (
