@@ -21,12 +21,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import numba
 
+from fmlp.types import FloatArray, Floating
 
-def _jit(f: Callable[..., None]) -> Any:
+if TYPE_CHECKING:
+    from numba.core.dispatcher import Dispatcher
+
+K = TypeVar("K", bound=Callable[..., None])
+"""A kernel: a function of arrays and scalars (in the arrays' dtype) that writes in place."""
+
+
+def _jit(f: K) -> Dispatcher[K]:
     """``numba.njit`` with the on-disk cache, or without it where no cache folder can be
     used (numba refuses ``cache=True`` at decoration time then)."""
     try:
@@ -46,13 +54,13 @@ def _jit(f: Callable[..., None]) -> Any:
 
 @_jit
 def sgd_update(
-    p: Any,
-    g: Any,
-    pre_wd: Any,
+    p: FloatArray,
+    g: FloatArray,
+    pre_wd: Floating,
     has_pre: bool,
-    post_wd: Any,
+    post_wd: Floating,
     has_post: bool,
-    neg_rate: Any,
+    neg_rate: Floating,
 ) -> None:
     for i in range(p.size):
         pi = p[i]
@@ -66,16 +74,16 @@ def sgd_update(
 
 @_jit
 def trace_update(
-    p: Any,
-    g: Any,
-    v: Any,
-    decay: Any,
+    p: FloatArray,
+    g: FloatArray,
+    v: FloatArray,
+    decay: Floating,
     nesterov: bool,
-    pre_wd: Any,
+    pre_wd: Floating,
     has_pre: bool,
-    post_wd: Any,
+    post_wd: Floating,
     has_post: bool,
-    neg_rate: Any,
+    neg_rate: Floating,
 ) -> None:
     for i in range(p.size):
         pi = p[i]
@@ -92,22 +100,22 @@ def trace_update(
 
 @_jit
 def adam_update(
-    p: Any,
-    g: Any,
-    m: Any,
-    v: Any,
-    b1: Any,
-    one_minus_b1: Any,
-    b2: Any,
-    one_minus_b2: Any,
-    bias2_sqrt: Any,
-    eps: Any,
-    bias1: Any,
-    pre_wd: Any,
+    p: FloatArray,
+    g: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
+    b1: Floating,
+    one_minus_b1: Floating,
+    b2: Floating,
+    one_minus_b2: Floating,
+    bias2_sqrt: Floating,
+    eps: Floating,
+    bias1: Floating,
+    pre_wd: Floating,
     has_pre: bool,
-    post_wd: Any,
+    post_wd: Floating,
     has_post: bool,
-    neg_rate: Any,
+    neg_rate: Floating,
 ) -> None:
     for i in range(p.size):
         pi = p[i]
@@ -118,7 +126,7 @@ def adam_update(
         vi = v[i] * b2 + (x * x) * one_minus_b2
         m[i] = mi
         v[i] = vi
-        o = math.sqrt(vi)
+        o: float | Floating = math.sqrt(vi)  # a local annotation: no bytecode, numba sees none
         o = o / bias2_sqrt
         o = o + eps
         o = mi / o
@@ -132,7 +140,7 @@ def adam_update(
 
 
 @_jit
-def bias_relu(z: Any, b: Any, zero: Any) -> None:
+def bias_relu(z: FloatArray, b: FloatArray, zero: Floating) -> None:
     """z = max(z + b, 0) row by row, in place, as ``z += b; np.maximum(z, zero, out=z)``
     does it: NaN stays NaN and -0 becomes +0 (numpy's maximum gives its second operand
     when the two compare equal). ``zero`` is 0 in z's dtype."""
@@ -144,7 +152,7 @@ def bias_relu(z: Any, b: Any, zero: Any) -> None:
 
 
 @_jit
-def relu_backprop(g: Any, a: Any, zero: Any, one: Any) -> None:
+def relu_backprop(g: FloatArray, a: FloatArray, zero: Floating, one: Floating) -> None:
     """g *= (a > 0) in place over flattened arrays of one shape, as
     ``np.multiply(g, a > 0, out=g)`` does it (the mask cast to 0 or 1 in g's dtype, so
     g * 0 keeps its sign and NaN or inf times 0 is NaN). ``zero``, ``one`` in g's dtype."""

@@ -12,16 +12,15 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 import numpy as np
-from numpy.typing import NDArray
 
 from fmlp.atomic import atomic_open
 from fmlp.params import MLP, Dense
 from fmlp.train import TrainState
 from fmlp.tree import tree_flatten_with_paths, tree_structure, tree_unflatten_with_paths
-from fmlp.types import check_activation
+from fmlp.types import Array, check_activation
 
 S = TypeVar("S")
 
@@ -33,7 +32,7 @@ _STATIC: Final = "static:"
 _READ_ERRORS: Final = (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError)
 
 
-def _write_npz(path: str | os.PathLike[str], arrays: dict[str, NDArray[Any]]) -> Path:
+def _write_npz(path: str | os.PathLike[str], arrays: dict[str, Array]) -> Path:
     """``arrays`` as an uncompressed .npz at ``path``, through ``fmlp.atomic``: a reader
     sees the old file or the new one, and the new one survives a crash once written."""
     with atomic_open(path) as fh:
@@ -41,7 +40,7 @@ def _write_npz(path: str | os.PathLike[str], arrays: dict[str, NDArray[Any]]) ->
     return Path(path)
 
 
-def _read_npz(path: str | os.PathLike[str]) -> dict[str, NDArray[Any]]:
+def _read_npz(path: str | os.PathLike[str]) -> dict[str, Array]:
     """Every entry of the .npz at ``path``; a clear ValueError for a corrupt file."""
     path = Path(path)
     if not path.exists():
@@ -64,7 +63,7 @@ def _read_npz(path: str | os.PathLike[str]) -> dict[str, NDArray[Any]]:
 def save(path: str | os.PathLike[str], params: MLP) -> Path:
     """Write ``params`` to ``path`` (an .npz: w0, b0, w1, b1, ..., activation) atomically
     and durably, so an interrupted save never leaves a partial file."""
-    arrays: dict[str, NDArray[Any]] = {"activation": np.array(params.activation)}
+    arrays: dict[str, Array] = {"activation": np.array(params.activation)}
     for i, layer in enumerate(params.layers):
         arrays[f"w{i}"] = layer.w
         arrays[f"b{i}"] = layer.b
@@ -86,7 +85,7 @@ def load(path: str | os.PathLike[str]) -> MLP:
 # ------------------------------------------------------------------ training states
 
 
-def _static_array(path: str, value: object) -> NDArray[Any]:
+def _static_array(path: str, value: object) -> Array:
     """A static field as a 0-d array of a type that reads back as the same value."""
     if isinstance(value, (bool, np.bool_)):
         return np.array(bool(value))
@@ -102,7 +101,7 @@ def _static_array(path: str, value: object) -> NDArray[Any]:
     )
 
 
-def _static_value(file: Path, path: str, stored: NDArray[Any], expected: object) -> object:
+def _static_value(file: Path, path: str, stored: Array, expected: object) -> object:
     """The stored static field, checked against ``like``'s: the same kind of value, and for
     a string (an activation name, configuration) the same value."""
     kind = _static_array(path, expected).dtype.kind
@@ -121,7 +120,7 @@ def _static_value(file: Path, path: str, stored: NDArray[Any], expected: object)
     return convert[kind](value)
 
 
-def save_state(path: str | os.PathLike[str], state: TrainState[Any]) -> Path:
+def save_state(path: str | os.PathLike[str], state: TrainState[S]) -> Path:
     """Write a whole TrainState to ``path`` (.npz, no pickle), atomically and durably.
 
     Entries: ``format``; ``structure`` (``fmlp.tree.tree_structure`` of the state);
@@ -130,7 +129,7 @@ def save_state(path: str | os.PathLike[str], state: TrainState[Any]) -> Path:
     count, the diverged flag, the optimizers' counts) as a 0-d array.
     """
     leaves, statics = tree_flatten_with_paths(state)
-    arrays: dict[str, NDArray[Any]] = {
+    arrays: dict[str, Array] = {
         "format": np.array(STATE_FORMAT),
         "structure": np.array(tree_structure(state)),
     }
@@ -177,7 +176,7 @@ def load_state(path: str | os.PathLike[str], *, like: TrainState[S]) -> TrainSta
             f"corrupt checkpoint {path}: entries missing {missing}, unexpected {extra}; "
             f"delete it and train again"
         )
-    leaves: dict[str, NDArray[Any]] = {}
+    leaves: dict[str, Array] = {}
     for p, want in like_leaves:
         got = z[_LEAF + p]
         if got.shape != want.shape or got.dtype != want.dtype:

@@ -25,17 +25,17 @@ and the next step's loss is then not finite, so the fit stops updating there.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import attrs
 
 from fmlp import kernels
 from fmlp.optim import (
     AdamSpec,
+    AnyOptimizer,
     ChainSpec,
     DecaySpec,
     LearningRateSpec,
-    Optimizer,
     RuleSpec,
     ScaleByAdamState,
     ScaleByLearningRateState,
@@ -65,7 +65,7 @@ def _flatten_spec(spec: RuleSpec) -> list[Primitive]:
     return [spec]
 
 
-def _flatten_state(spec: RuleSpec, state: Any, out: list[Any]) -> None:
+def _flatten_state(spec: RuleSpec, state: object, out: list[object]) -> None:
     """The primitive states of ``state`` (shaped as ``spec`` says) into ``out``, in order."""
     if isinstance(spec, ChainSpec):
         if not isinstance(state, tuple) or len(state) != len(spec.parts):
@@ -78,7 +78,7 @@ def _flatten_state(spec: RuleSpec, state: Any, out: list[Any]) -> None:
         out.append(state)
 
 
-def _rebuild_state(spec: RuleSpec, new: list[Any], at: list[int]) -> Any:
+def _rebuild_state(spec: RuleSpec, new: list[object], at: list[int]) -> object:
     """``state``'s structure with the primitive states taken from ``new`` in order."""
     if isinstance(spec, ChainSpec):
         return tuple(_rebuild_state(part, new, at) for part in spec.parts)
@@ -111,7 +111,7 @@ class FusedUpdate:
         if k is None:
             return None
         # the primitive states, in the order of _flatten_spec
-        prims: list[Any] = []
+        prims: list[object] = []
         _flatten_state(self.spec, state, prims)
         lr_state = prims[self.lr_index]
         core_state = prims[self.core_index] if self.core_index is not None else None
@@ -145,7 +145,7 @@ class FusedUpdate:
         pre_wd = t(self.pre.weight_decay if self.pre is not None else 0.0)
         post_wd = t(self.post.weight_decay if self.post is not None else 0.0)
         flat = [[a.reshape(-1) for a in leaves] for leaves in (p_leaves, g_leaves, *extra)]
-        new_core: Any = None
+        new_core: object = None
         if isinstance(self.core, AdamSpec):
             assert isinstance(core_state, ScaleByAdamState)
             a = self.core
@@ -214,7 +214,7 @@ def match(spec: RuleSpec) -> FusedUpdate | None:
     )
 
 
-def plan(optimizer: Optimizer[Any]) -> FusedUpdate | None:
+def plan(optimizer: AnyOptimizer) -> FusedUpdate | None:
     """How ``make_step`` runs ``optimizer`` in one pass per parameter array, or None when
     it cannot (the kernels are not enabled, or the chain is not of a known shape)."""
     if optimizer.spec is None or not kernels.enabled():

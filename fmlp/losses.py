@@ -1,16 +1,16 @@
 """Softmax and cross-entropy, computed through log-softmax so extreme logits stay finite.
 
-The cross-entropy of logits z (N, C) and labels y (N,) is the mean over rows of
--log softmax(z)[n, y_n], with log softmax(z)[n, k] = (z[n, k] - m_n) - log sum_j exp(z[n, j]
-- m_n) and m_n the row's maximum. One private routine, ``_log_softmax_at``, computes it:
-the value routine ``cross_entropy`` and the fused value-and-gradient routine
-``softmax_cross_entropy_grad`` (the training step's) both call it, and ``softmax`` shares
-its shifted exponential.
+The cross-entropy of logits z (N, C) and labels y (N,) is the mean over rows (or the
+sum, or each row's own value) of -log softmax(z)[n, y_n], with log softmax(z)[n, k] =
+(z[n, k] - m_n) - log sum_j exp(z[n, j] - m_n) and m_n the row's maximum. One private
+routine, ``_log_softmax_at``, computes it: the value routine ``cross_entropy`` and the
+fused value-and-gradient routine ``softmax_cross_entropy_grad`` (the training step's)
+both call it, and ``softmax`` shares its shifted exponential.
 """
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, get_args, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,7 +18,10 @@ from numpy.typing import NDArray
 from fmlp.types import FloatArray, IntArray
 
 F64: TypeAlias = NDArray[np.float64]
-Reduction: TypeAlias = Literal["mean", "sum"]
+Reduction: TypeAlias = Literal["mean", "sum", "none"]
+"""How ``cross_entropy`` reduces the per-row losses: their mean, their sum, or none."""
+
+REDUCTIONS: Final[tuple[str, ...]] = get_args(Reduction)
 
 
 def log_softmax(z: FloatArray) -> FloatArray:
@@ -57,21 +60,34 @@ def _log_softmax_at(z: FloatArray, y: IntArray, out: FloatArray) -> tuple[F64, F
     return logp, total
 
 
-def _reduce(logp: F64, reduction: Reduction) -> float:
+def _reduce(logp: F64, reduction: Literal["mean", "sum"]) -> float:
     if reduction == "mean":
         return float(-np.mean(logp))
     if reduction == "sum":
         return float(-np.sum(logp))
-    raise ValueError(f"unknown reduction {reduction!r}: expected 'mean' or 'sum'")
+    raise ValueError(
+        f"unknown reduction {reduction!r}: expected one of {', '.join(map(repr, REDUCTIONS))}"
+    )
 
 
-def cross_entropy(logits: FloatArray, y: IntArray, *, reduction: Reduction = "mean") -> float:
+@overload
+def cross_entropy(
+    logits: FloatArray, y: IntArray, *, reduction: Literal["mean", "sum"] = "mean"
+) -> float: ...
+@overload
+def cross_entropy(logits: FloatArray, y: IntArray, *, reduction: Literal["none"]) -> F64: ...
+def cross_entropy(logits: FloatArray, y: IntArray, *, reduction: Reduction = "mean") -> float | F64:
     """-log softmax(logits)[n, y_n], averaged (``"mean"``) or summed (``"sum"``, for
-    evaluating a dataset in chunks) over the rows. logits (N, C), y (N,) integer.
+    evaluating a dataset in chunks) over the rows, or each row's own (``"none"``: a
+    float64 array of shape (N,)). logits (N, C), y (N,) integer.
 
-    Accumulated in float64; exactly the value ``softmax_cross_entropy_grad`` returns.
+    Accumulated in float64; the mean is exactly the value ``softmax_cross_entropy_grad``
+    returns. An unknown ``reduction`` is a ValueError listing the three.
     """
     logp, _ = _log_softmax_at(logits, y, np.empty_like(logits))
+    if reduction == "none":
+        losses: F64 = -logp
+        return losses
     return _reduce(logp, reduction)
 
 

@@ -14,7 +14,6 @@ the loss and dL/dz_L come from ``fmlp.losses``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 import numpy as np
@@ -41,7 +40,7 @@ class Cache:
     probs: FloatArray
 
 
-def check_inputs(params: MLP, x: Any) -> FloatArray:
+def check_inputs(params: MLP, x: object) -> FloatArray:
     """Validate an input batch against ``params``: a finite (N, fan_in) array of their dtype."""
     expect_params(params, "the model")
     if not isinstance(x, np.ndarray):
@@ -68,7 +67,7 @@ def check_inputs(params: MLP, x: Any) -> FloatArray:
     return x
 
 
-def check_labels(y: Any, n: int, n_classes: int) -> IntArray:
+def check_labels(y: object, n: int, n_classes: int) -> IntArray:
     """Validate integer labels of shape (n,) with values in [0, n_classes)."""
     if not isinstance(y, np.ndarray):
         raise TypeError(f"labels must be a numpy array of integers, got {type(y).__name__}")

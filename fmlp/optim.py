@@ -44,7 +44,15 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 import attrs
 import numpy as np
 
-from fmlp.checks import expect, expect_int, expect_real, got
+from fmlp.checks import (
+    expect,
+    expect_int,
+    expect_real,
+    got,
+    nonnegative_finite,
+    positive_finite,
+    unit_interval,
+)
 from fmlp.params import MLP
 from fmlp.tree import static_field, tree_leaves, tree_map, tree_zeros_like
 from fmlp.types import FloatArray
@@ -148,6 +156,12 @@ class Optimizer(Generic[S]):
         return _run(self.rule, grads, state, params, grads)
 
 
+AnyOptimizer: TypeAlias = Optimizer[Any]
+"""An optimizer whose state's type is not known here: a part of a chain, the optimizer
+``fmlp.fused.plan`` inspects. (Optimizer is invariant in its state: ``update`` takes it
+and ``init`` returns it, so no narrower type accepts them all.)"""
+
+
 def transformation(
     init: Callable[[MLP], S], rule: Rule[S], name: str, spec: RuleSpec | None = None
 ) -> Optimizer[S]:
@@ -207,7 +221,7 @@ class ScaleByAdamState:
 # ------------------------------------------------------------------ transformations
 
 
-def chain(*transforms: Optimizer[Any]) -> Optimizer[tuple[Any, ...]]:
+def chain(*transforms: AnyOptimizer) -> Optimizer[tuple[object, ...]]:
     """Apply ``transforms`` in order, each to the updates of the one before.
 
     The state is the tuple of their states. ``chain()`` is the identity.
@@ -216,12 +230,12 @@ def chain(*transforms: Optimizer[Any]) -> Optimizer[tuple[Any, ...]]:
         expect(t, Optimizer, "chain", f"argument {i + 1}", "an fmlp.Optimizer (e.g. fmlp.sgd(0.1))")
     rules = tuple(_rule_of(t) for t in transforms)
 
-    def init(params: MLP) -> tuple[Any, ...]:
+    def init(params: MLP) -> tuple[object, ...]:
         return tuple(t.init(params) for t in transforms)
 
     def rule(
-        inputs: MLP, state: tuple[Any, ...], params: MLP, out: MLP
-    ) -> tuple[MLP, tuple[Any, ...]]:
+        inputs: MLP, state: tuple[object, ...], params: MLP, out: MLP
+    ) -> tuple[MLP, tuple[object, ...]]:
         if len(state) != len(rules):
             raise TypeError(f"a chain of {len(rules)} takes a tuple of {len(rules)} states")
         new_states = []
@@ -235,7 +249,7 @@ def chain(*transforms: Optimizer[Any]) -> Optimizer[tuple[Any, ...]]:
     return transformation(init, rule, name, _chain_spec(transforms))
 
 
-def _chain_spec(transforms: tuple[Optimizer[Any], ...]) -> ChainSpec | None:
+def _chain_spec(transforms: tuple[AnyOptimizer, ...]) -> ChainSpec | None:
     """The spec of a chain: its parts' specs, or None when one of them has none."""
     parts = tuple(t.spec for t in transforms)
     if any(p is None for p in parts):
@@ -252,8 +266,7 @@ def _as_schedule(lr: float | Schedule) -> Schedule:
             f"the step count, e.g. fmlp.cosine_decay(0.1, total_steps=1000)), got {got(lr)}"
         )
     value = float(lr)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"learning rate must be a positive finite number, got {lr}")
+    positive_finite("learning rate", lr, show=str)
     return lambda step: value
 
 
@@ -279,8 +292,8 @@ def trace(decay: float, *, nesterov: bool = False) -> Optimizer[TraceState]:
 
     torch.optim.SGD's momentum buffer, with no dampening; v starts at zero.
     """
-    if not 0.0 <= expect_real(decay, "trace", "decay (momentum beta)") < 1.0:
-        raise ValueError(f"momentum beta must lie in [0, 1), got {decay}")
+    expect_real(decay, "trace", "decay (momentum beta)")
+    unit_interval("momentum beta", decay, show=str)
 
     def init(params: MLP) -> TraceState:
         return TraceState(trace=tree_zeros_like(params))
@@ -305,8 +318,7 @@ def add_decayed_weights(weight_decay: float) -> Optimizer[EmptyState]:
     """L2 regularization: updates = inputs + weight_decay * params (the gradient of
     weight_decay / 2 * |params|^2 added to the loss's)."""
     wd = expect_real(weight_decay, "add_decayed_weights", "weight_decay")
-    if not math.isfinite(wd) or wd < 0:
-        raise ValueError(f"weight_decay must be a non-negative finite number, got {weight_decay}")
+    nonnegative_finite("weight_decay", weight_decay, show=str)
 
     def add(o: FloatArray, x: FloatArray, p: FloatArray) -> None:
         np.add(x, p * p.dtype.type(wd), out=o)
@@ -327,10 +339,10 @@ def scale_by_adam(
     mu = b1 mu + (1 - b1) g, nu = b2 nu + (1 - b2) g^2 and
     updates = (mu / (1 - b1^t)) / (sqrt(nu) / sqrt(1 - b2^t) + eps)."""
     for label, b in (("b1", b1), ("b2", b2)):
-        if not 0.0 <= expect_real(b, "scale_by_adam", label) < 1.0:
-            raise ValueError(f"adam's {label} must lie in [0, 1), got {b}")
-    if not (math.isfinite(expect_real(eps, "scale_by_adam", "eps")) and eps >= 0):
-        raise ValueError(f"adam's eps must be a non-negative finite number, got {eps}")
+        expect_real(b, "scale_by_adam", label)
+        unit_interval(f"adam's {label}", b, show=str)
+    expect_real(eps, "scale_by_adam", "eps")
+    nonnegative_finite("adam's eps", eps, show=str)
 
     def init(params: MLP) -> ScaleByAdamState:
         return ScaleByAdamState(mu=tree_zeros_like(params), nu=tree_zeros_like(params), count=0)
@@ -383,7 +395,7 @@ def sgd(lr: float | Schedule) -> Optimizer[ScaleByLearningRateState]:
 
 def momentum(
     lr: float | Schedule, beta: float = 0.9, *, nesterov: bool = False
-) -> Optimizer[tuple[Any, ...]]:
+) -> Optimizer[tuple[object, ...]]:
     """SGD with (heavy-ball or Nesterov) momentum: v = beta v + g; updates = -lr v
     (Nesterov: -lr (g + beta v)). The same convention as torch.optim.SGD.
 
@@ -397,7 +409,7 @@ def momentum(
 
 def adam(
     lr: float | Schedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
-) -> Optimizer[tuple[Any, ...]]:
+) -> Optimizer[tuple[object, ...]]:
     """Adam, as torch.optim.Adam: ``chain(scale_by_adam(b1, b2, eps),
     scale_by_learning_rate(lr))``, state ``(ScaleByAdamState, ScaleByLearningRateState)``."""
     opt = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
@@ -410,7 +422,7 @@ def adamw(
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: float = 0.01,
-) -> Optimizer[tuple[Any, ...]]:
+) -> Optimizer[tuple[object, ...]]:
     """Adam with decoupled weight decay, as torch.optim.AdamW: p <- p - lr wd p - lr adam.
 
     ``chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay),

@@ -5,18 +5,18 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
-from fmlp.checks import expect, got
+from fmlp.checks import expect, got, invalid
 from fmlp.tree import STATIC
 from fmlp.types import (
     SCHEME_NAMES,
     ActivationName,
     FloatArray,
+    Floating,
     SchemeName,
     Seed,
     check_activation,
@@ -83,7 +83,7 @@ class MLP:
         return (self.layers[0].fan_in, *(layer.fan_out for layer in self.layers))
 
     @property
-    def dtype(self) -> np.dtype[Any]:
+    def dtype(self) -> np.dtype[Floating]:
         return self.layers[0].w.dtype
 
 
@@ -113,7 +113,7 @@ def check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
         )
     for s in sizes:
         if not is_int(s) or s <= 0:
-            raise ValueError(f"every width must be a positive integer, got {sizes}")
+            raise invalid("every width", sizes, must="be a positive integer", show=str)
     return tuple(int(s) for s in sizes)
 
 

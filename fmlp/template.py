@@ -40,26 +40,34 @@ with ``np.random.uniform(-d, d, shape)`` (Glorot) or ``np.random.normal(0, 1, sh
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any, Final, TypeAlias, cast
+from typing import Final, TypeAlias, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from fmlp import activations as act
+from fmlp.checks import invalid, is_real, nonnegative_int, positive_finite, positive_int
 from fmlp.losses import softmax as core_softmax
 from fmlp.model import backprop, forward_with_cache
 from fmlp.optim import apply_updates, sgd
 from fmlp.params import MLP, Dense, init_weight
-from fmlp.types import ACTIVATION_NAMES, FloatArray, IntArray, SchemeName, check_activation, is_int
+from fmlp.types import (
+    ACTIVATION_NAMES,
+    Array,
+    FloatArray,
+    IntArray,
+    SchemeName,
+    check_activation,
+    is_int,
+)
 
 __all__ = ["INIT_METHODS", "NN", "Pair", "load_mnist", "one_hot"]
 
 INIT_METHODS: Final[tuple[str, ...]] = ("glorot", "normal", "zero")
 """The weight initializations the template's ``init_method`` accepts."""
 
-Pair: TypeAlias = tuple[NDArray[Any], NDArray[Any]]
+Pair: TypeAlias = tuple[Array, Array]
 """One split as the template keeps it: inputs (N, D) and one-hot labels (N, C)."""
 
 N_RANDOM: Final = 400
@@ -72,8 +80,7 @@ def one_hot(y: ArrayLike, n_classes: int = 10) -> NDArray[np.float64]:
     y (N,) gives (N, n_classes); a scalar label gives (n_classes,).
     """
     labels = np.asarray(y)
-    if not is_int(n_classes) or n_classes <= 0:
-        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    positive_int("n_classes", n_classes)
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(
             f"one_hot needs integer class labels, got dtype {labels.dtype}; "
@@ -117,7 +124,7 @@ class _GlobalRNG:
         return np.random.standard_normal(size)
 
 
-def _check_pair(pair: Any, name: str) -> Pair:
+def _check_pair(pair: object, name: str) -> Pair:
     """A split given in ``data``: (inputs (N, D), one-hot labels (N, C)), N equal."""
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise ValueError(
@@ -151,7 +158,7 @@ class NN:
     those methods return, not the network's forward pass.
     """
 
-    weights: dict[str, NDArray[Any]]
+    weights: dict[str, Array]
     """``W1, b1, ..., W{m}, b{m}``; set by ``initialize_weights`` (absent before)."""
 
     def __init__(
@@ -174,14 +181,12 @@ class NN:
                 "hidden_dims must list the hidden widths as positive integers, "
                 f"e.g. (512, 512), got {hidden_dims!r}"
             )
-        if not (_is_real(epsilon) and 0.0 <= epsilon < 0.5):
-            raise ValueError(f"epsilon must be a number in [0, 0.5), got {epsilon!r}")
-        if not (_is_real(lr) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-        if not is_int(batch_size) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not (is_real(epsilon) and 0.0 <= epsilon < 0.5):
+            raise invalid("epsilon", epsilon, must="be a number in [0, 0.5)")
+        positive_finite("lr", lr)
+        positive_int("batch_size", batch_size)
         if seed is not None and not is_int(seed):
-            raise ValueError(f"seed must be an integer or None, got {seed!r}")
+            raise invalid("seed", seed, must="be an integer or None")
         check_activation(activation)
         if init_method not in INIT_METHODS:
             raise ValueError(
@@ -256,7 +261,7 @@ class NN:
 
     def _params(self) -> MLP:
         """``self.weights`` as the core's MLP: the same W arrays, each b seen as (h,)."""
-        weights: dict[str, NDArray[Any]] | None = getattr(self, "weights", None)
+        weights: dict[str, Array] | None = getattr(self, "weights", None)
         if weights is None:
             raise AttributeError(
                 "NN has no weights yet: call initialize_weights([n_features, n_classes]) "
@@ -430,8 +435,7 @@ class NN:
         order (``forward``, ``backward``, ``update`` per batch; the last batch holds the
         remaining rows). After each epoch, append train and validation loss and accuracy
         to ``train_logs``, which is returned."""
-        if not is_int(n_epochs) or n_epochs < 0:
-            raise ValueError(f"n_epochs must be a non-negative integer, got {n_epochs!r}")
+        nonnegative_int("n_epochs", n_epochs)
         X_train, y_train = self.train
         y_onehot = y_train
         dims = [X_train.shape[1], y_onehot.shape[1]]
@@ -465,11 +469,6 @@ class NN:
         X_test, y_test = self.test
         test_loss, test_accuracy, _ = self.compute_loss_and_accuracy(X_test, y_test)
         return test_loss, test_accuracy
-
-
-def _is_real(value: object) -> bool:
-    """True for a Python or numpy int or float that is not a bool."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _as_float(x: ArrayLike) -> FloatArray:

@@ -26,13 +26,16 @@ from fmlp.checks import (
     expect_params,
     expect_state,
     expect_training,
+    invalid,
+    nonnegative_int,
+    positive_int,
 )
 from fmlp.losses import cross_entropy, softmax_cross_entropy_grad
 from fmlp.model import backprop, check_inputs, check_labels, forward_unchecked
-from fmlp.optim import Optimizer, apply_updates, sgd
+from fmlp.optim import AnyOptimizer, Optimizer, ScaleByLearningRateState, apply_updates, sgd
 from fmlp.params import MLP
 from fmlp.tree import static_field, tree_copy, tree_stack
-from fmlp.types import FloatArray, IntArray, is_int
+from fmlp.types import FloatArray, IntArray
 
 C = TypeVar("C")
 X = TypeVar("X")
@@ -162,8 +165,8 @@ def make_step(
 
 
 def sgd_step(
-    state: TrainState[Any], batch: Batch, *, lr: float
-) -> tuple[TrainState[Any], StepMetrics]:
+    state: TrainState[ScaleByLearningRateState], batch: Batch, *, lr: float
+) -> tuple[TrainState[ScaleByLearningRateState], StepMetrics]:
     """One plain SGD step on a validated batch: params - lr * grad. Pure."""
     expect_state(state, "sgd_step")
     return make_step(sgd(lr))(state, batch)
@@ -174,8 +177,8 @@ def batches(
 ) -> Iterator[Batch]:
     """Mini-batches of ``batch_size`` rows in ``order`` (default: as stored); the last
     batch holds the remaining rows when ``batch_size`` does not divide N."""
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    if batch_size <= 0:  # only the sign: the kind is the callers' check
+        raise invalid("batch_size", batch_size, must="be a positive integer", show=str)
     n = x.shape[0]
     for start in range(0, n, batch_size):
         if order is None:
@@ -262,8 +265,8 @@ def evaluate(params: MLP, x: FloatArray, y: IntArray, *, chunk: int = 2048) -> E
     """Mean cross-entropy and accuracy of ``params`` on (x, y), in chunks of ``chunk``
     rows so memory stays bounded whatever N is."""
     expect_params(params, "evaluate")
-    if expect_int(chunk, "evaluate", "chunk") <= 0:
-        raise ValueError(f"chunk must be a positive integer, got {chunk}")
+    expect_int(chunk, "evaluate", "chunk")
+    positive_int("chunk", chunk, show=str)
     x = check_inputs(params, x)
     y = check_labels(y, x.shape[0], params.sizes[-1])
     return _evaluate_unchecked(params, x, y, chunk)
@@ -302,9 +305,8 @@ def fit(
     expect_training(
         "fit", seed=seed, validation=validation, callback=callback, params_callback=params_callback
     )
-    opt: Optimizer[Any] = sgd(lr) if optimizer is None else optimizer  # type: ignore[arg-type]  # lr is set when optimizer is None
-    if not is_int(epochs) or epochs <= 0:
-        raise ValueError(f"epochs must be a positive integer, got {epochs}")
+    opt: AnyOptimizer = sgd(lr) if optimizer is None else optimizer  # type: ignore[arg-type]  # lr is set when optimizer is None
+    positive_int("epochs", epochs, show=str)
     return resume(
         init_state(params, opt),
         x,
@@ -362,16 +364,13 @@ def resume(
         callback=callback,
         params_callback=params_callback,
     )
-    if not is_int(start_epoch) or start_epoch < 0:
-        raise ValueError(f"start_epoch must be a non-negative integer, got {start_epoch}")
-    if not is_int(epochs) or epochs <= 0:
-        raise ValueError(f"epochs must be a positive integer, got {epochs}")
+    nonnegative_int("start_epoch", start_epoch, show=str)
+    positive_int("epochs", epochs, show=str)
     if epochs <= start_epoch:
         raise ValueError(
             f"nothing to run: epochs ({epochs}) must exceed start_epoch ({start_epoch})"
         )
-    if not is_int(batch_size) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    positive_int("batch_size", batch_size, show=str)
     params = state.params
     x = check_inputs(params, x)
     y = check_labels(y, x.shape[0], params.sizes[-1])

@@ -5,17 +5,23 @@ parameter: ``tree_map`` carries it over unchanged and ``tree_leaves`` skips it.
 ``tree_flatten_with_paths`` names every leaf and static field by its path from the root,
 and ``tree_unflatten_with_paths`` rebuilds a tree from such names (checkpoints of a
 whole ``TrainState`` are written and read with them).
+
+Every function here walks a tree the same way: an ndarray is a leaf, and ``_children``
+is the one place that knows the other nodes. It returns a node's children (a tuple's
+items, a record's array fields in declaration order) with the node's ``_Shape``, which
+names the children, lists the static fields and rebuilds the node from new children.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import attrs
 import numpy as np
-from numpy.typing import NDArray
+
+from fmlp.types import Array
 
 T = TypeVar("T")
 
@@ -28,76 +34,181 @@ def static_field(**kwargs: Any) -> Any:
     return attrs.field(metadata=STATIC, **kwargs)
 
 
-def _is_static(field: attrs.Attribute[Any]) -> bool:
-    return bool(field.metadata.get("static", False))
-
-
-@functools.cache
-def _array_fields(cls: Any) -> tuple[str, ...]:
-    """The names of a record class's non-static fields, in declaration order (looked up
-    once per class: tree functions run on every training step)."""
-    return tuple(f.name for f in attrs.fields(cls) if not _is_static(f))
-
-
-def _children(node: Any) -> list[Any]:
-    if isinstance(node, np.ndarray):
-        raise AssertionError("leaves have no children")
-    if isinstance(node, tuple):
-        return list(node)
-    cls: Any = type(node)
-    if attrs.has(cls):
-        return [getattr(node, name) for name in _array_fields(cls)]
-    raise TypeError(
+def _not_a_tree(node: object) -> TypeError:
+    return TypeError(
         f"not a tree: {type(node).__name__}; fmlp trees are ndarrays, tuples and attrs records"
     )
 
 
-def tree_map(f: Callable[..., NDArray[Any]], tree: T, *rest: T) -> T:
+# ------------------------------------------------------------------ the one walk
+
+
+class _Shape:
+    """How one kind of node is taken apart and put back together."""
+
+    __slots__ = ()
+
+    def entries(self, node: object, children: Sequence[object]) -> list[tuple[str, object, bool]]:
+        """Every ``(name, value, is_static)`` of ``node`` in order: its children and,
+        for a record, its static fields where they are declared."""
+        raise NotImplementedError
+
+    def differs(self, node: object, n_children: int, other: object) -> TypeError | None:
+        """The error when ``other`` is not a node of ``node``'s shape, else None."""
+        raise NotImplementedError
+
+    def rebuild(
+        self, node: object, children: Sequence[object], statics: Mapping[str, object] | None
+    ) -> object:
+        """``node`` with new ``children`` (and, for a record, the static fields in
+        ``statics`` when it is given; else ``node``'s own)."""
+        raise NotImplementedError
+
+    def text(self, parts: Sequence[tuple[str, str]]) -> str:
+        """The node as ``tree_structure`` writes it, from each entry's name and text."""
+        raise NotImplementedError
+
+
+class _Tuple(_Shape):
+    """A tuple: its items are its children, named by their indices."""
+
+    __slots__ = ()
+
+    def entries(self, node: object, children: Sequence[object]) -> list[tuple[str, object, bool]]:
+        return [(str(i), child, False) for i, child in enumerate(children)]
+
+    def differs(self, node: object, n_children: int, other: object) -> TypeError | None:
+        if not isinstance(other, tuple) or len(other) != n_children:
+            return TypeError(
+                f"tree structures differ: a tuple of {n_children} versus {other!r:.60}"
+            )
+        return None
+
+    def rebuild(
+        self, node: object, children: Sequence[object], statics: Mapping[str, object] | None
+    ) -> object:
+        return tuple(children)
+
+    def text(self, parts: Sequence[tuple[str, str]]) -> str:
+        items = [t for _, t in parts]
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+class _Record(_Shape):
+    """An attrs record: its non-static fields are its children, named by the fields.
+    Rebuilt as ``attrs.evolve`` does (the constructor runs, so its checks run), with the
+    field lists looked up once per class: tree functions run on every training step."""
+
+    __slots__ = ("arrays", "cls", "fields", "get", "keep")
+
+    def __init__(self, cls: type) -> None:
+        fields = attrs.fields(cls)
+        self.cls = cls
+        self.fields: tuple[tuple[str, bool], ...] = tuple(
+            (f.name, bool(f.metadata.get("static", False))) for f in fields
+        )
+        self.arrays: tuple[str, ...] = tuple(name for name, static in self.fields if not static)
+        getter = operator.attrgetter(*self.arrays) if self.arrays else None
+        self.get: Callable[[object], tuple[object, ...]] = (
+            (lambda node: ())
+            if getter is None
+            else (lambda node: (getter(node),))
+            if len(self.arrays) == 1
+            else getter
+        )
+        # the init arguments attrs.evolve fills in from the instance: all but the children
+        self.keep: tuple[tuple[str, str], ...] = tuple(
+            (f.name, f.alias) for f in fields if f.init and f.alias not in self.arrays
+        )
+
+    def entries(self, node: object, children: Sequence[object]) -> list[tuple[str, object, bool]]:
+        arrays = iter(children)
+        return [
+            (name, getattr(node, name) if static else next(arrays), static)
+            for name, static in self.fields
+        ]
+
+    def differs(self, node: object, n_children: int, other: object) -> TypeError | None:
+        if type(other) is not self.cls:
+            return TypeError(
+                f"tree structures differ: {self.cls.__name__} versus {type(other).__name__}"
+            )
+        return None
+
+    def rebuild(
+        self, node: object, children: Sequence[object], statics: Mapping[str, object] | None
+    ) -> object:
+        changes = dict(zip(self.arrays, children))
+        if statics is not None:
+            changes.update(statics)
+        for name, alias in self.keep:
+            if alias not in changes:
+                changes[alias] = getattr(node, name)
+        return self.cls(**changes)
+
+    def text(self, parts: Sequence[tuple[str, str]]) -> str:
+        return f"{self.cls.__name__}({', '.join(f'{n}={t}' for n, t in parts)})"
+
+
+_TUPLE: Final = _Tuple()
+_RECORDS: dict[type, _Record] = {}
+
+
+def _children(node: object) -> tuple[Sequence[object], _Shape]:
+    """The children of a node that is not a leaf, and its shape; TypeError for anything
+    that is neither a tuple nor an attrs record. The callers test for leaves first."""
+    if isinstance(node, tuple):
+        return node, _TUPLE
+    record = _RECORDS.get(type(node))
+    if record is None:
+        if not attrs.has(type(node)):
+            raise _not_a_tree(node)
+        record = _RECORDS[type(node)] = _Record(type(node))
+    return record.get(node), record
+
+
+# ------------------------------------------------------------------ maps and reductions
+
+
+def tree_map(f: Callable[..., Array], tree: T, *rest: T) -> T:
     """Apply ``f`` leaf-wise over ``tree`` and the trees in ``rest``, which share its structure.
 
     Returns a new tree of the same structure; static fields come from ``tree``.
     """
+    return _map(f, tree, rest)  # type: ignore[return-value]  # the structure of ``tree``, rebuilt
+
+
+def _map(f: Callable[..., Array], tree: object, rest: tuple[object, ...]) -> object:
     if isinstance(tree, np.ndarray):
         for r in rest:
             if not isinstance(r, np.ndarray):
                 raise TypeError(f"tree structures differ: ndarray versus {type(r).__name__}")
-        return f(tree, *rest)  # type: ignore[return-value]  # T is an ndarray here
-    if isinstance(tree, tuple):
-        for r in rest:
-            if not isinstance(r, tuple) or len(r) != len(tree):
-                raise TypeError(f"tree structures differ: a tuple of {len(tree)} versus {r!r:.60}")
-        return tuple(  # type: ignore[return-value]  # T is a tuple here
-            tree_map(f, *items) for items in zip(tree, *rest)
-        )
-    cls: Any = type(tree)
-    if attrs.has(cls):
-        for r in rest:
-            if type(r) is not type(tree):
-                raise TypeError(
-                    f"tree structures differ: {type(tree).__name__} versus {type(r).__name__}"
-                )
-        changes = {
-            name: tree_map(f, getattr(tree, name), *(getattr(r, name) for r in rest))
-            for name in _array_fields(cls)
-        }
-        return attrs.evolve(tree, **changes)  # type: ignore[misc]  # T is an attrs instance here
-    raise TypeError(
-        f"not a tree: {type(tree).__name__}; fmlp trees are ndarrays, tuples and attrs records"
+        return f(tree, *rest)
+    children, shape = _children(tree)
+    if not rest:
+        return shape.rebuild(tree, [_map(f, child, ()) for child in children], None)
+    for r in rest:
+        error = shape.differs(tree, len(children), r)
+        if error is not None:
+            raise error
+    others = [_children(r)[0] for r in rest]
+    return shape.rebuild(
+        tree, [_map(f, items[0], items[1:]) for items in zip(children, *others)], None
     )
 
 
-def tree_leaves(tree: Any) -> list[NDArray[Any]]:
+def tree_leaves(tree: object) -> list[Array]:
     """The ndarray leaves of ``tree`` in a fixed order (fields in declaration order)."""
-    out: list[NDArray[Any]] = []
+    out: list[Array] = []
     _collect(tree, out)
     return out
 
 
-def _collect(tree: Any, out: list[NDArray[Any]]) -> None:
+def _collect(tree: object, out: list[Array]) -> None:
     if isinstance(tree, np.ndarray):
         out.append(tree)
         return
-    for child in _children(tree):
+    for child in _children(tree)[0]:
         _collect(child, out)
 
 
@@ -162,92 +273,71 @@ def _join(path: str, name: str) -> str:
 
 
 def _flatten(
-    tree: Any, path: str, leaves: list[tuple[str, NDArray[Any]]], statics: list[tuple[str, Any]]
+    tree: object,
+    path: str,
+    leaves: list[tuple[str, Array]],
+    statics: list[tuple[str, object]],
 ) -> None:
     if isinstance(tree, np.ndarray):
         leaves.append((path, tree))
         return
-    if isinstance(tree, tuple):
-        for i, child in enumerate(tree):
-            _flatten(child, _join(path, str(i)), leaves, statics)
-        return
-    if attrs.has(type(tree)):
-        for fld in attrs.fields(type(tree)):
-            value = getattr(tree, fld.name)
-            if _is_static(fld):
-                statics.append((_join(path, fld.name), value))
-            else:
-                _flatten(value, _join(path, fld.name), leaves, statics)
-        return
-    raise TypeError(
-        f"not a tree: {type(tree).__name__}; fmlp trees are ndarrays, tuples and attrs records"
-    )
+    children, shape = _children(tree)
+    for name, value, static in shape.entries(tree, children):
+        if static:
+            statics.append((_join(path, name), value))
+        else:
+            _flatten(value, _join(path, name), leaves, statics)
 
 
 def tree_flatten_with_paths(
-    tree: Any,
-) -> tuple[list[tuple[str, NDArray[Any]]], list[tuple[str, Any]]]:
+    tree: object,
+) -> tuple[list[tuple[str, Array]], list[tuple[str, object]]]:
     """The leaves and the static fields of ``tree``, each as ``(path, value)`` pairs.
 
     A path joins, from the root, the field names and tuple indices with dots, e.g.
     ``params.layers.0.w`` or ``opt_state.1.count``; the leaves come in ``tree_leaves``'s
     order. ``tree_unflatten_with_paths`` is the inverse.
     """
-    leaves: list[tuple[str, NDArray[Any]]] = []
-    statics: list[tuple[str, Any]] = []
+    leaves: list[tuple[str, Array]] = []
+    statics: list[tuple[str, object]] = []
     _flatten(tree, "", leaves, statics)
     return leaves, statics
 
 
 def tree_unflatten_with_paths(
-    like: T, leaves: Mapping[str, NDArray[Any]], statics: Mapping[str, Any]
+    like: T, leaves: Mapping[str, Array], statics: Mapping[str, object]
 ) -> T:
     """A tree of ``like``'s structure whose leaves and static fields are the values at
     their paths in ``leaves`` and ``statics`` (every path of ``like`` must be there; a
     missing one is a KeyError naming it). Records are rebuilt through their
     constructors, so their checks run."""
 
-    def build(node: Any, path: str) -> Any:
+    def build(node: object, path: str) -> object:
         if isinstance(node, np.ndarray):
             return leaves[path]
-        if isinstance(node, tuple):
-            return tuple(build(child, _join(path, str(i))) for i, child in enumerate(node))
-        if attrs.has(type(node)):
-            return attrs.evolve(
-                node,
-                **{
-                    fld.name: statics[_join(path, fld.name)]
-                    if _is_static(fld)
-                    else build(getattr(node, fld.name), _join(path, fld.name))
-                    for fld in attrs.fields(type(node))
-                },
-            )
-        raise TypeError(
-            f"not a tree: {type(node).__name__}; fmlp trees are ndarrays, tuples and attrs records"
-        )
+        children, shape = _children(node)
+        new: list[object] = []
+        own: dict[str, object] = {}
+        for name, value, static in shape.entries(node, children):
+            if static:
+                own[name] = statics[_join(path, name)]
+            else:
+                new.append(build(value, _join(path, name)))
+        return shape.rebuild(node, new, own)
 
-    result: T = build(like, "")
-    return result
+    return build(like, "")  # type: ignore[return-value]  # the structure of ``like``, rebuilt
 
 
-def tree_structure(tree: Any) -> str:
+def tree_structure(tree: object) -> str:
     """The shape of ``tree`` as text, without its values: record types with their fields,
     tuples with their lengths, ``*`` for a leaf and ``#`` for a static field, e.g.
     ``TraceState(trace=MLP(layers=(Dense(w=*, b=*),), activation=#))``."""
     if isinstance(tree, np.ndarray):
         return "*"
-    if isinstance(tree, tuple):
-        items = [tree_structure(child) for child in tree]
-        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
-    cls = type(tree)
-    if attrs.has(cls):
-        fields = ", ".join(
-            f"{fld.name}=#"
-            if _is_static(fld)
-            else f"{fld.name}={tree_structure(getattr(tree, fld.name))}"
-            for fld in attrs.fields(cls)
-        )
-        return f"{cls.__name__}({fields})"
-    raise TypeError(
-        f"not a tree: {type(tree).__name__}; fmlp trees are ndarrays, tuples and attrs records"
+    children, shape = _children(tree)
+    return shape.text(
+        [
+            (name, "#" if static else tree_structure(value))
+            for name, value, static in shape.entries(tree, children)
+        ]
     )

@@ -5,20 +5,26 @@ from __future__ import annotations
 from typing import Any, Final, Literal, Protocol, TypeAlias, cast, get_args
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
-FloatArray: TypeAlias = NDArray[np.floating[Any]]
+Floating: TypeAlias = np.floating[Any]
+"""A numpy float scalar of either precision (np.float32 or np.float64)."""
+
+FloatArray: TypeAlias = NDArray[Floating]
 """A float32 or float64 array: parameters, activations, gradients."""
 
 IntArray: TypeAlias = NDArray[np.integer[Any]]
 """Integer class labels, shape (N,)."""
+
+Array: TypeAlias = NDArray[Any]
+"""An array of any dtype: a leaf of a tree, an entry of an archive."""
 
 ActivationName: TypeAlias = Literal["relu", "tanh", "sigmoid"]
 SchemeName: TypeAlias = Literal["zero", "normal", "glorot", "he"]
 
 ACTIVATION_NAMES: Final[tuple[str, ...]] = get_args(ActivationName)
 SCHEME_NAMES: Final[tuple[str, ...]] = get_args(SchemeName)
-FLOAT_DTYPES: Final[tuple[type[np.floating[Any]], ...]] = (np.float32, np.float64)
+FLOAT_DTYPES: Final[tuple[type[Floating], ...]] = (np.float32, np.float64)
 
 Seed: TypeAlias = int | np.random.Generator
 
@@ -43,9 +49,9 @@ def is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def check_dtype(dtype: Any) -> np.dtype[np.floating[Any]]:
+def check_dtype(dtype: DTypeLike) -> np.dtype[Floating]:
     """Return ``dtype`` as float32 or float64, or raise TypeError."""
     dt = np.dtype(dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"unsupported dtype {dt}: fmlp works in float32 or float64")
-    return cast("np.dtype[np.floating[Any]]", dt)
+    return cast("np.dtype[Floating]", dt)  # float32 or float64, checked above

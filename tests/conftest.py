@@ -49,6 +49,68 @@ def _make_batch(
     return x, y
 
 
+_OPTIMIZERS: dict[str, Callable[[], fmlp.Optimizer[Any]]] = {
+    "sgd": lambda: fmlp.sgd(0.05),
+    "sgd-cosine": lambda: fmlp.sgd(fmlp.cosine_decay(0.05, total_steps=4)),
+    "momentum": lambda: fmlp.momentum(0.05, 0.9),
+    "nesterov": lambda: fmlp.momentum(0.05, 0.9, nesterov=True),
+    "adam": lambda: fmlp.adam(0.01),
+    "adamw": lambda: fmlp.adamw(fmlp.step_decay(0.01, every=2), weight_decay=0.1),
+    "sgd-l2": lambda: fmlp.chain(fmlp.add_decayed_weights(0.01), fmlp.sgd(0.05)),
+    "nesterov-l2": lambda: fmlp.chain(
+        fmlp.add_decayed_weights(0.01), fmlp.momentum(0.05, 0.9, nesterov=True)
+    ),
+}
+"""Every optimizer shape the fast paths must get right: stateless, with a schedule, with a
+velocity handed on to the next rule, with two moments, and chains of three."""
+
+
+def _same_leaves(a: object, b: object) -> bool:
+    """The same number of leaves, equal bit for bit."""
+    la, lb = fmlp.tree_leaves(a), fmlp.tree_leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb))
+
+
+def _step_counts(state: object) -> list[int]:
+    """The static step counts of an optimizer state, in order."""
+    if isinstance(state, tuple):
+        return [c for s in state for c in _step_counts(s)]
+    count = getattr(state, "count", None)
+    return [] if count is None else [count]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes ``optimizer_name`` runs once per name of ``optimizers``."""
+    if "optimizer_name" in metafunc.fixturenames:
+        metafunc.parametrize("optimizer_name", sorted(_OPTIMIZERS))
+
+
+@pytest.fixture(scope="session")  # stateless: hypothesis tests may use it
+def optimizers() -> dict[str, Callable[[], fmlp.Optimizer[Any]]]:
+    """``optimizers[name]()``: a fresh optimizer of each shape (see ``optimizer_name``)."""
+    return dict(_OPTIMIZERS)
+
+
+@pytest.fixture(scope="session")  # stateless: hypothesis tests may use it
+def same_leaves() -> Callable[[object, object], bool]:
+    """``same_leaves(a, b)``: the same number of leaves, equal bit for bit."""
+    return _same_leaves
+
+
+@pytest.fixture(scope="session")  # stateless: hypothesis tests may use it
+def step_counts() -> Callable[[object], list[int]]:
+    """``step_counts(opt_state)``: the static step counts of an optimizer state, in order."""
+    return _step_counts
+
+
+@pytest.fixture
+def fused_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fused kernels on, whatever the environment of the test run says."""
+    from fmlp import kernels
+
+    monkeypatch.delenv(kernels.ENV_VAR, raising=False)
+
+
 @pytest.fixture
 def make_params() -> Callable[..., fmlp.MLP]:
     """``make_params(sizes, activation, *, seed, dtype, bias_scale) -> MLP``."""

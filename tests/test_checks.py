@@ -3,6 +3,7 @@ function, the argument and what it must be (instead of an AttributeError from in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,18 @@ import numpy as np
 import pytest
 
 import fmlp
-from fmlp.checks import expect_int, expect_real, got
+from fmlp.checks import (
+    expect_int,
+    expect_real,
+    got,
+    invalid,
+    is_real,
+    nonnegative_finite,
+    nonnegative_int,
+    positive_finite,
+    positive_int,
+    unit_interval,
+)
 
 P = fmlp.init((4, 3, 2), scheme="glorot", activation="relu", seed=0)
 X = np.zeros((5, 4))
@@ -86,3 +98,30 @@ def test_the_right_kinds_pass_through() -> None:
         expect_real(float("nan"), "f", "x")
     assert got("a" * 100).endswith("...")
     assert isinstance(fmlp.chain(fmlp.trace(0.9), OPT), fmlp.Optimizer)
+
+
+def test_the_value_checks_name_the_argument_and_what_it_got() -> None:
+    assert positive_int("n", np.int64(3)) == 3
+    assert nonnegative_int("n", 0) == 0
+    assert positive_finite("lr", np.float32(0.5)) == 0.5
+    assert nonnegative_finite("wd", 0) == 0.0
+    assert unit_interval("beta", 0.9) == 0.9
+    cases: list[tuple[Callable[[], object], str]] = [
+        (lambda: positive_int("n", 0), "n must be a positive integer, got 0"),
+        (lambda: positive_int("n", "a", "f"), "f: n must be a positive integer, got 'a'"),
+        (lambda: positive_int("n", "a", show=str), "n must be a positive integer, got a"),
+        (lambda: positive_int("n", True), "n must be a positive integer, got True"),
+        (lambda: nonnegative_int("n", -1), "n must be a non-negative integer, got -1"),
+        (lambda: positive_finite("lr", math.inf), "lr must be a positive finite number, got inf"),
+        (lambda: positive_finite("lr", 0), "lr must be a positive finite number, got 0"),
+        (lambda: nonnegative_finite("wd", -0.5), "wd must be a non-negative finite number"),
+        (lambda: unit_interval("beta", 1.0), "beta must lie in [0, 1), got 1.0"),
+        (lambda: unit_interval("beta", None), "beta must lie in [0, 1), got None"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(info.value).startswith(message)
+    error = invalid("eps", 0.7, must="be a number in [0, 0.5)", where="NN")
+    assert str(error) == "NN: eps must be a number in [0, 0.5), got 0.7"
+    assert is_real(np.int8(1)) and is_real(2.5) and not is_real(True) and not is_real("1")

@@ -34,10 +34,7 @@ def same_bits(a: Any, b: Any) -> bool:
     )
 
 
-@pytest.fixture(autouse=True)
-def fused_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernels on, whatever the environment of the test run says."""
-    monkeypatch.delenv(kernels.ENV_VAR, raising=False)
+pytestmark = pytest.mark.usefixtures("fused_on")  # the kernels on, whatever the environment says
 
 
 KINDS = (
@@ -251,7 +248,8 @@ def test_arrays_that_do_not_fit_the_kernels_fall_back_without_writing(
     assert plan.step(own, mixed, state) is None
     assert same_bits(own, params)
     frozen = tree_copy(state)
-    frozen[0].trace.layers[1].b.flags.writeable = False  # momentum: (TraceState, lr state)
+    assert isinstance(frozen[0], fmlp.TraceState)  # momentum: (TraceState, lr state)
+    frozen[0].trace.layers[1].b.flags.writeable = False
     assert plan.step(own, tree_copy(params), frozen) is None
     assert same_bits(own, params)
     readonly_grads = tree_copy(params)

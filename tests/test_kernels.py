@@ -23,9 +23,7 @@ pytest.importorskip("numba")
 SPECIAL = (0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf, 1e-310, -1e-310, 1e-40, -1e-40)
 
 
-@pytest.fixture(autouse=True)
-def fused_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(kernels.ENV_VAR, raising=False)
+pytestmark = pytest.mark.usefixtures("fused_on")  # the kernels on, whatever the environment says
 
 
 def array(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> Any:

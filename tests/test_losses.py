@@ -153,7 +153,7 @@ def test_value_and_value_with_gradient_are_one_routine(dtype: Any) -> None:
     expected = -np.mean(np.log(naive_softmax(z)[np.arange(9), y]))
     assert value == pytest.approx(expected, rel=1e-7 if dtype == np.float32 else 1e-14)
     with pytest.raises(ValueError, match="unknown reduction 'max'"):
-        fmlp.cross_entropy(z, y, reduction="max")  # type: ignore[arg-type]  # a wrong name on purpose
+        fmlp.cross_entropy(z, y, reduction="max")  # type: ignore[call-overload]  # a wrong name on purpose
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -170,6 +170,34 @@ def test_value_and_gradient_match_torch(dtype: Any, torch: Any) -> None:
     assert value == pytest.approx(t_loss.item(), rel=rtol)
     assert fmlp.cross_entropy(z, y, reduction="sum") == pytest.approx(t_sum, rel=rtol)
     np.testing.assert_allclose(g, tz.grad.numpy(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_per_sample_losses(dtype: Any) -> None:
+    rng = np.random.default_rng(6)
+    z = (5 * rng.standard_normal((11, 5))).astype(dtype)
+    y = rng.integers(0, 5, 11)
+    losses = fmlp.cross_entropy(z, y, reduction="none")
+    assert losses.shape == (11,) and losses.dtype == np.float64
+    # the per-sample losses are what the mean and the sum reduce
+    assert float(np.mean(losses)) == fmlp.cross_entropy(z, y)
+    assert float(np.sum(losses)) == fmlp.cross_entropy(z, y, reduction="sum")
+    # the value of log_softmax at each row's label, to the bit in float64
+    if dtype == np.float64:
+        expected = -fmlp.log_softmax(z)[np.arange(11), y]
+        assert np.array_equal(losses, expected)
+    with pytest.raises(ValueError, match="expected one of 'mean', 'sum', 'none'"):
+        fmlp.cross_entropy(z, y, reduction="None")  # type: ignore[call-overload]  # a wrong name on purpose
+
+
+def test_per_sample_losses_match_torch(torch: Any) -> None:
+    rng = np.random.default_rng(7)
+    z = 6 * rng.standard_normal((40, 9))
+    y = rng.integers(0, 9, 40)
+    expected = torch.nn.functional.cross_entropy(
+        torch.from_numpy(z), torch.from_numpy(y), reduction="none"
+    ).numpy()
+    np.testing.assert_allclose(fmlp.cross_entropy(z, y, reduction="none"), expected, rtol=1e-14)
 
 
 @settings(max_examples=40, deadline=None)

@@ -18,6 +18,9 @@ from fmlp.tree import tree_copy, tree_leaves
 
 MakeParams = Callable[..., fmlp.MLP]
 MakeBatch = Callable[..., tuple[NDArray[Any], NDArray[np.int64]]]
+Optimizers = dict[str, Callable[[], Optimizer[Any]]]
+SameLeaves = Callable[[object, object], bool]
+StepCounts = Callable[[object], list[int]]
 
 METRIC_FIELDS = (
     "train_loss",
@@ -39,25 +42,6 @@ def blobs(
     centers = 4.0 * np.eye(n_classes, n_features)
     x = centers[y] + rng.standard_normal((n, n_features))
     return x.astype(dtype), y
-
-
-def same_leaves(a: Any, b: Any) -> bool:
-    """The same number of leaves, equal bit for bit."""
-    la, lb = fmlp.tree_leaves(a), fmlp.tree_leaves(b)
-    return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb))
-
-
-OPTIMIZERS: dict[str, Callable[[], Optimizer[Any]]] = {
-    "sgd": lambda: fmlp.sgd(0.05),
-    "sgd-cosine": lambda: fmlp.sgd(fmlp.cosine_decay(0.05, total_steps=4)),
-    "momentum": lambda: fmlp.momentum(0.05, 0.9),
-    "nesterov": lambda: fmlp.momentum(0.05, 0.9, nesterov=True),
-    "adam": lambda: fmlp.adam(0.01),
-    "adamw": lambda: fmlp.adamw(fmlp.step_decay(0.01, every=2), weight_decay=0.1),
-    "nesterov-l2": lambda: fmlp.chain(
-        fmlp.add_decayed_weights(0.01), fmlp.momentum(0.05, 0.9, nesterov=True)
-    ),
-}
 
 
 # ------------------------------------------------------------------ scan
@@ -132,7 +116,9 @@ def reference_epoch(
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_train_epoch_handles_the_partial_last_batch(shuffle: bool, make_params: MakeParams) -> None:
+def test_train_epoch_handles_the_partial_last_batch(
+    shuffle: bool, make_params: MakeParams, same_leaves: SameLeaves
+) -> None:
     x, y = blobs(23)
     params = make_params((8, 6, 3), "relu")
     params0 = fmlp.tree_map(np.copy, params)
@@ -163,14 +149,18 @@ def test_train_epoch_validates_its_inputs(make_params: MakeParams) -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_training_step_equals_the_pure_composition_bit_for_bit(
-    name: str, dtype: Any, make_params: MakeParams, make_batch: MakeBatch
+    optimizer_name: str,
+    dtype: Any,
+    make_params: MakeParams,
+    make_batch: MakeBatch,
+    same_leaves: SameLeaves,
+    optimizers: Optimizers,
 ) -> None:
     """make_step (the fast path: update_into, donated parameters) against the reference
     grad -> update -> apply_updates, over an epoch whose last batch is partial
     (50 = 16 + 16 + 16 + 2): the same parameters and optimizer state, bit for bit."""
-    opt = OPTIMIZERS[name]()
+    opt = optimizers[optimizer_name]()
     params = make_params((20, 16, 12, 10), "relu", seed=3, dtype=dtype)
     x, y = make_batch(50, 20, 10, dtype=dtype)
     order = epoch_order(50, 7, 0)
@@ -194,9 +184,13 @@ def test_training_step_equals_the_pure_composition_bit_for_bit(
 
 @pytest.mark.parametrize("name", ["momentum", "adamw"])
 def test_fit_and_train_epoch_do_not_mutate_the_callers_params_or_state(
-    name: str, make_params: MakeParams, make_batch: MakeBatch
+    name: str,
+    make_params: MakeParams,
+    make_batch: MakeBatch,
+    same_leaves: SameLeaves,
+    optimizers: Optimizers,
 ) -> None:
-    opt = OPTIMIZERS[name]()
+    opt = optimizers[name]()
     params = make_params((20, 16, 12, 10), "relu", seed=4, dtype=np.float32)
     before = tree_copy(params)
     x, y = make_batch(40, 20, 10, dtype=np.float32)
@@ -254,7 +248,7 @@ def test_fit_with_momentum_and_partial_batches() -> None:
     assert np.isnan(m.val_loss).all() and np.isnan(m.val_accuracy).all()  # no validation data
 
 
-def test_fit_first_epoch_equals_train_epoch() -> None:
+def test_fit_first_epoch_equals_train_epoch(same_leaves: SameLeaves) -> None:
     x, y = blobs(50, seed=5)
     params = fmlp.init((8, 6, 3), seed=2)
     state, m = fmlp.fit(params, x, y, epochs=1, batch_size=16, lr=0.1, seed=7)
@@ -276,7 +270,7 @@ def test_fit_first_epoch_equals_train_epoch() -> None:
     )
 
 
-def test_fit_does_not_mutate_its_inputs() -> None:
+def test_fit_does_not_mutate_its_inputs(same_leaves: SameLeaves) -> None:
     x, y = blobs(40)
     xv, yv = blobs(20, seed=1)
     params = fmlp.init((8, 6, 3), seed=0)
@@ -290,7 +284,7 @@ def test_fit_does_not_mutate_its_inputs() -> None:
     np.testing.assert_array_equal(xv, copies[3])
 
 
-def test_fit_is_deterministic_bit_for_bit() -> None:
+def test_fit_is_deterministic_bit_for_bit(same_leaves: SameLeaves) -> None:
     x, y = blobs(90, seed=3)
     xv, yv = blobs(30, seed=4)
 
@@ -317,7 +311,7 @@ def test_fit_is_deterministic_bit_for_bit() -> None:
     assert not np.array_equal(m1.running_loss, m3.running_loss)
 
 
-def test_fit_shuffle_seed_changes_the_order_only() -> None:
+def test_fit_shuffle_seed_changes_the_order_only(same_leaves: SameLeaves) -> None:
     x, y = blobs(60, seed=3)
     params = fmlp.init((8, 6, 3), seed=0)
     a, _ = fmlp.fit(params, x, y, epochs=1, batch_size=8, lr=0.1, seed=1)
@@ -403,7 +397,9 @@ def test_divergence_in_a_later_epoch_keeps_the_earlier_metrics() -> None:
     assert state.diverged
 
 
-def test_make_step_marks_divergence_and_keeps_params(make_params: MakeParams) -> None:
+def test_make_step_marks_divergence_and_keeps_params(
+    make_params: MakeParams, same_leaves: SameLeaves
+) -> None:
     params = make_params((8, 6, 3), "relu")
     bad = fmlp.tree_map(lambda p: p * 1e200, params)
     x, y = blobs(8)
@@ -420,26 +416,25 @@ def test_make_step_marks_divergence_and_keeps_params(make_params: MakeParams) ->
 # ------------------------------------------------------------------ resume
 
 
-def assert_same_fit(
-    a: tuple[fmlp.TrainState[Any], fmlp.EpochMetrics],
-    b: tuple[fmlp.TrainState[Any], fmlp.EpochMetrics],
-) -> None:
-    """The same parameters, optimizer state (leaves and counts), step count and flag, and
-    every per-epoch metric but ``seconds``, bit for bit."""
-    (sa, ma), (sb, mb) = a, b
-    assert same_leaves(sa.params, sb.params)
-    assert same_leaves(sa.opt_state, sb.opt_state)
-    assert counts(sa.opt_state) == counts(sb.opt_state)
-    assert (sa.step, sa.diverged) == (sb.step, sb.diverged)
-    for name in METRIC_FIELDS:
-        np.testing.assert_array_equal(getattr(ma, name), getattr(mb, name), err_msg=name)
+Fit = tuple[fmlp.TrainState[Any], fmlp.EpochMetrics]
 
 
-def counts(state: Any) -> list[int]:
-    """The static step counts of an optimizer state, in order."""
-    if isinstance(state, tuple):
-        return [c for s in state for c in counts(s)]
-    return [state.count] if hasattr(state, "count") else []
+@pytest.fixture
+def assert_same_fit(same_leaves: SameLeaves, step_counts: StepCounts) -> Callable[[Fit, Fit], None]:
+    """``assert_same_fit(a, b)`` for two ``(state, metrics)`` results of ``fit``."""
+
+    def check(a: Fit, b: Fit) -> None:
+        """The same parameters, optimizer state (leaves and counts), step count and flag,
+        and every per-epoch metric but ``seconds``, bit for bit."""
+        (sa, ma), (sb, mb) = a, b
+        assert same_leaves(sa.params, sb.params)
+        assert same_leaves(sa.opt_state, sb.opt_state)
+        assert step_counts(sa.opt_state) == step_counts(sb.opt_state)
+        assert (sa.step, sa.diverged) == (sb.step, sb.diverged)
+        for name in METRIC_FIELDS:
+            np.testing.assert_array_equal(getattr(ma, name), getattr(mb, name), err_msg=name)
+
+    return check
 
 
 def concat(first: fmlp.EpochMetrics, rest: fmlp.EpochMetrics) -> fmlp.EpochMetrics:
@@ -455,7 +450,12 @@ RESUME_OPTIMIZERS: dict[str, Callable[[int], Optimizer[Any]]] = {
 
 
 @pytest.mark.parametrize("name", sorted(RESUME_OPTIMIZERS))
-def test_fit_then_resume_equals_the_uninterrupted_fit_bit_for_bit(name: str) -> None:
+def test_fit_then_resume_equals_the_uninterrupted_fit_bit_for_bit(
+    name: str,
+    same_leaves: SameLeaves,
+    step_counts: StepCounts,
+    assert_same_fit: Callable[[Fit, Fit], None],
+) -> None:
     x, y = blobs(90, seed=3)
     xv, yv = blobs(30, seed=4)
     opt = RESUME_OPTIMIZERS[name](10 * math.ceil(90 / 16))
@@ -481,10 +481,10 @@ def test_fit_then_resume_equals_the_uninterrupted_fit_bit_for_bit(name: str) -> 
     assert tail.val_loss.shape == (7,)
     assert_same_fit(full, (tail_state, concat(head, tail)))
     assert same_leaves(head_state, head_copy)  # the caller's state is not modified
-    assert tail_state.step == 10 * 6 and counts(tail_state.opt_state)[-1] == 60
+    assert tail_state.step == 10 * 6 and step_counts(tail_state.opt_state)[-1] == 60
 
 
-def test_resume_a_diverged_state_stays_diverged() -> None:
+def test_resume_a_diverged_state_stays_diverged(same_leaves: SameLeaves) -> None:
     x, y = blobs(64, seed=0)
     params = fmlp.init((8, 16, 3), scheme="normal", seed=0)
     state, _ = fmlp.fit(params, x, y, epochs=1, batch_size=16, lr=1e300)

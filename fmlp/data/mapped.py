@@ -35,9 +35,10 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, overload
+from typing import Any, Final, TypeAlias, TypeVar, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from fmlp.atomic import atomic_open, atomic_write_text
 from fmlp.data.cache import _read_cache_all, cache_path, content_sha256, fetch_command
@@ -62,6 +63,9 @@ MANIFEST: Final = "manifest.json"
 HASH_CHUNK: Final = 1 << 22
 
 __all__ = ["MAPPED_FORMAT", "mapped_dir", "open_mapped"]
+
+Manifest: TypeAlias = dict[str, Any]
+"""The manifest (or a part of it) as ``json.loads`` reads it: a plain JSON object."""
 
 
 def mapped_dir(name: str) -> Path:
@@ -94,14 +98,14 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _file_names(splits: Sequence[SplitName], dtype: np.dtype[Any]) -> list[str]:
+def _file_names(splits: Sequence[SplitName], dtype: np.dtype[np.generic]) -> list[str]:
     names = []
     for s in splits:
         names += [f"{s}_x.{dtype.name}.npy", f"{s}_y.int64.npy"]
     return names
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
+def _read_manifest(folder: Path) -> Manifest:
     try:
         raw = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -124,15 +128,15 @@ def _verified_raw(name: str) -> RawDataset:
     return raw
 
 
-def _make(folder: Path, name: str, wanted: Sequence[str], raw: RawDataset) -> dict[str, Any]:
+def _make(folder: Path, name: str, wanted: Sequence[str], raw: RawDataset) -> Manifest:
     """Write the files ``wanted`` from ``raw``, atomically; their manifest entries."""
-    entries: dict[str, Any] = {}
+    entries: Manifest = {}
     for file in wanted:
         split_name, rest = file.split("_", 1)
         kind, dtype_name, _ = rest.split(".")
         split = raw.get(_check_splits(split_name)[0])
         if kind == "x":
-            array: np.ndarray[Any, Any] = _to_split(split, np.dtype(dtype_name).type).x
+            array: NDArray[np.generic] = _to_split(split, np.dtype(dtype_name).type).x
         else:
             array = split.y.astype(np.int64)
         target = folder / file
@@ -146,7 +150,7 @@ def _check_or_make(name: str, folder: Path, wanted: Sequence[str]) -> None:
     """Make sure every file of ``wanted`` is in ``folder`` with its recorded sha256."""
     source = cache_path(name)
     manifest = _read_manifest(folder)
-    files: dict[str, Any] = dict(manifest.get("files", {}))
+    files: Manifest = dict(manifest.get("files", {}))
     if manifest.get("source_stamp") != _identity(source):
         # a new or changed <name>.npz: its content decides whether the files still hold
         raw = _verified_raw(name)
@@ -177,14 +181,17 @@ def _check_or_make(name: str, folder: Path, wanted: Sequence[str]) -> None:
         atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
-def _map(path: Path, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+G = TypeVar("G", bound=np.generic)
+
+
+def _map(path: Path, shape: tuple[int, ...], dtype: np.dtype[G]) -> NDArray[G]:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot be mapped ({exc}); delete {path.parent}") from exc
     if array.dtype != dtype or array.shape[1:] != shape[1:]:
         raise DataError(f"{path}: holds {array.dtype} {array.shape}; delete {path.parent}")
-    view: np.ndarray[Any, Any] = array.view(np.ndarray)  # a plain read-only ndarray
+    view: NDArray[G] = array.view(np.ndarray)  # a plain read-only ndarray
     return view
 
 

@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Final, NoReturn, Protocol
 
 import numpy as np
 
@@ -54,10 +54,10 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _numpy_attr(modules: Sequence[str], attr: str) -> Callable[..., Any]:
+def _numpy_attr(modules: Sequence[str], attr: str) -> Callable[..., object]:
     for module in modules:
         try:
-            found: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+            found: Callable[..., object] = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError):
             continue
         return found
@@ -73,11 +73,11 @@ def _latin1_encode(obj: object, encoding: str = "utf-8", errors: str = "strict")
     return obj.encode("latin1")
 
 
-def _allowed_globals() -> dict[tuple[str, str], Any]:
+def _allowed_globals() -> dict[tuple[str, str], object]:
     reconstruct = _numpy_attr(("numpy._core.multiarray", "numpy.core.multiarray"), "_reconstruct")
     scalar = _numpy_attr(("numpy._core.multiarray", "numpy.core.multiarray"), "scalar")
     frombuffer = _numpy_attr(("numpy._core.numeric", "numpy.core.numeric"), "_frombuffer")
-    allowed: dict[tuple[str, str], Any] = {
+    allowed: dict[tuple[str, str], object] = {
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
     }
@@ -109,7 +109,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         self._where = where
         self._allowed = _allowed_globals()
 
-    def find_class(self, module: str, name: str) -> Any:
+    def find_class(self, module: str, name: str) -> object:
         try:
             return self._allowed[(module, name)]
         except KeyError:
@@ -118,11 +118,11 @@ class RestrictedUnpickler(pickle.Unpickler):
                 "only numpy array reconstruction is allowed"
             ) from None
 
-    def persistent_load(self, pid: Any) -> Any:
+    def persistent_load(self, pid: object) -> NoReturn:
         raise UnsafePickleError(f"{self._where}: refusing a persistent id in the pickle")
 
 
-def _pickle_split(obj: Any, name: SplitName, where: str) -> RawSplit:
+def _pickle_split(obj: object, name: SplitName, where: str) -> RawSplit:
     if not (isinstance(obj, tuple | list) and len(obj) == 2):
         raise DataError(f"{where}: {name} is not an (images, labels) pair")
     x, y = obj
