@@ -25,11 +25,14 @@ and the next step's loss is then not finite, so the fit stops updating there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar, cast
 
 import attrs
+import numpy as np
 
-from fmlp import kernels
+from fmlp import blas, kernels
+from fmlp.activations import get_activation
 from fmlp.optim import (
     AdamSpec,
     AnyOptimizer,
@@ -178,6 +181,76 @@ class FusedUpdate:
         if self.core_index is not None:
             prims[self.core_index] = new_core
         return cast(S, _rebuild_state(self.spec, prims, [0]))
+
+    def sgd_in_gemm(
+        self, params: MLP, activations: Sequence[FloatArray], dlogits: FloatArray, state: S
+    ) -> S | None:
+        """The backward pass and a plain SGD step in one: each layer's weights are updated
+        inside the product that would have made their gradient (``fmlp.blas``:
+        ``W <- (1 - lr wd) W - lr a^T dz``, no gradient buffer), its bias by the rule
+        itself, and dz is carried down with the weights as they were. ``activations`` and
+        ``dlogits`` are as ``fmlp.model.backprop`` takes them; ``dlogits`` is read only.
+
+        The weights may differ from the unfused step's in the last bit (the gradient is
+        not rounded before it is scaled and added); the biases, the state and everything
+        else are the unfused step's. Returns None, having written nothing, when the chain
+        is not plain SGD (with at most one decay term), numpy's BLAS is not available, or
+        the arrays do not fit (C-contiguous, one float dtype, the parameters writeable).
+        """
+        if self.core is not None or not blas.available():
+            return None
+        prims: list[object] = []
+        _flatten_state(self.spec, state, prims)
+        lr_state = prims[self.lr_index]
+        if not isinstance(lr_state, ScaleByLearningRateState):
+            raise TypeError(f"expected a ScaleByLearningRateState, got {type(lr_state).__name__}")
+        dtype = params.dtype
+        layers = params.layers
+        if len(activations) != len(layers) or not _fit_gemm(dtype, dlogits, written=False):
+            return None
+        for layer, a in zip(layers, activations, strict=True):
+            if not (
+                _fit_gemm(dtype, a, written=False)
+                and _fit_gemm(dtype, layer.w, written=True)
+                and _fit_gemm(dtype, layer.b, written=True)
+            ):
+                return None
+        t = dtype.type
+        rate = self.lr.schedule(lr_state.count)
+        pre_wd = self.pre.weight_decay if self.pre is not None else 0.0
+        post_wd = self.post.weight_decay if self.post is not None else 0.0
+        has_pre, has_post = self.pre is not None, self.post is not None
+        neg_rate = t(-rate)
+        alpha, beta = -rate, 1.0 - rate * (pre_wd + post_wd)
+        act = get_activation(params.activation)
+        relu = act.name == "relu"
+        k = kernels.module()
+        g = dlogits
+        for l in range(len(layers) - 1, -1, -1):
+            w, b, a_prev = layers[l].w, layers[l].b, activations[l]
+            db = g.sum(axis=0)
+            below = g @ w.T if l else None  # with the weights as they were
+            if not blas.gemm_at_b(w, a_prev, g, alpha=alpha, beta=beta):
+                raise RuntimeError("numpy's BLAS refused a product it was checked for")
+            if k is not None:
+                k.sgd_update(b, db, t(pre_wd), has_pre, t(post_wd), has_post, neg_rate)
+            else:  # the rule's own arithmetic, as the kernel does it
+                x = db
+                if has_pre:
+                    x = x + b * t(pre_wd)
+                if has_post:
+                    x = x + b * t(post_wd)
+                np.add(b, x * neg_rate, out=b)
+            if below is not None:
+                g = below
+                if not (relu and kernels.relu_backprop_(g, a_prev)):
+                    act.backprop_inplace(g, a_prev)
+        prims[self.lr_index] = ScaleByLearningRateState(count=lr_state.count + 1)
+        return cast(S, _rebuild_state(self.spec, prims, [0]))
+
+
+def _fit_gemm(dtype: np.dtype[np.generic], a: FloatArray, *, written: bool) -> bool:
+    return a.dtype == dtype and a.flags.c_contiguous and (a.flags.writeable or not written)
 
 
 def match(spec: RuleSpec) -> FusedUpdate | None:

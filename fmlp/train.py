@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from fmlp import fused
 from fmlp.checks import (
+    expect,
     expect_callable,
     expect_int,
     expect_optimizer,
@@ -121,7 +122,7 @@ def init_state(params: MLP, optimizer: Optimizer[S]) -> TrainState[S]:
 
 
 def make_step(
-    optimizer: Optimizer[S], *, donate: bool = False
+    optimizer: Optimizer[S], *, donate: bool = False, sgd_in_gemm: bool = False
 ) -> Callable[[TrainState[S], Batch], tuple[TrainState[S], StepMetrics]]:
     """A training step ``(state, (x, y)) -> (state, StepMetrics)`` for ``optimizer``.
 
@@ -132,9 +133,26 @@ def make_step(
     known chain (``fmlp.fused.plan``) runs as one compiled pass per parameter array when
     numba is installed, with the same bits as the numpy rules.
     A non-finite loss leaves the parameters unchanged and marks the state diverged.
+
+    ``sgd_in_gemm=True`` (with ``donate=True``): a plain SGD chain (``sgd``, with an
+    ``add_decayed_weights`` term or not, any schedule) updates each layer's weights
+    inside the product that would have made their gradient (``fmlp.blas``), when
+    numpy's BLAS is available; other chains run as without it. The weights may then
+    differ from the default step's in the last bit of some elements (the gradient is not
+    rounded before it is scaled), the same on every run and thread count; so it is
+    opt-in, and the default step is the reference.
     """
     expect_optimizer(optimizer, "make_step")
+    expect(sgd_in_gemm, bool, "make_step", "sgd_in_gemm", "True or False")
+    if sgd_in_gemm and not donate:
+        raise ValueError(
+            "make_step: sgd_in_gemm writes the parameters in place: give donate=True too "
+            "(fit and resume do)"
+        )
     one_pass = fused.plan(optimizer) if donate else None
+    in_gemm = None
+    if sgd_in_gemm and optimizer.spec is not None:
+        in_gemm = fused.match(optimizer.spec)
 
     def step(state: TrainState[S], batch: Batch) -> tuple[TrainState[S], StepMetrics]:
         x, y = batch
@@ -148,6 +166,12 @@ def make_step(
         metrics = StepMetrics(loss=_f64(value), accuracy=_f64(correct / n), count=_f64(n))
         if not math.isfinite(value):
             return attrs.evolve(state, diverged=True), metrics
+        if in_gemm is not None:
+            new_state = in_gemm.sgd_in_gemm(state.params, acts, dz, state.opt_state)
+            if new_state is not None:
+                return TrainState(
+                    params=state.params, opt_state=new_state, step=state.step + 1
+                ), metrics
         grads = backprop(state.params, acts, dz)
         if one_pass is not None:
             new_state = one_pass.step(state.params, grads, state.opt_state)
@@ -204,9 +228,11 @@ def train_epoch(
     epoch: int,
     shuffle: bool = True,
     donate: bool = False,
+    sgd_in_gemm: bool = False,
 ) -> tuple[TrainState[S], StepMetrics]:
     """One pass over (x, y) in mini-batches: a scan of steps. Returns the new state and
-    the stacked per-step metrics. Inputs are validated once here."""
+    the stacked per-step metrics. Inputs are validated once here. ``sgd_in_gemm``: see
+    ``make_step``."""
     expect_state(state, "train_epoch")
     expect_optimizer(optimizer, "train_epoch")
     expect_int(seed, "train_epoch", "seed")
@@ -223,6 +249,7 @@ def train_epoch(
         epoch=epoch,
         shuffle=shuffle,
         donate=donate,
+        sgd_in_gemm=sgd_in_gemm,
     )
 
 
@@ -237,6 +264,7 @@ def _train_epoch_unchecked(
     epoch: int,
     shuffle: bool,
     donate: bool,
+    sgd_in_gemm: bool = False,
 ) -> tuple[TrainState[S], StepMetrics]:
     """``train_epoch`` without validation, for ``fit``, which validated (x, y) once."""
     order = epoch_order(x.shape[0], seed, epoch) if shuffle else None
@@ -244,7 +272,7 @@ def _train_epoch_unchecked(
         state = attrs.evolve(
             state, params=tree_copy(state.params), opt_state=tree_copy(state.opt_state)
         )
-    step = make_step(optimizer, donate=True)
+    step = make_step(optimizer, donate=True, sgd_in_gemm=sgd_in_gemm)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
         return scan(step, state, batches(x, y, batch_size, order=order))
 
@@ -290,6 +318,7 @@ def fit(
     shuffle: bool = True,
     callback: EpochCallback | None = None,
     params_callback: Callable[[int, MLP], None] | None = None,
+    sgd_in_gemm: bool = False,
 ) -> tuple[TrainState[Any], EpochMetrics]:
     """Train ``params`` for ``epochs`` epochs of mini-batch steps: a scan of epochs.
 
@@ -321,6 +350,7 @@ def fit(
         shuffle=shuffle,
         callback=callback,
         params_callback=params_callback,
+        sgd_in_gemm=sgd_in_gemm,
     )
 
 
@@ -339,6 +369,7 @@ def resume(
     shuffle: bool = True,
     callback: EpochCallback | None = None,
     params_callback: Callable[[int, MLP], None] | None = None,
+    sgd_in_gemm: bool = False,
 ) -> tuple[TrainState[S], EpochMetrics]:
     """Continue training from ``state``: run epochs ``start_epoch .. epochs - 1``.
 
@@ -354,8 +385,11 @@ def resume(
     parameters stop changing. ``callback(epoch, metrics)`` is called after each epoch
     (for progress bars); ``params_callback(epoch, params)`` after it, with a copy of the
     epoch's final parameters (for diagnostics that need the model itself).
+    ``sgd_in_gemm``: a plain SGD step folded into the weight gradient's product (see
+    ``make_step``; opt-in, as its weights may differ from the default's in the last bit).
     """
     expect_state(state, "resume")
+    expect(sgd_in_gemm, bool, "resume", "sgd_in_gemm", "True or False")
     expect_optimizer(optimizer, "resume")
     expect_training(
         "resume",
@@ -391,6 +425,7 @@ def resume(
             epoch=epoch,
             shuffle=shuffle,
             donate=True,
+            sgd_in_gemm=sgd_in_gemm,
         )
         weights = steps.count / steps.count.sum()
         diverged = state.diverged

@@ -6,15 +6,13 @@ per-optimizer benchmark's ``in-place`` (and, with ``gemm_update``, ``in-place-ge
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from typing import Protocol
 
 import numpy as np
 
 import fmlp
 from analyses.benchmark.spec import LR, SEED, SGD, OptimizerSetting
-from fmlp import MLP, Dense
+from fmlp import MLP, Dense, blas
 from fmlp.types import FloatArray, IntArray
 
 
@@ -46,31 +44,6 @@ def fit_fmlp(
     )
 
 
-class Gemm(Protocol):
-    """scipy's BLAS ``sgemm`` / ``dgemm``: alpha op(a) op(b) + beta c, into ``c`` when
-    ``overwrite_c`` and its layout allow (the result is returned either way)."""
-
-    def __call__(
-        self,
-        alpha: float,
-        a: FloatArray,
-        b: FloatArray,
-        *,
-        beta: float,
-        c: FloatArray,
-        trans_b: int,
-        overwrite_c: int,
-    ) -> FloatArray: ...
-
-
-def _gemm_of(dtype: np.dtype[np.generic]) -> Gemm:
-    """scipy's BLAS ``sgemm`` or ``dgemm`` for ``dtype`` (numpy exposes no gemm with alpha
-    and beta); ImportError without scipy."""
-    blas = importlib.import_module("scipy.linalg.blas")
-    gemm: Gemm = blas.sgemm if dtype == np.float32 else blas.dgemm
-    return gemm
-
-
 class InPlaceLoop:
     """What numpy can do: a ReLU MLP trained with preallocated buffers and ``out=``
     products, the softmax cross-entropy gradient computed in the logits' buffer, and each
@@ -81,7 +54,8 @@ class InPlaceLoop:
     and hyper-parameters of ``s``.
 
     ``gemm_update`` (plain SGD only) does the weight update inside the weight-gradient
-    product: BLAS gemm with alpha = 1 and beta = 1 into the weights (scipy's BLAS).
+    product: BLAS gemm with alpha = 1 and beta = 1 into the weights (numpy's own BLAS,
+    through ``fmlp.blas``).
     """
 
     def __init__(
@@ -99,7 +73,9 @@ class InPlaceLoop:
         self.s = s
         if gemm_update and s.name != "sgd":
             raise ValueError("only plain SGD folds its update into the weight-gradient GEMM")
-        self.gemm = _gemm_of(params.dtype) if gemm_update else None
+        if gemm_update and not blas.available():
+            raise ValueError("numpy's BLAS was not found: no gemm with alpha and beta")
+        self.in_gemm = gemm_update
         self.w = [np.array(layer.w) for layer in params.layers]
         self.b = [np.array(layer.b) for layer in params.layers]
         self.t = params.dtype.type
@@ -141,7 +117,7 @@ class InPlaceLoop:
         sgd = self.s.name == "sgd"
         z *= self.t(-self.s.lr / m if sgd else 1.0 / m)
         g = z
-        if self.gemm is not None:
+        if self.in_gemm:
             self._backward_into_weights(xb, g, m)
             return
         self.count += 1
@@ -166,10 +142,7 @@ class InPlaceLoop:
 
     def _backward_into_weights(self, xb: FloatArray, g: FloatArray, m: int) -> None:
         """Plain SGD with w += a^T g (g already scaled by -lr / m) done by BLAS gemm with
-        alpha = 1 and beta = 1 into the weights themselves, written as its transpose so
-        that every operand is a Fortran-ordered view and nothing is copied."""
-        gemm = self.gemm
-        assert gemm is not None
+        alpha = 1 and beta = 1 into the weights themselves."""
         for l in range(len(self.w) - 1, -1, -1):
             a_prev = xb if l == 0 else self.h[l - 1][:m]
             np.sum(g, axis=0, out=self.grads[2 * l + 1])
@@ -180,10 +153,8 @@ class InPlaceLoop:
                 mask = self.mask[l - 1][:m]
                 np.greater(a_prev, 0, out=mask)
                 np.multiply(gp, mask, out=gp)
-            wt = self.w[l].T  # (n, k), Fortran-ordered; w^T += g^T a_prev
-            out = gemm(1.0, g.T, a_prev.T, beta=1.0, c=wt, trans_b=1, overwrite_c=1)
-            if not np.shares_memory(out, self.w[l]):
-                raise RuntimeError("BLAS gemm did not write into the weights in place")
+            if not blas.gemm_at_b(self.w[l], a_prev, g, alpha=1.0, beta=1.0):
+                raise RuntimeError("numpy's BLAS refused the weights' product")
             self.b[l] += self.grads[2 * l + 1]
             if gp is not None:
                 g = gp

@@ -98,15 +98,27 @@ def fused_set(on: bool) -> Iterator[None]:
 
 class FmlpLoop:
     """fmlp's training: ``train_epoch`` with ``donate=True`` on its own copy of the state,
-    with the one-pass kernels (``fused``) or the numpy rules. The time of an epoch
-    includes ``train_epoch``'s check that the data are finite (a few ms)."""
+    with the one-pass kernels (``fused``) or the numpy rules, and for plain SGD with the
+    update inside the weight-gradient product (``sgd_in_gemm``, opt-in in fmlp). The time
+    of an epoch includes ``train_epoch``'s check that the data are finite (a few ms)."""
 
     def __init__(
-        self, params: MLP, x: FloatArray, y: IntArray, batch: int, s: OptimizerSetting, fused: bool
+        self,
+        params: MLP,
+        x: FloatArray,
+        y: IntArray,
+        batch: int,
+        s: OptimizerSetting,
+        fused: bool,
+        *,
+        sgd_in_gemm: bool = False,
     ) -> None:
+        if sgd_in_gemm and s.name != "sgd":
+            raise ValueError("only plain SGD folds its update into the weight-gradient GEMM")
         self.opt = fmlp_optimizer(s)
         self.state = fmlp.init_state(tree_copy(params), self.opt)
         self.x, self.y, self.batch, self.fused = x, y, batch, fused
+        self.sgd_in_gemm = sgd_in_gemm
         self.count = 0
 
     def epoch(self, order: IntArray) -> None:
@@ -120,6 +132,7 @@ class FmlpLoop:
                 seed=SEED,
                 epoch=self.count,
                 donate=True,
+                sgd_in_gemm=self.sgd_in_gemm,
             )
         self.count += 1
 

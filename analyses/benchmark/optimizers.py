@@ -27,17 +27,17 @@ fmlp's numpy path; the BLAS library and kernel; the load average before and afte
 whole record is written atomically to ``<out>/benchmark/optimizers.json``
 (``OptimizerBenchmark``).
 
-``in-place-gemm`` (plain SGD only) is the in-place loop with the weight update done
-inside the weight-gradient GEMM: BLAS ``gemm`` with alpha = 1 (-lr / m is folded into
-the logits' gradient) and beta = 1 writing into the weights, no gradient buffer. fmlp
-does not adopt it: it rounds differently from the unfused path (the product is
-accumulated into the weights inside the kernel instead of rounded to a gradient first,
-and the kernel's blocking depends on the BLAS and its thread count), so fmlp's results
-would no longer be the bits of its numpy definition on every executor; and numpy exposes
-no ``gemm`` with alpha and beta, so it goes through scipy's BLAS, a second OpenBLAS with
-its own thread pool beside numpy's. The column is there to show what that would buy:
-on the 2-core development machine it was 1-7% faster than the in-place loop on one
-thread, and 5-17 times slower on two, where the two pools' threads fight over the cores.
+``fmlp-gemm`` and ``in-place-gemm`` (plain SGD only) do the weight update inside the
+weight-gradient GEMM: BLAS ``gemm`` with alpha = -lr (for the in-place loop, 1 with -lr
+/ m folded into the logits' gradient) and beta = 1 (1 - lr wd with a decay term)
+writing into the weights, no gradient buffer. It goes through numpy's own BLAS
+(``fmlp.blas``: the same library and thread pool as numpy's products; an earlier version
+went through scipy's, a second OpenBLAS whose threads fought numpy's over the cores, 5-17
+times slower on two threads). fmlp offers it opt-in, ``fit(..., sgd_in_gemm=True)``, not
+as its default: the gradient is not rounded before it is scaled and added, so the weights
+may differ from the default path's in the last bit of some elements (the same bits on
+every run and thread count), and the default path is the definition the studies'
+results come from. ``in-gemm/gemm`` and ``in-gemm/jax`` are its ratios.
 """
 
 from __future__ import annotations
@@ -82,11 +82,20 @@ from fmlp.types import FloatArray, IntArray
 
 SCHEMA: Final = "fmlp-benchmark-optimizers/1"
 FrameworkName: TypeAlias = Literal[
-    "fmlp", "fmlp-numpy", "in-place", "in-place-gemm", "torch", "torch-fused", "jax", "gemm"
+    "fmlp",
+    "fmlp-numpy",
+    "fmlp-gemm",
+    "in-place",
+    "in-place-gemm",
+    "torch",
+    "torch-fused",
+    "jax",
+    "gemm",
 ]
 FRAMEWORK_NAMES: Final[tuple[FrameworkName, ...]] = (
     "fmlp",
     "fmlp-numpy",
+    "fmlp-gemm",
     "in-place",
     "in-place-gemm",
     "torch",
@@ -323,6 +332,7 @@ def measure_cell(
     makers: dict[FrameworkName, Callable[[], Loop]] = {
         "fmlp": lambda: FmlpLoop(p0, x, y, batch, s, fused=True),
         "fmlp-numpy": lambda: FmlpLoop(p0, x, y, batch, s, fused=False),
+        "fmlp-gemm": lambda: FmlpLoop(p0, x, y, batch, s, fused=True, sgd_in_gemm=True),
         "in-place": lambda: InPlaceLoop(p0, x, y, batch, s),
         "in-place-gemm": lambda: InPlaceLoop(p0, x, y, batch, s, gemm_update=True),
         "torch": lambda: TorchOptLoop(p0, x, y, batch, s, fused=False),
@@ -335,10 +345,10 @@ def measure_cell(
             notes[name] = "numba is not installed (pip install -e '.[fast]'): no fused path"
         elif name.startswith("torch") and not _importable("torch"):
             notes[name] = "torch is not installed"
-        elif name == "in-place-gemm" and optimizer != "sgd":
+        elif name in ("in-place-gemm", "fmlp-gemm") and optimizer != "sgd":
             notes[name] = "only plain SGD folds its update into the weight-gradient GEMM"
-        elif name == "in-place-gemm" and not _importable("scipy.linalg.blas"):
-            notes[name] = "scipy is not installed: numpy has no gemm with alpha and beta"
+        elif name in ("in-place-gemm", "fmlp-gemm") and not fmlp.blas.available():
+            notes[name] = "numpy's BLAS was not found: no gemm with alpha and beta"
         elif name == "jax" and (jax is None or optax is None):
             notes[name] = "jax or optax is not installed (pip install -e '.[bench]')"
         else:
@@ -536,7 +546,7 @@ def format_report(rec: OptimizerBenchmark) -> str:
         )
         for arch in o.archs:
             head = ["opt", "batch", *fws, "fmlp/gemm", "fmlp/torch", "fmlp/jax", "fused/numpy"]
-            head.append("jax cpu/wall")
+            head += ["in-gemm/gemm", "in-gemm/jax", "jax cpu/wall"]
             body = []
             for cell in run.cells:
                 if cell.arch != arch:
@@ -550,6 +560,8 @@ def format_report(rec: OptimizerBenchmark) -> str:
                         _r(cell.ratio("fmlp", "torch")),
                         _r(cell.ratio("fmlp", "jax")),
                         _r(cell.ratio("fmlp", "fmlp-numpy")),
+                        _r(cell.ratio("fmlp-gemm", "gemm")),
+                        _r(cell.ratio("fmlp-gemm", "jax")),
                         _r(cell.cpu_over_wall("jax")),
                     ]
                 )

@@ -55,9 +55,13 @@ def test_every_loop_trains_like_fmlp(name: opt_loops.OptimizerName) -> None:
     if name != "sgd":
         with pytest.raises(ValueError, match="only plain SGD"):
             opt_loops.InPlaceLoop(p0, x, y, 32, s, gemm_update=True)
-    elif optimizers._importable("scipy.linalg.blas"):
+        with pytest.raises(ValueError, match="only plain SGD"):
+            opt_loops.FmlpLoop(p0, x, y, 32, s, fused=True, sgd_in_gemm=True)
+    elif fmlp.blas.available():
         gemm_loop = opt_loops.InPlaceLoop(p0, x, y, 32, s, gemm_update=True)
         assert max_abs_diff(train(gemm_loop, 150), ref) < 1e-12
+        in_gemm = opt_loops.FmlpLoop(p0, x, y, 32, s, fused=True, sgd_in_gemm=True)
+        assert max_abs_diff(train(in_gemm, 150), ref) < 1e-12
     if optimizers._importable("torch"):
         for fused in (False, True):
             loop = opt_loops.TorchOptLoop(p0, x, y, 32, s, fused=fused)
