@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, get_args
 
 import attrs
 import numpy as np
@@ -92,17 +92,7 @@ FrameworkName: TypeAlias = Literal[
     "jax",
     "gemm",
 ]
-FRAMEWORK_NAMES: Final[tuple[FrameworkName, ...]] = (
-    "fmlp",
-    "fmlp-numpy",
-    "fmlp-gemm",
-    "in-place",
-    "in-place-gemm",
-    "torch",
-    "torch-fused",
-    "jax",
-    "gemm",
-)
+FRAMEWORK_NAMES: Final[tuple[FrameworkName, ...]] = get_args(FrameworkName)
 ARCHS: Final = ("784-512-512-10", "784-800-400-10")
 BATCH_SIZES: Final = (32, 128)
 THREADS: Final = (1, 2)

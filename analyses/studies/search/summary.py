@@ -1,11 +1,5 @@
-"""The search's summary, its choice, and the study the pipeline runs.
-
-Ranking: within a rung, by r(valid) at the rung's last epoch (higher first), then the
-validation loss, then the trial's name, so ties break the same way every time. The
-table ranks every configuration by how far it got (the 10-epoch finalists first), then
-by its r(valid) at its last rung. The chosen model is the best finalist; its test
-accuracy is measured once, after the choice.
-"""
+"""The search's summary, what the report reads: every trial ranked (see ``plan`` for the
+ranking), the chosen model, the plain-SGD finalist, and the tables written beside it."""
 
 from __future__ import annotations
 
