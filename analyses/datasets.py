@@ -12,6 +12,7 @@ import attrs
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from fmlp.checks import nonnegative_int, positive_int
 from fmlp.types import (
     FloatArray,
     IntArray,
@@ -81,10 +82,8 @@ class EvalSubset:
     seed: int = TRAIN_EVAL_SEED
 
     def __attrs_post_init__(self) -> None:
-        if not is_int(self.size) or self.size <= 0:
-            raise ValueError(f"EvalSubset: size must be a positive integer, got {self.size!r}")
-        if not is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"EvalSubset: seed must be a non-negative integer, got {self.seed!r}")
+        positive_int("size", self.size, "EvalSubset")
+        nonnegative_int("seed", self.seed, "EvalSubset")
 
     def indices(self, n_train: int) -> IntArray:
         """The sorted indices into a training split of ``n_train`` samples."""

@@ -14,6 +14,7 @@ import numpy as np
 
 import fmlp
 from analyses.datasets import DTYPES, N_CLASSES, N_INPUT, PARAM_RANGE, DTypeName
+from fmlp.checks import invalid, is_real, nonnegative_int, positive_finite, positive_int
 from fmlp.types import (
     ACTIVATION_NAMES,
     SCHEME_NAMES,
@@ -75,16 +76,14 @@ class MlpConfig:
         _choice("schedule", self.schedule, SCHEDULE_NAMES)
         _choice("init scheme", self.init, SCHEME_NAMES)
         _choice("dtype", self.dtype, tuple(DTYPES))
-        if not math.isfinite(self.lr) or self.lr <= 0:
-            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
-        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        positive_finite("lr", self.lr, show=str)
+        if not (is_real(self.weight_decay) and 0 <= self.weight_decay < math.inf):
+            raise invalid(
+                "weight_decay", self.weight_decay, must="be a finite number >= 0", show=str
+            )
         for name in ("batch_size", "epochs"):
-            value = getattr(self, name)
-            if not is_int(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            positive_int(name, getattr(self, name))
+        nonnegative_int("seed", self.seed)
 
     @property
     def sizes(self) -> tuple[int, ...]:

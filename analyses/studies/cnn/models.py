@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from typing import Final, Literal
 
 import attrs
-import numpy as np
 
+from fmlp.checks import positive_int
 from fmlp.types import is_int
 
 __all__ = [
@@ -36,9 +36,7 @@ __all__ = [
 
 
 def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return positive_int(name, value)
 
 
 @attrs.frozen

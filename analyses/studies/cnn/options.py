@@ -10,17 +10,13 @@ import attrs
 
 from analyses.datasets import EvalSubset
 from analyses.studies.cnn.models import DEFAULT_BLOCKS, QUICK_BLOCKS, CNNSpec, ConvBlock
+from fmlp.checks import positive_int
 from fmlp.types import is_int
 
 STUDY: Final = "cnn"
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 Device = Literal["cpu", "cuda"]
-
-
-def _check_positive(owner: str, name: str, value: int) -> None:
-    if not is_int(value) or value <= 0:
-        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
 
 
 # ------------------------------------------------------------------- configuration
@@ -52,7 +48,7 @@ class TrainConfig:
 
     def __attrs_post_init__(self) -> None:
         for name in ("batch_size", "eval_batch"):
-            _check_positive("TrainConfig", name, getattr(self, name))
+            positive_int(name, getattr(self, name), "TrainConfig")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
         if not 0 < self.lr_decay <= 1:
@@ -159,7 +155,7 @@ class CnnOptions:
     def __attrs_post_init__(self) -> None:
         if not self.blocks:
             raise ValueError("CnnOptions: give at least one conv block")
-        _check_positive("CnnOptions", "epochs", self.epochs)
+        positive_int("epochs", self.epochs, "CnnOptions")
         if not self.seeds:
             raise ValueError("CnnOptions: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds) or any(

@@ -3,12 +3,12 @@ data."""
 
 from __future__ import annotations
 
-import math
 from typing import Final
 
 import attrs
 
 from analyses.datasets import DTypeName
+from fmlp.checks import nonnegative_int, positive_finite, positive_int
 from fmlp.types import is_int
 
 STUDY: Final = "gradcheck"
@@ -39,12 +39,9 @@ class GradcheckOptions:
     scan_limit: int = 10_000
 
     def __attrs_post_init__(self) -> None:
-        if not is_int(self.layer) or self.layer < 0:
-            raise ValueError(f"layer must be a non-negative integer, got {self.layer!r}")
+        nonnegative_int("layer", self.layer)
         for name in ("p", "scan_limit"):
-            value = getattr(self, name)
-            if not is_int(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, getattr(self, name))
         if not self.ns or any(not is_int(n) or n <= 0 for n in self.ns):
             raise ValueError(f"ns must be positive integers (eps = 1/N), got {self.ns}")
         if len(set(self.ns)) != len(self.ns) or list(self.ns) != sorted(self.ns):
@@ -57,9 +54,7 @@ class GradcheckOptions:
             if dt not in ("float32", "float64"):
                 raise ValueError(f"unknown dtype {dt!r}: expected float32 or float64")
         for name in ("third_h", "noise_width", "noise_width_max"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive finite number, got {value}")
+            positive_finite(name, getattr(self, name), show=str)
         if not is_int(self.noise_points) or self.noise_points < 9:
             raise ValueError(f"noise_points must be an integer >= 9, got {self.noise_points!r}")
 

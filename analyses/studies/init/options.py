@@ -3,14 +3,14 @@ data."""
 
 from __future__ import annotations
 
-import math
 from typing import Final
 
 import attrs
 
 from analyses.datasets import DTypeName
+from fmlp.checks import nonnegative_int, positive_finite, positive_int
 from fmlp.params import check_sizes
-from fmlp.types import SCHEME_NAMES, ActivationName, SchemeName, check_activation, is_int
+from fmlp.types import SCHEME_NAMES, ActivationName, SchemeName, check_activation
 
 STUDY: Final = "init"
 SCHEMES: Final[tuple[SchemeName, ...]] = ("zero", "normal", "glorot")
@@ -42,14 +42,10 @@ class InitOptions:
                 )
         if len(set(self.schemes)) != len(self.schemes):
             raise ValueError(f"schemes repeat a name: {self.schemes}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        positive_finite("lr", self.lr, show=str)
         for name in ("batch_size", "epochs", "n_diag"):
-            value = getattr(self, name)
-            if not is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            positive_int(name, getattr(self, name))
+        nonnegative_int("seed", self.seed)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
 
