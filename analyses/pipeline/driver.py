@@ -55,9 +55,10 @@ T = TypeVar("T", bound=Task[object])
 R = TypeVar("R")
 S = TypeVar("S", bound=JsonRecord)
 
-__all__ = ["MissingArtifact", "PipelineError", "StudyError", "run_pipeline"]
+__all__ = ["Log", "MissingArtifact", "PipelineError", "StudyError", "run_pipeline"]
 
 Log = Callable[[str], None]
+"""Where the driver's messages go, one line each (instead of a Progress)."""
 
 
 @attrs.define

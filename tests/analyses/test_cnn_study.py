@@ -19,8 +19,6 @@ pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
 from analyses.datasets import DataSpec, EvalSubset, SplitSizes, quick_data
-from analyses.pipeline.driver import run_pipeline
-from analyses.pipeline.executors import make_executor
 from analyses.pipeline.plan import StudyError
 from analyses.pipeline.records import to_json
 from analyses.pipeline.store import ResultStore, StoredRun
@@ -44,6 +42,7 @@ from analyses.studies.cnn.options import Technique
 from analyses.studies.cnn.plan import CnnPlan
 from analyses.studies.cnn.runs import Curves
 from analyses.studies.cnn.summary import FIGURES
+from tests.analyses.local import run_local
 from tests.analyses.search_doubles import TINY_MLP, ChosenSummary, FakeSearch
 
 DATA = DataSpec("synthetic", 300, 100)
@@ -63,10 +62,7 @@ OPTIONS = CnnOptions(
 
 def run(out: Path, options: CnnOptions = OPTIONS, data: DataSpec = DATA) -> PipelineReport:
     studies: list[Study[Any]] = [FakeSearch(data), CnnStudy(data, options)]
-    with make_executor("local") as ex:
-        report = run_pipeline(
-            studies, store=ResultStore(out), executor=ex, ctx=RunContext(str(out))
-        )
+    report = run_local(out, studies)
     assert report.errors == {}
     return report
 
@@ -261,10 +257,7 @@ def test_a_failed_run_fails_the_study(tmp_path: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(CnnRun, "run", broken)
     studies: list[Study[Any]] = [FakeSearch(DATA), CnnStudy(DATA, OPTIONS)]
-    with make_executor("local") as ex:
-        report = run_pipeline(
-            studies, store=ResultStore(tmp_path), executor=ex, ctx=RunContext(str(tmp_path))
-        )
+    report = run_local(tmp_path, studies)
     assert "cnn" in report.errors and "out of memory" in report.errors["cnn"]
 
 

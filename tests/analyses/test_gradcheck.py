@@ -37,6 +37,7 @@ from analyses.studies.gradcheck.summary import sample_result
 from fmlp import checkpoint
 from fmlp.data import DataNotFoundError
 from fmlp.types import ActivationName
+from tests.analyses.local import run_local
 from tests.analyses.search_doubles import ChosenSummary, FakeSearch
 
 HIDDEN = (32, 32)
@@ -59,10 +60,7 @@ def run_study(
         FakeSearch(DATA, config(activation)),
         GradcheckStudy(DATA, options or GradcheckOptions.quick()),
     ]
-    with make_executor("local") as ex:
-        report = run_pipeline(
-            studies, store=ResultStore(out), executor=ex, ctx=RunContext(str(out))
-        )
+    report = run_local(out, studies)
     assert report.errors == {}
     return report
 
@@ -600,10 +598,7 @@ def test_the_second_sample_resolves_in_float32_on_quick_mnist(
         FakeSearch(quick_mnist, MlpConfig(hidden=(512, 512), epochs=1)),
         GradcheckStudy(quick_mnist, GradcheckOptions.quick()),
     ]
-    with make_executor("local") as ex:
-        out = run_pipeline(
-            studies, store=ResultStore(tmp_path), executor=ex, ctx=RunContext(str(tmp_path))
-        )
+    out = run_local(tmp_path, studies)
     assert out.errors == {}
     s = summary_of(out)
     c32 = s.second.curve("float32")

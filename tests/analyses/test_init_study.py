@@ -16,8 +16,6 @@ from numpy.typing import NDArray
 
 import fmlp
 from analyses.datasets import DataSpec, SplitSizes
-from analyses.pipeline.driver import run_pipeline
-from analyses.pipeline.executors import make_executor
 from analyses.pipeline.records import canonical_json, from_json, to_json
 from analyses.pipeline.store import ResultStore
 from analyses.pipeline.tasks import RunContext, run_environment
@@ -26,6 +24,7 @@ from analyses.studies.init import InitOptions, InitRun, InitRunResult, InitStudy
 from analyses.studies.init.runs import Diagnostics, diagnostics, symmetry_report
 from analyses.studies.init.summary import settings_of
 from fmlp.types import SchemeName
+from tests.analyses.local import run_local
 
 DATA: Final = DataSpec("synthetic", 120, 40)
 OPTIONS: Final = InitOptions(sizes=(784, 16, 16, 10), lr=0.1, batch_size=32, epochs=2, n_diag=30)
@@ -329,14 +328,7 @@ def test_a_run_is_named_by_everything_it_depends_on() -> None:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PipelineReport]:
     out = tmp_path_factory.mktemp("init-study")
-    with make_executor("local") as ex:
-        report = run_pipeline(
-            [InitStudy(DATA, OPTIONS)],
-            store=ResultStore(out),
-            executor=ex,
-            ctx=RunContext(str(out)),
-        )
-    return out, report
+    return out, run_local(out, [InitStudy(DATA, OPTIONS)])
 
 
 def test_the_study_runs_every_scheme_in_order_and_writes_its_figures(

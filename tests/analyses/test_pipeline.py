@@ -8,13 +8,12 @@ from typing import Any
 import attrs
 import pytest
 
-from analyses.pipeline.driver import run_pipeline
-from analyses.pipeline.executors import make_executor
 from analyses.pipeline.records import JsonRecord, RecordError, from_json, key_hash, to_json
 from analyses.pipeline.store import ResultStore
 from analyses.pipeline.study import MissingArtifact, check_order
 from analyses.pipeline.tasks import RunContext
 from analyses.pipeline.timings import log_invocation
+from tests.analyses.local import run_local
 from tests.analyses.pipeline_doubles import Consumer, ConsumerSummary, Producer, ProducerSummary
 
 
@@ -25,14 +24,9 @@ def _run(
     workers: int | None = None,
     available: list[Any] | None = None,
 ) -> Any:
-    with make_executor(executor, workers=workers) as ex:
-        return run_pipeline(
-            studies,
-            store=ResultStore(out),
-            executor=ex,
-            ctx=RunContext(str(out)),
-            available=available or studies,
-        )
+    return run_local(
+        out, studies, executor=executor, workers=workers, available=available or studies
+    )
 
 
 def _calls(out: Path) -> int:

@@ -18,6 +18,7 @@ from analyses.pipeline.plan import PlanProgress
 from analyses.pipeline.progress import Progress, Standing, duration
 from analyses.pipeline.store import ResultStore
 from analyses.pipeline.tasks import RunContext
+from tests.analyses.local import run_local
 from tests.analyses.pipeline_doubles import Consumer, Producer, Square, SquareTask
 
 
@@ -41,14 +42,7 @@ def test_the_estimate_is_the_runs_left_times_their_measured_cost_over_the_worker
 
 
 def _run(out: Path, progress: Progress) -> None:
-    with make_executor("local") as ex:
-        run_pipeline(
-            [Producer((1, 2, 3)), Consumer()],
-            store=ResultStore(out),
-            executor=ex,
-            ctx=RunContext(str(out)),
-            progress=progress,
-        )
+    run_local(out, [Producer((1, 2, 3)), Consumer()], progress=progress)
 
 
 def test_off_a_terminal_every_finished_run_is_a_plain_line_with_the_standing(

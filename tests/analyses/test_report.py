@@ -28,8 +28,6 @@ pytest.importorskip("pypdf")
 import pypdf
 import typst
 
-from analyses.pipeline.driver import run_pipeline
-from analyses.pipeline.executors import make_executor
 from analyses.pipeline.records import RecordError
 from analyses.pipeline.store import ResultStore
 from analyses.pipeline.study import Study
@@ -56,6 +54,7 @@ from analyses.studies import SuiteOptions, entries, suite
 from analyses.studies.cnn import CnnRun
 from analyses.studies.gradcheck import ENTRY as GRADCHECK
 from analyses.studies.init import ENTRY as INIT
+from tests.analyses.local import run_local
 
 pytestmark = pytest.mark.slow
 
@@ -72,15 +71,7 @@ def _options() -> SuiteOptions:
 
 
 def _run(out: Path, studies: list[Study[Any]], available: list[Study[Any]]) -> dict[str, str]:
-    with make_executor("local") as ex:
-        report = run_pipeline(
-            studies,
-            store=ResultStore(out),
-            executor=ex,
-            ctx=RunContext(str(out), quiet=True),
-            available=available,
-        )
-    return report.errors
+    return run_local(out, studies, available=available).errors
 
 
 @pytest.fixture(scope="module")

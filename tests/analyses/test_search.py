@@ -14,10 +14,6 @@ from threadpoolctl import threadpool_limits
 import fmlp
 from analyses.datasets import DataSpec, load_data
 from analyses.mlp import MlpConfig, init_params, make_optimizer
-from analyses.pipeline.driver import run_pipeline
-from analyses.pipeline.executors import make_executor
-from analyses.pipeline.store import ResultStore
-from analyses.pipeline.tasks import RunContext
 from analyses.studies.search import (
     SearchOptions,
     SearchStudy,
@@ -27,6 +23,7 @@ from analyses.studies.search import (
 from analyses.studies.search.halving import Rungs
 from analyses.studies.search.runs import checkpoint_file
 from fmlp import checkpoint
+from tests.analyses.local import run_local
 
 DATA = DataSpec("synthetic", 240, 80)
 
@@ -130,10 +127,7 @@ def test_options_refuse_what_the_search_cannot_do() -> None:
 def _quick_search(out: Path) -> SearchSummary:
     options = SearchOptions.quick()
     study = SearchStudy(DATA, options)
-    with make_executor("local") as ex:
-        report = run_pipeline(
-            [study], store=ResultStore(out), executor=ex, ctx=RunContext(str(out))
-        )
+    report = run_local(out, [study])
     assert report.errors == {}
     summary = report.summaries["search"]
     assert isinstance(summary, SearchSummary)
@@ -167,13 +161,7 @@ def test_a_quick_search_chooses_resumes_and_cleans_up(tmp_path: Path) -> None:
 
 
 def _search(out: Path, options: SearchOptions) -> SearchSummary:
-    with make_executor("local") as ex:
-        report = run_pipeline(
-            [SearchStudy(DATA, options)],
-            store=ResultStore(out),
-            executor=ex,
-            ctx=RunContext(str(out)),
-        )
+    report = run_local(out, [SearchStudy(DATA, options)])
     assert report.errors == {}
     summary = report.summaries["search"]
     assert isinstance(summary, SearchSummary)
