@@ -15,7 +15,7 @@ import importlib
 import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Protocol, TypeAlias
+from typing import Generic, Protocol, TypeAlias, TypeVar
 
 import numpy as np
 
@@ -45,8 +45,10 @@ Layers: TypeAlias = tuple[tuple[Traced, Traced], ...]
 LossFn: TypeAlias = Callable[[Layers, Traced, Traced], Traced]
 """``loss(p, xb, yb)``: the mean cross-entropy of the layers ``p`` on a batch."""
 
-Epoch: TypeAlias = Callable[[Layers, Traced, Traced, Traced, Traced], Layers]
-"""A compiled epoch: ``epoch(p, idx_full, idx_rest, xs, ys)``, the new layers."""
+C = TypeVar("C")
+
+Step: TypeAlias = Callable[[C, Traced, Traced, Traced], C]
+"""One training step ``step(carry, idx, xs, ys)``: the batch is ``xs[idx], ys[idx]``."""
 
 
 def import_jax() -> ModuleType | None:
@@ -89,15 +91,28 @@ def mlp_loss(jax: ModuleType) -> LossFn:
     return loss
 
 
-class JaxLoop:
-    """JAX: the epoch is one ``jax.jit`` function, a ``jax.lax.scan`` of the SGD step over
-    the full batches (the batch gathered inside the step), then the partial batch."""
+def device_layers(jax: ModuleType, params: MLP) -> Layers:
+    """The MLP's (w, b) of each layer on JAX's device."""
+    return tuple((jax.device_put(layer.w), jax.device_put(layer.b)) for layer in params.layers)
+
+
+class ScanLoop(Generic[C]):
+    """A JAX training loop: the epoch is one ``jax.jit`` function, a ``jax.lax.scan`` of
+    ``step`` over the full batches (the batch gathered inside the step), then the
+    partial batch, with the ``carry`` (the layers, and whatever else the step threads
+    through) donated. Compilation is timed apart (``compile_seconds``); ``layers(carry)``
+    reads the MLP back."""
 
     def __init__(
-        self, jax: ModuleType, params: MLP, x: FloatArray, y: IntArray, batch: int
+        self,
+        jax: ModuleType,
+        x: FloatArray,
+        y: IntArray,
+        batch: int,
+        carry: C,
+        step: Step[C],
+        layers: Callable[[C], Layers],
     ) -> None:
-        if params.dtype == np.float64:
-            jax.config.update("jax_enable_x64", True)
         self.jax = jax
         self.batch = batch
         self.n = x.shape[0]
@@ -105,32 +120,22 @@ class JaxLoop:
         self.x: Traced = jax.device_put(x)
         # int32 indices work with and without x64
         self.y: Traced = jax.device_put(y.astype(np.int32))
-        self.p: Layers = tuple(
-            (jax.device_put(layer.w), jax.device_put(layer.b)) for layer in params.layers
-        )
+        self.carry = carry
+        self.layers = layers
+        has_rest, full = self.rest > 0, self.full
 
-        loss_fn = mlp_loss(jax)
-
-        def step(p: Layers, idx: Traced, xs: Traced, ys: Traced) -> Layers:
-            g = jax.grad(loss_fn)(p, xs[idx], ys[idx])
-            stepped: Layers = jax.tree_util.tree_map(lambda q, gq: q - LR * gq, p, g)
-            return stepped
-
-        has_rest = self.rest > 0
-
-        def epoch(p: Layers, idx_full: Traced, idx_rest: Traced, xs: Traced, ys: Traced) -> Layers:
-            if self.full:
-                p, _ = jax.lax.scan(lambda q, idx: (step(q, idx, xs, ys), None), p, idx_full)
+        def epoch(c: C, idx_full: Traced, idx_rest: Traced, xs: Traced, ys: Traced) -> C:
+            if full:
+                c, _ = jax.lax.scan(lambda q, idx: (step(q, idx, xs, ys), None), c, idx_full)
             if has_rest:
-                p = step(p, idx_rest, xs, ys)
-            return p
+                c = step(c, idx_rest, xs, ys)
+            return c
 
-        order = np.arange(self.n)
         t0 = time.perf_counter()
         lowered = jax.jit(epoch, donate_argnums=0).lower(
-            self.p, *self._split(order), self.x, self.y
+            carry, *self._split(np.arange(self.n)), self.x, self.y
         )
-        self.compiled: Epoch = lowered.compile()
+        self.compiled: Callable[[C, Traced, Traced, Traced, Traced], C] = lowered.compile()
         self.compile_seconds = time.perf_counter() - t0
 
     def _split(self, order: IntArray) -> tuple[Traced, Traced]:
@@ -139,8 +144,32 @@ class JaxLoop:
         return self.jax.device_put(full), self.jax.device_put(order[self.full * self.batch :])
 
     def epoch(self, order: IntArray) -> None:
-        self.p = self.compiled(self.p, *self._split(order), self.x, self.y)
-        self.jax.block_until_ready(self.p)
+        self.carry = self.compiled(self.carry, *self._split(order), self.x, self.y)
+        self.jax.block_until_ready(self.carry)
 
     def params(self) -> MLP:
-        return MLP(layers=tuple(Dense(w=np.array(w), b=np.array(b)) for w, b in self.p))
+        return MLP(
+            layers=tuple(Dense(w=np.array(w), b=np.array(b)) for w, b in self.layers(self.carry))
+        )
+
+
+class JaxLoop(ScanLoop[Layers]):
+    """JAX: plain SGD at the benchmark's learning rate, ``p - LR * grad``."""
+
+    def __init__(
+        self, jax: ModuleType, params: MLP, x: FloatArray, y: IntArray, batch: int
+    ) -> None:
+        if params.dtype == np.float64:
+            jax.config.update("jax_enable_x64", True)
+        loss_fn = mlp_loss(jax)
+
+        def step(p: Layers, idx: Traced, xs: Traced, ys: Traced) -> Layers:
+            g = jax.grad(loss_fn)(p, xs[idx], ys[idx])
+            stepped: Layers = jax.tree_util.tree_map(lambda q, gq: q - LR * gq, p, g)
+            return stepped
+
+        super().__init__(jax, x, y, batch, device_layers(jax, params), step, _same)
+
+
+def _same(p: Layers) -> Layers:
+    return p

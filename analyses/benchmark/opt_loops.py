@@ -21,15 +21,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
 import fmlp
-from analyses.benchmark.jax_loop import Layers, Traced, mlp_loss
+from analyses.benchmark.jax_loop import Layers, ScanLoop, Traced, device_layers, mlp_loss
 from analyses.benchmark.numpy_loops import InPlaceLoop
 from analyses.benchmark.spec import (
     OPTIMIZER_NAMES,
@@ -39,7 +38,7 @@ from analyses.benchmark.spec import (
     OptimizerSetting,
 )
 from analyses.benchmark.torch_loop import TorchLoop
-from fmlp import MLP, Dense
+from fmlp import MLP
 from fmlp.kernels import ENV_VAR
 from fmlp.optim import Optimizer
 from fmlp.tree import tree_copy
@@ -65,9 +64,6 @@ __all__ = [
 
 Carry: TypeAlias = tuple[Layers, object]
 """What an optax epoch threads through its steps: the layers and optax's state."""
-
-OptaxEpoch: TypeAlias = Callable[[Carry, Traced, Traced, Traced, Traced], Carry]
-"""A compiled optax epoch: ``epoch((p, state), idx_full, idx_rest, xs, ys)``."""
 
 
 def fmlp_optimizer(s: OptimizerSetting) -> Optimizer[Any]:
@@ -210,11 +206,10 @@ def import_optax() -> ModuleType | None:
         return None
 
 
-class OptaxLoop:
-    """JAX with optax: an epoch is one ``jax.jit`` function, a ``lax.scan`` of the step
-    (batch gathered inside, ``optax`` update, ``optax.apply_updates``) over the full
-    batches, then the partial batch; the parameters and the optimizer state are donated.
-    Compilation is timed apart (``compile_seconds``)."""
+class OptaxLoop(ScanLoop[Carry]):
+    """JAX with optax: each step gathers its batch, takes optax's update and
+    ``optax.apply_updates``; the parameters and the optimizer state are donated
+    (``ScanLoop``)."""
 
     def __init__(
         self,
@@ -226,23 +221,13 @@ class OptaxLoop:
         batch: int,
         s: OptimizerSetting,
     ) -> None:
-        self.jax = jax
-        self.batch = batch
-        self.n = x.shape[0]
-        self.full, self.rest = divmod(self.n, batch)
-        self.x: Traced = jax.device_put(x)
-        self.y: Traced = jax.device_put(y.astype(np.int32))
-        self.p: Layers = tuple(
-            (jax.device_put(layer.w), jax.device_put(layer.b)) for layer in params.layers
-        )
         if s.name in ("sgd", "momentum"):
             tx = optax.sgd(s.lr, momentum=s.momentum or None)
         elif s.name == "adam":
             tx = optax.adam(s.lr)
         else:
             tx = optax.adamw(s.lr, weight_decay=s.weight_decay)
-        self.opt_state: object = tx.init(self.p)
-
+        p = device_layers(jax, params)
         loss_fn = mlp_loss(jax)
 
         def step(carry: Carry, idx: Traced, xs: Traced, ys: Traced) -> Carry:
@@ -252,37 +237,8 @@ class OptaxLoop:
             stepped: Layers = optax.apply_updates(p, updates)
             return stepped, st
 
-        has_rest = self.rest > 0
-        full = self.full
+        super().__init__(jax, x, y, batch, (p, tx.init(p)), step, _layers)
 
-        def epoch(
-            carry: Carry, idx_full: Traced, idx_rest: Traced, xs: Traced, ys: Traced
-        ) -> Carry:
-            if full:
-                carry, _ = jax.lax.scan(
-                    lambda c, idx: (step(c, idx, xs, ys), None), carry, idx_full
-                )
-            if has_rest:
-                carry = step(carry, idx_rest, xs, ys)
-            return carry
 
-        t0 = time.perf_counter()
-        lowered = jax.jit(epoch, donate_argnums=0).lower(
-            (self.p, self.opt_state), *self._split(np.arange(self.n)), self.x, self.y
-        )
-        self.compiled: OptaxEpoch = lowered.compile()
-        self.compile_seconds = time.perf_counter() - t0
-
-    def _split(self, order: IntArray) -> tuple[Traced, Traced]:
-        order = order.astype(np.int32)
-        full = order[: self.full * self.batch].reshape(self.full, self.batch)
-        return self.jax.device_put(full), self.jax.device_put(order[self.full * self.batch :])
-
-    def epoch(self, order: IntArray) -> None:
-        self.p, self.opt_state = self.compiled(
-            (self.p, self.opt_state), *self._split(order), self.x, self.y
-        )
-        self.jax.block_until_ready(self.p)
-
-    def params(self) -> MLP:
-        return MLP(layers=tuple(Dense(w=np.array(w), b=np.array(b)) for w, b in self.p))
+def _layers(carry: Carry) -> Layers:
+    return carry[0]
