@@ -206,14 +206,10 @@ class FusedUpdate:
             raise TypeError(f"expected a ScaleByLearningRateState, got {type(lr_state).__name__}")
         dtype = params.dtype
         layers = params.layers
-        if len(activations) != len(layers) or not _fit_gemm(dtype, dlogits, written=False):
+        if len(activations) != len(layers) or not kernels.fits(dtype, dlogits):
             return None
         for layer, a in zip(layers, activations, strict=True):
-            if not (
-                _fit_gemm(dtype, a, written=False)
-                and _fit_gemm(dtype, layer.w, written=True)
-                and _fit_gemm(dtype, layer.b, written=True)
-            ):
+            if not kernels.fits(dtype, layer.w, layer.b, a, written=2):
                 return None
         t = dtype.type
         rate = self.lr.schedule(lr_state.count)
@@ -247,10 +243,6 @@ class FusedUpdate:
                     act.backprop_inplace(g, a_prev)
         prims[self.lr_index] = ScaleByLearningRateState(count=lr_state.count + 1)
         return cast(S, _rebuild_state(self.spec, prims, [0]))
-
-
-def _fit_gemm(dtype: np.dtype[np.generic], a: FloatArray, *, written: bool) -> bool:
-    return a.dtype == dtype and a.flags.c_contiguous and (a.flags.writeable or not written)
 
 
 def match(spec: RuleSpec) -> FusedUpdate | None:
