@@ -29,7 +29,7 @@ import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -55,10 +55,7 @@ T = TypeVar("T", bound=Task[object])
 R = TypeVar("R")
 S = TypeVar("S", bound=JsonRecord)
 
-__all__ = ["Log", "MissingArtifact", "PipelineError", "StudyError", "run_pipeline"]
-
-Log = Callable[[str], None]
-"""Where the driver's messages go, one line each (instead of a Progress)."""
+__all__ = ["MissingArtifact", "PipelineError", "StudyError", "run_pipeline"]
 
 
 @attrs.define
@@ -311,7 +308,6 @@ def run_pipeline(
     executor: PipelineExecutor,
     ctx: RunContext,
     available: Sequence[AnyStudy] | None = None,
-    log: Log | None = None,
     progress: Progress | None = None,
     guard: StopSignals | None = None,
 ) -> PipelineReport:
@@ -322,41 +318,18 @@ def run_pipeline(
     StudyError is reported in ``errors``; the studies that need its artifacts are then
     reported there too, and the others go on.
 
-    ``progress``: where the driver shows its messages and where it stands; ``log``: a
-    plain function for its messages instead (one line each; tests use it). Neither:
-    silent.
+    ``progress``: where the driver shows its messages and where it stands (None:
+    silent).
 
     ``guard``: the driver's signal handlers; a stop that arrives while a finished run
     or a summary is being stored waits until it is stored.
     """
     artifacts = check_order(studies, available or studies, store)
-    shown = progress
-    if shown is None and log is not None:
-        shown = _LogProgress(log)
     try:
-        return _Pipeline(studies, store, executor, ctx, artifacts, shown, guard).run()
+        return _Pipeline(studies, store, executor, ctx, artifacts, progress, guard).run()
     finally:
         if progress is not None:
             progress.close()
-
-
-class _LogProgress(Progress):
-    """Messages and run lines to a plain function, as they were before there was a bar."""
-
-    def __init__(self, log: Log) -> None:
-        self.log = log
-
-    def say(self, message: str) -> None:
-        self.log(message)
-
-    def finished(self, line: str, standing: Standing) -> None:
-        self.log(line)
-
-    def update(self, standing: Standing) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def _progress_line(task: Task[object], outcome: Outcome[object]) -> str:

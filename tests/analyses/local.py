@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from analyses.pipeline.driver import Log, run_pipeline
+from analyses.pipeline.driver import run_pipeline
 from analyses.pipeline.executors import make_executor
 from analyses.pipeline.progress import Progress
 from analyses.pipeline.store import ResultStore
@@ -22,7 +22,6 @@ def run_local(
     executor: str = "local",
     workers: int | None = None,
     progress: Progress | None = None,
-    log: Log | None = None,
 ) -> PipelineReport:
     """``studies`` run on the ``local`` executor (one run at a time, in this process) into
     the results folder ``out``, quietly."""
@@ -34,5 +33,4 @@ def run_local(
             ctx=RunContext(str(out), quiet=True),
             available=available,
             progress=progress,
-            log=log,
         )

@@ -65,7 +65,7 @@ class ProducerSummary(JsonRecord):
     total: int
 
 
-class _ProducerPlan(StudyPlan[SquareTask, Square, ProducerSummary]):
+class ProducerPlan(StudyPlan[SquareTask, Square, ProducerSummary]):
     def __init__(self, ns: Sequence[int], fail: Sequence[int]) -> None:
         self.tasks = [SquareTask(n, n in fail) for n in ns]
         super().__init__(self.tasks)
@@ -94,8 +94,8 @@ class Producer:
     provides: ClassVar[tuple[AnyKey, ...]] = (TOTAL,)
     summary_type: ClassVar[type[ProducerSummary]] = ProducerSummary
 
-    def plan(self, artifacts: Artifacts, ctx: RunContext) -> _ProducerPlan:
-        return _ProducerPlan(self.ns, self.fail)
+    def plan(self, artifacts: Artifacts, ctx: RunContext) -> ProducerPlan:
+        return ProducerPlan(self.ns, self.fail)
 
     def artifacts(self, summary: ProducerSummary) -> ArtifactValues:
         return {TOTAL: Total(summary.total)}

@@ -12,14 +12,13 @@ from typing import ClassVar
 import attrs
 import pytest
 
-from analyses.pipeline.driver import run_pipeline
-from analyses.pipeline.executors import make_executor
 from analyses.pipeline.plan import PlanProgress
 from analyses.pipeline.progress import Progress, Standing, duration
 from analyses.pipeline.store import ResultStore
+from analyses.pipeline.study import Artifacts
 from analyses.pipeline.tasks import RunContext
 from tests.analyses.local import run_local
-from tests.analyses.pipeline_doubles import Consumer, Producer, Square, SquareTask
+from tests.analyses.pipeline_doubles import Consumer, Producer, ProducerPlan, Square, SquareTask
 
 
 def test_durations_read_as_a_person_would_say_them() -> None:
@@ -88,21 +87,18 @@ class WrongSquare(SquareTask):
 def test_a_run_that_returns_another_record_is_a_failed_run(tmp_path: Path) -> None:
     task = WrongSquare(4)
     store = ResultStore(tmp_path)
-    log: list[str] = []
+    stream = io.StringIO()
 
     class Wrong(Producer):
-        def plan(self, artifacts, ctx):  # type: ignore[no-untyped-def]  # as Producer's
+        def plan(self, artifacts: Artifacts, ctx: RunContext) -> ProducerPlan:
             plan = super().plan(artifacts, ctx)
             plan.tasks.append(task)
             plan.want(task)
             return plan
 
-    with make_executor("local") as ex:
-        report = run_pipeline(
-            [Wrong((1,))], store=store, executor=ex, ctx=RunContext(str(tmp_path)), log=log.append
-        )
+    report = run_local(tmp_path, [Wrong((1,))], progress=Progress(stream))
     assert "producer" in report.errors and "4" in report.errors["producer"]
     stored = store.get(task)
     assert stored is not None and stored.failure is not None
     assert "not the Square it declares" in stored.failure.error
-    assert any("square 4: failed" in line for line in log)
+    assert "square 4: failed" in stream.getvalue()
