@@ -15,9 +15,9 @@ and how it summarizes. The counts the driver shows as progress come from here to
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import attrs
 
@@ -61,7 +61,6 @@ class StudyPlan(abc.ABC, Generic[T, R, S]):
         self._known = 0
         self.results: dict[T, R] = {}
         self.failures: dict[T, str] = {}
-        self._values: dict[object, object] = {}
         self.want(*tasks)
 
     # ------------------------------------------------------------ what is wanted
@@ -99,13 +98,15 @@ class StudyPlan(abc.ABC, Generic[T, R, S]):
             raise ValueError(f"the run {task.label()} has neither a result nor a failure")
         else:
             self.results[task] = run.result
-            self._values[task] = run.result
         self.received(task, run)
 
     def result(self, task: Task[X]) -> X:
         """The result of ``task`` as its own type (a plan whose tasks return different
         records reads each one typed); KeyError when it has not come back."""
-        value = self._values[task]
+        # ``task`` is one of this plan's tasks, of a type narrower than T: look it up
+        # among them all, then check what it returned
+        found: Mapping[object, object] = cast("Mapping[object, object]", self.results)
+        value = found[task]
         if not isinstance(value, task.result_type):
             raise TypeError(
                 f"the run {task.label()} returned a {type(value).__name__}, "
